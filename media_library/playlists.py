@@ -1,0 +1,237 @@
+"""Pure HLS helpers: playlist URI rewriting, key resolution and CDN headers.
+
+No Django imports: storage helpers and the transcoding pipeline call these with
+plain strings. Keys are storage keys (``videos/<id>/hls/1/480p/index.m3u8``), not
+URLs, and never start with ``/``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable
+from enum import StrEnum
+from urllib.parse import unquote, urlsplit
+
+__all__ = [
+    "URI_ATTRIBUTE_TAGS",
+    "AssetKind",
+    "asset_kind_for_key",
+    "content_headers_for_key",
+    "resolve_playlist_uri",
+    "rewrite_playlist_keys",
+    "rewrite_playlist_uris",
+]
+
+#: Tags whose attribute list may carry a ``URI="…"`` attribute (RFC 8216 and its
+#: low-latency additions); every other tag and every comment is left as written.
+URI_ATTRIBUTE_TAGS = frozenset(
+    {
+        "EXT-X-MEDIA",
+        "EXT-X-I-FRAME-STREAM-INF",
+        "EXT-X-MAP",
+        "EXT-X-KEY",
+        "EXT-X-SESSION-KEY",
+        "EXT-X-SESSION-DATA",
+        "EXT-X-PART",
+        "EXT-X-PRELOAD-HINT",
+        "EXT-X-RENDITION-REPORT",
+    }
+)
+
+# Playlist lines end in LF or CRLF; the separator is kept so output diffs stay minimal.
+_LINE_SPLIT = re.compile(r"(\r\n|\n|\r)")
+
+
+class AssetKind(StrEnum):
+    """What an HLS output file is, which decides how long the CDN may cache it."""
+
+    PLAYLIST = "playlist"
+    SEGMENT = "segment"
+    IMAGE = "image"
+    CAPTIONS = "captions"
+    OTHER = "other"
+
+
+_SEGMENT_CACHE = "public, max-age=31536000, immutable"
+_PLAYLIST_CACHE = "public, max-age=3600, stale-while-revalidate=86400"
+_IMAGE_CACHE = "public, max-age=604800"
+_CAPTIONS_CACHE = "public, max-age=86400"
+# Unknown files are never pinned in a cache, so a wrong guess costs a revalidation only.
+_OTHER_CACHE = "no-cache"
+_FALLBACK_TYPE = "application/octet-stream"
+
+# Set explicitly: Debian's mimetypes maps .ts to Qt translations (text/vnd.trolltech.linguist).
+_TYPES_BY_EXTENSION: dict[str, tuple[AssetKind, str]] = {
+    ".m3u8": (AssetKind.PLAYLIST, "application/vnd.apple.mpegurl"),
+    ".ts": (AssetKind.SEGMENT, "video/mp2t"),
+    ".m4s": (AssetKind.SEGMENT, "video/iso.segment"),
+    ".mp4": (AssetKind.SEGMENT, "video/mp4"),
+    ".aac": (AssetKind.SEGMENT, "audio/aac"),
+    ".jpg": (AssetKind.IMAGE, "image/jpeg"),
+    ".jpeg": (AssetKind.IMAGE, "image/jpeg"),
+    ".png": (AssetKind.IMAGE, "image/png"),
+    ".webp": (AssetKind.IMAGE, "image/webp"),
+    ".vtt": (AssetKind.CAPTIONS, "text/vtt"),
+}
+
+_CACHE_BY_KIND: dict[AssetKind, str] = {
+    AssetKind.PLAYLIST: _PLAYLIST_CACHE,
+    AssetKind.SEGMENT: _SEGMENT_CACHE,
+    AssetKind.IMAGE: _IMAGE_CACHE,
+    AssetKind.CAPTIONS: _CAPTIONS_CACHE,
+    AssetKind.OTHER: _OTHER_CACHE,
+}
+
+
+def asset_kind_for_key(key: str) -> AssetKind:
+    """Classify a storage key by its extension (case-insensitive)."""
+    extension = posixpath.splitext(key)[1].lower()
+    entry = _TYPES_BY_EXTENSION.get(extension)
+    return entry[0] if entry else AssetKind.OTHER
+
+
+def content_headers_for_key(key: str) -> tuple[str, str]:
+    """Return ``(Content-Type, Cache-Control)`` the CDN should see for a key.
+
+    Segments and init segments never change once written (a re-transcode goes to
+    a fresh prefix), so they are immutable for a year; playlists are cached for an
+    hour and may be served stale for a day while revalidating; posters for a week;
+    captions for a day; anything else is ``application/octet-stream``, revalidated.
+    """
+    extension = posixpath.splitext(key)[1].lower()
+    kind, content_type = _TYPES_BY_EXTENSION.get(extension, (AssetKind.OTHER, _FALLBACK_TYPE))
+    return content_type, _CACHE_BY_KIND[kind]
+
+
+def rewrite_playlist_uris(text: str, map_uri: Callable[[str], str]) -> str:
+    """Return an m3u8 playlist with every URI replaced by ``map_uri(uri)``.
+
+    Rewrites URI lines (variant playlists in a master, segments in a media
+    playlist) and ``URI="…"`` attributes of the tags in ``URI_ATTRIBUTE_TAGS``
+    (``EXT-X-MEDIA``, ``EXT-X-I-FRAME-STREAM-INF``, ``EXT-X-MAP``, ``EXT-X-KEY``, …).
+    Every other tag, comment, blank line and line ending is kept byte for byte.
+    ``map_uri`` receives the URI exactly as written in the playlist.
+
+    Raises:
+        ValueError: if ``map_uri`` returns a value that cannot be written back
+            (empty, or containing a line break, or a ``"`` inside an attribute).
+    """
+    pieces = _LINE_SPLIT.split(text)
+    # Even indexes are line contents, odd ones the separators that followed them.
+    for index in range(0, len(pieces), 2):
+        line = pieces[index]
+        # A byte-order mark is not allowed by RFC 8216 but must not turn #EXTM3U into a URI.
+        body = line.lstrip("\ufeff")
+        if body.startswith("#"):
+            pieces[index] = line[: len(line) - len(body)] + _rewrite_tag(body, map_uri)
+        elif line.strip():
+            pieces[index] = _checked(map_uri(line.strip()), line.strip(), in_attribute=False)
+    return "".join(pieces)
+
+
+def resolve_playlist_uri(*, playlist_key: str, uri: str, hls_prefix: str) -> str:
+    """Resolve a URI written in a playlist to the storage key it points at.
+
+    ``playlist_key="videos/ID/hls/1/480p/index.m3u8"`` and ``uri="seg_00001.ts"``
+    give ``videos/ID/hls/1/480p/seg_00001.ts``. The URI must be a relative
+    reference (as ffmpeg writes them); percent-escapes are decoded.
+
+    Raises:
+        ValueError: if the URI is absolute, carries a query or fragment, or
+            resolves (``..`` tricks included) outside ``hls_prefix``, or if the
+            playlist itself is outside ``hls_prefix``.
+    """
+    prefix = hls_prefix.strip("/")
+    if not prefix:
+        raise ValueError("hls_prefix is empty: give the video's HLS prefix, e.g. 'videos/<id>/hls/'")
+    prefix += "/"
+    if not _is_within(playlist_key, prefix):
+        raise ValueError(f"playlist {playlist_key!r} is not under the HLS prefix {prefix!r}")
+    parts = urlsplit(uri)
+    if parts.scheme or parts.netloc or uri.startswith("/"):
+        raise ValueError(f"playlist URI {uri!r} is not relative; only relative URIs map to storage keys")
+    if parts.query or parts.fragment:
+        raise ValueError(f"playlist URI {uri!r} has a query or fragment, which storage keys do not have")
+    path = unquote(parts.path)
+    if not path or "\\" in path or "\x00" in path:
+        raise ValueError(f"playlist URI {uri!r} is empty or has a backslash or NUL")
+    key = posixpath.normpath(posixpath.join(posixpath.dirname(playlist_key), path))
+    if not _is_within(key, prefix):
+        raise ValueError(f"playlist URI {uri!r} in {playlist_key!r} escapes the HLS prefix {prefix!r}")
+    return key
+
+
+def rewrite_playlist_keys(
+    text: str,
+    *,
+    playlist_key: str,
+    hls_prefix: str,
+    url_for_key: Callable[[str], str],
+) -> str:
+    """Rewrite a stored playlist so each relative URI becomes ``url_for_key(key)``.
+
+    Each URI is resolved against ``playlist_key`` with ``resolve_playlist_uri``
+    (so none may leave ``hls_prefix``) and the resulting storage key is handed to
+    ``url_for_key``, e.g. a signed CDN URL or a presigned bucket URL.
+    """
+
+    def map_uri(uri: str) -> str:
+        return url_for_key(resolve_playlist_uri(playlist_key=playlist_key, uri=uri, hls_prefix=hls_prefix))
+
+    return rewrite_playlist_uris(text, map_uri)
+
+
+def _rewrite_tag(line: str, map_uri: Callable[[str], str]) -> str:
+    """Rewrite the URI attribute of one tag line, or return it unchanged."""
+    name, colon, attributes = line[1:].partition(":")
+    if not colon or name not in URI_ATTRIBUTE_TAGS:
+        return line
+    return f"#{name}:{_rewrite_attribute_list(attributes, map_uri)}"
+
+
+def _rewrite_attribute_list(attributes: str, map_uri: Callable[[str], str]) -> str:
+    """Walk an attribute list (``A=1,URI="x",B="y,z"``) and map the URI value.
+
+    Quoted strings may contain commas, so the list is scanned rather than split.
+    """
+    out: list[str] = []
+    position = 0
+    length = len(attributes)
+    while position < length:
+        equals = attributes.find("=", position)
+        if equals == -1:
+            out.append(attributes[position:])
+            break
+        name = attributes[position:equals]
+        out.append(attributes[position : equals + 1])
+        position = equals + 1
+        if position < length and attributes[position] == '"':
+            closing = attributes.find('"', position + 1)
+            if closing == -1:
+                # An unterminated quote is malformed; keep the rest untouched.
+                out.append(attributes[position:])
+                break
+            value = attributes[position + 1 : closing]
+            if name.strip() == "URI":
+                value = _checked(map_uri(value), value, in_attribute=True)
+            out.append(f'"{value}"')
+            position = closing + 1
+        comma = attributes.find(",", position)
+        end = length if comma == -1 else comma + 1
+        out.append(attributes[position:end])
+        position = end
+    return "".join(out)
+
+
+def _checked(new: str, old: str, *, in_attribute: bool) -> str:
+    """Refuse a replacement URI that would corrupt the playlist's syntax."""
+    if not new or "\n" in new or "\r" in new or (in_attribute and '"' in new):
+        raise ValueError(f"replacement for playlist URI {old!r} cannot be written into a playlist: {new!r}")
+    return new
+
+
+def _is_within(key: str, prefix: str) -> bool:
+    """Tell whether a normalised relative key lies strictly under ``prefix``."""
+    normalised = posixpath.normpath(key)
+    return not key.startswith("/") and normalised == key.rstrip("/") and normalised.startswith(prefix)

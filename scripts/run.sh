@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up and run the product: web server (gunicorn) and django-q2 worker; Ctrl-C stops both.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh" requirements.txt
+
+python manage.py migrate --noinput
+python manage.py collectstatic --noinput -v 0
+python manage.py setup_schedules
+if [ -n "${DJANGO_SUPERUSER_USERNAME:-}" ] && [ -n "${DJANGO_SUPERUSER_PASSWORD:-}" ]; then
+  python manage.py ensure_superuser
+else
+  echo "run: no admin user created; set DJANGO_SUPERUSER_USERNAME, DJANGO_SUPERUSER_EMAIL and DJANGO_SUPERUSER_PASSWORD to create one, or run: .venv/bin/python manage.py createsuperuser"
+fi
+
+HOST="${HOST:-127.0.0.1}"
+PORT="${PORT:-8000}"
+pids=()
+# Each child runs in its own session so Ctrl-C reaches it once, through this trap:
+# django-q2's cluster deadlocks when a second stop signal arrives while it is stopping.
+stop() {
+  trap - INT TERM EXIT
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  for _ in $(seq 1 60); do
+    kill -0 "${pids[@]}" 2>/dev/null || break
+    sleep 0.5
+  done
+  kill -KILL "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+# Threads let one slow upload stream while other requests are served.
+setsid gunicorn unpuzzle.wsgi:application --bind "$HOST:$PORT" --worker-class gthread \
+  --workers "${WEB_WORKERS:-2}" --threads "${WEB_THREADS:-16}" --timeout 300 --graceful-timeout 30 \
+  --access-logfile - &
+pids+=($!)
+setsid python manage.py qcluster &
+pids+=($!)
+echo "run: web on http://$HOST:$PORT/admin/ (health: http://$HOST:$PORT/healthz); worker started. Ctrl-C stops both."
+wait -n "${pids[@]}"

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up and run the test suite. Uses SQLite unless DATABASE_URL is set. Extra args go to pytest.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh" requirements-dev.txt
+
+if [ -f tests/js/package-lock.json ] && command -v npm >/dev/null 2>&1; then
+  if [ ! -d tests/js/node_modules ] || [ tests/js/package-lock.json -nt tests/js/node_modules/.package-lock.json ]; then
+    (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi
+
+python manage.py makemigrations --check --dry-run >/dev/null || { echo "test: models changed without migrations (run manage.py makemigrations)"; exit 1; }
+exec python -m pytest "$@"

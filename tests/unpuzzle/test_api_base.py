@@ -1,0 +1,87 @@
+"""API base: root, schema, docs, token and session authentication, health."""
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+pytestmark = pytest.mark.django_db
+
+
+def test_api_root_lists_sections(client):
+    response = client.get("/api/v1/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["uploads"].endswith("/api/v1/uploads/")
+    assert body["videos"].endswith("/api/v1/videos/")
+
+
+def test_openapi_schema_and_docs(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    assert schema.json()["openapi"].startswith("3.")
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    assert b"swagger" in docs.content.lower()
+
+
+def test_drf_create_token_command_gives_a_working_token(user):
+    out = io.StringIO()
+    call_command("drf_create_token", user.username, stdout=out)
+    token = Token.objects.get(user=user).key
+    assert token in out.getvalue()
+
+    client = APIClient()
+    assert client.get("/api/v1/me/").status_code == 401
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    response = client.get("/api/v1/me/")
+    assert response.status_code == 200
+    assert response.json()["username"] == user.username
+
+
+def test_session_authentication(client, user):
+    client.force_login(user)
+    assert client.get("/api/v1/me/").json()["username"] == user.username
+
+
+def test_wrong_token_is_401():
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token not-a-token")
+    response = client.get("/api/v1/me/")
+    assert response.status_code == 401
+    assert "Invalid token" in response.json()["detail"]
+
+
+def test_healthz_reports_every_check(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "storage", "ffmpeg", "ffprobe", "queue"}
+    assert all(check["ok"] for check in body["checks"].values())
+    assert response["Cache-Control"].startswith("max-age=0")
+
+
+def test_healthz_is_503_when_ffmpeg_is_missing(client, settings):
+    settings.FFMPEG_BIN = "ffmpeg-that-is-not-installed"
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    check = response.json()["checks"]["ffmpeg"]
+    assert check["ok"] is False and "not found" in check["error"]
+
+
+def test_healthz_checks_s3_storage(client, s3_storage):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["storage"]["backend"] == "MediaS3Storage"
+
+
+def test_healthz_is_503_when_bucket_is_missing(client, settings, s3_storage):
+    options = {**settings.STORAGES["default"]["OPTIONS"], "bucket_name": "bucket-that-does-not-exist"}
+    settings.STORAGES = {**settings.STORAGES, "default": {**settings.STORAGES["default"], "OPTIONS": options}}
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["storage"]["ok"] is False

@@ -1,0 +1,146 @@
+"""Settings switch by environment only: defaults, B2 storage, production checks."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from unpuzzle.storage_options import normalize_endpoint, s3_storage_options
+
+ROOT = Path(__file__).resolve().parents[2]
+
+B2_ENV = {
+    "STORAGE_BACKEND": "b2",
+    "BB_KEY_ID": "key-id",
+    "BB_APPLICATION_KEY": "app-key",
+    "BB_ENDPOINT": "s3.us-west-002.backblazeb2.com",
+    "BB_REGION": "us-west-002",
+    "BB_BUCKET_NAME": "unpuzzle-media",
+}
+
+PRODUCTION_ENV = {
+    **B2_ENV,
+    "DEBUG": "0",
+    "SECRET_KEY": "x7#production-secret-for-the-check-only-k2m9v4q8z1w6e3r5t0y7u2i4o9p",
+    "ALLOWED_HOSTS": "media.example.com",
+    "DATABASE_URL": "postgres://app@db.example.com:5432/unpuzzle",
+    "SECURE_SSL_REDIRECT": "1",
+    "SESSION_COOKIE_SECURE": "1",
+    "CSRF_COOKIE_SECURE": "1",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
+    "SECURE_HSTS_PRELOAD": "1",
+}
+
+
+def _clean_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BB_", "STORAGE_", "DATABASE_URL", "SECRET_KEY", "DEBUG"))}
+    env.update(overrides)
+    return env
+
+
+def _settings_value(expr: str, **env: str) -> subprocess.CompletedProcess:
+    code = (
+        "import django, json; django.setup(); from django.conf import settings; "
+        f"print(json.dumps({expr}, default=str))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=_clean_env(DJANGO_SETTINGS_MODULE="unpuzzle.settings", **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_defaults_need_nothing_set(tmp_path):
+    result = _settings_value(
+        '[settings.DEBUG, settings.DATABASES["default"]["ENGINE"], settings.STORAGES["default"]["BACKEND"], '
+        'settings.Q_CLUSTER["orm"], settings.EMAIL_BACKEND, settings.MEDIA_ROOT]',
+        VAR_DIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    debug, engine, backend, broker, email, media_root = json.loads(result.stdout)
+    assert debug is False
+    assert engine == "django.db.backends.sqlite3"
+    assert backend == "django.core.files.storage.FileSystemStorage"
+    assert broker == "default"
+    assert email == "django.core.mail.backends.console.EmailBackend"
+    assert media_root == str(tmp_path / "media")
+
+
+def test_database_url_switches_to_postgresql():
+    result = _settings_value('settings.DATABASES["default"]["ENGINE"]', DATABASE_URL="postgres://postgres@127.0.0.1:5432/x")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == "django.db.backends.postgresql"
+
+
+def test_b2_storage_settings_follow_the_b2_facts():
+    expr = (
+        '{k: str(v) for k, v in settings.STORAGES["default"]["OPTIONS"].items()} | '
+        '{"backend": settings.STORAGES["default"]["BACKEND"], '
+        '"sig": settings.STORAGES["default"]["OPTIONS"]["client_config"].signature_version, '
+        '"req": settings.STORAGES["default"]["OPTIONS"]["client_config"].request_checksum_calculation, '
+        '"resp": settings.STORAGES["default"]["OPTIONS"]["client_config"].response_checksum_validation}'
+    )
+    result = _settings_value(expr, **B2_ENV)
+    assert result.returncode == 0, result.stderr
+    options = json.loads(result.stdout)
+    assert options["backend"] == "unpuzzle.storage.MediaS3Storage"
+    assert options["endpoint_url"] == "https://s3.us-west-002.backblazeb2.com"
+    assert options["region_name"] == "us-west-002"
+    assert options["bucket_name"] == "unpuzzle-media"
+    assert options["default_acl"] == "None"
+    assert (options["sig"], options["req"], options["resp"]) == ("s3v4", "when_required", "when_required")
+
+
+def test_b2_storage_with_missing_variables_says_which():
+    result = _settings_value("1", STORAGE_BACKEND="b2", BB_ENDPOINT="s3.example.com")
+    assert result.returncode != 0
+    assert "BB_KEY_ID" in result.stderr and "BB_BUCKET_NAME" in result.stderr
+
+
+def test_unknown_storage_backend_is_refused():
+    result = _settings_value("1", STORAGE_BACKEND="ftp")
+    assert result.returncode != 0
+    assert "STORAGE_BACKEND must be 'local' or 'b2'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("s3.us-west-002.backblazeb2.com", "https://s3.us-west-002.backblazeb2.com"),
+        ("https://s3.eu-central-003.backblazeb2.com/", "https://s3.eu-central-003.backblazeb2.com"),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+    ],
+)
+def test_endpoint_takes_a_host_or_a_url(given, expected):
+    assert normalize_endpoint(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "ftp://host"])
+def test_endpoint_rejects_nonsense(bad):
+    with pytest.raises(ValueError):
+        normalize_endpoint(bad)
+
+
+def test_storage_options_list_every_missing_name():
+    with pytest.raises(ValueError, match="BB_KEY_ID, BB_APPLICATION_KEY, BB_REGION, BB_BUCKET_NAME"):
+        s3_storage_options(key_id="", application_key="", endpoint="h", region="", bucket_name="")
+
+
+def test_production_settings_pass_check_deploy():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=_clean_env(**PRODUCTION_ENV),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,145 @@
+"""Transcode jobs, the cost ledger and the budget policy."""
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from unpuzzle.states import apply_transition
+
+
+class TranscodeJob(models.Model):
+    """One attempt to turn a video's original into an HLS ladder."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    S = Status
+    TRANSITIONS = {
+        S.QUEUED: frozenset({S.RUNNING, S.FAILED, S.CANCELLED}),
+        # running -> queued: the reaper requeues a job whose worker died.
+        S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED, S.QUEUED}),
+        S.SUCCEEDED: frozenset(),
+        S.FAILED: frozenset(),
+        S.CANCELLED: frozenset(),
+    }
+    ACTIVE_STATUSES = (S.QUEUED, S.RUNNING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    video = models.ForeignKey("media_library.Video", on_delete=models.CASCADE, related_name="jobs")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent 0..100")
+    attempts = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    log_tail = models.TextField(blank=True, help_text="Last lines of ffmpeg's log")
+    task_id = models.CharField(max_length=64, blank=True)
+    output_prefix = models.CharField(max_length=512, blank=True)
+    wall_seconds = models.FloatField(null=True, blank=True)
+    cpu_seconds = models.FloatField(null=True, blank=True)
+    output_bytes = models.BigIntegerField(null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=100), name="job_progress_0_100"),
+            models.CheckConstraint(
+                condition=Q(output_bytes__isnull=True) | Q(output_bytes__gte=0), name="job_output_bytes_non_negative"
+            ),
+            # At most one live job per video, so a video is never transcoded twice at once.
+            models.UniqueConstraint(
+                fields=["video"], condition=Q(status__in=["queued", "running"]), name="job_one_active_per_video"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.id} ({self.status})"
+
+    def transition(self, new: str) -> str:
+        """Move to ``new`` if the state machine allows it; returns the old status."""
+        return apply_transition(self, allowed=self.TRANSITIONS, new=new)
+
+
+class CostLogEntry(models.Model):
+    """One billable quantity with its price; amounts are exact Decimals."""
+
+    class Kind(models.TextChoices):
+        STORAGE = "storage", "Storage"
+        EGRESS = "egress", "Egress"
+        TRANSCODE = "transcode", "Transcode"
+        REQUESTS = "requests", "Requests"
+
+    date = models.DateField(db_index=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, db_index=True)
+    quantity = models.DecimalField(max_digits=20, decimal_places=6)
+    unit = models.CharField(max_length=16, help_text="e.g. GB-day, GB, minute, 1k requests")
+    unit_price = models.DecimalField(max_digits=14, decimal_places=8, help_text="USD per unit")
+    amount = models.DecimalField(max_digits=14, decimal_places=6, help_text="USD")
+    is_estimate = models.BooleanField(default=False)
+    video = models.ForeignKey(
+        "media_library.Video", null=True, blank=True, on_delete=models.SET_NULL, related_name="cost_entries"
+    )
+    job = models.ForeignKey(TranscodeJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="cost_entries")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="cost_entries"
+    )
+    note = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-date", "-id"]
+        verbose_name_plural = "cost log entries"
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="cost_quantity_non_negative"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="cost_unit_price_non_negative"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="cost_amount_non_negative"),
+        ]
+        indexes = [models.Index(fields=["date", "kind"])]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.kind} ${self.amount}"
+
+
+class BudgetPolicy(models.Model):
+    """The single row holding the monthly budget and the kill switch."""
+
+    SINGLETON_ID = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_ID, editable=False)
+    monthly_budget_usd = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("100.00"))
+    kill_switch_engaged = models.BooleanField(default=False)
+    kill_switch_reason = models.TextField(blank=True)
+    kill_switch_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kill_switch_at = models.DateTimeField(null=True, blank=True)
+    auto_engage = models.BooleanField(default=True, help_text="Engage when month-to-date spend reaches the budget")
+    auto_engage_on_forecast = models.BooleanField(default=False, help_text="Also engage when the forecast passes it")
+    spike_threshold_pct = models.PositiveIntegerField(default=50, help_text="Day-over-day increase that alerts")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "budget policy"
+        verbose_name_plural = "budget policy"
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="budgetpolicy_singleton"),
+            models.CheckConstraint(condition=Q(monthly_budget_usd__gte=0), name="budget_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        state = "engaged" if self.kill_switch_engaged else "released"
+        return f"Budget ${self.monthly_budget_usd}/month, kill switch {state}"

@@ -1,0 +1,78 @@
+"""Domain exceptions and the one place that maps them to HTTP statuses."""
+from __future__ import annotations
+
+import logging
+
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """Base for errors a service raises on purpose; the message tells the caller what to fix."""
+
+    status_code = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status_code is not None:
+            self.status_code = status_code
+
+
+class InvalidTransition(DomainError):
+    """A state change the model's state machine does not allow."""
+
+    status_code = 409
+    code = "invalid_transition"
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(DomainError):
+    status_code = 413
+    code = "too_large"
+
+
+class TooManyRequests(DomainError):
+    status_code = 429
+    code = "too_many_requests"
+
+
+class BudgetExceeded(DomainError):
+    """Spending is stopped (kill switch engaged or budget used up)."""
+
+    status_code = 429
+    code = "budget_exceeded"
+
+
+class StorageUnavailable(DomainError):
+    """The object store could not be reached; the caller should retry later."""
+
+    status_code = 503
+    code = "storage_unavailable"
+
+
+def domain_error_response(exc: DomainError) -> Response:
+    """The JSON body every API error has: ``{"detail", "code"}``."""
+    return Response({"detail": exc.message, "code": exc.code}, status=exc.status_code)
+
+
+def api_exception_handler(exc, context):
+    """DRF exception handler: domain errors get their status, the rest DRF's default."""
+    if isinstance(exc, DomainError):
+        logger.info("domain error in %s: %s", context.get("view").__class__.__name__, exc.message)
+        return domain_error_response(exc)
+    return exception_handler(exc, context)

@@ -1,0 +1,243 @@
+"""Settings for the Unpuzzle media backend.
+
+Every value comes from the environment through one ``environ.Env`` with an embedded
+default, so ``manage.py`` works with nothing set (SQLite, local storage under ``var/``,
+django-q2 ORM broker, console email). README.md and .env.example document each name.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+from unpuzzle.storage_options import s3_storage_options
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+# --- Core -----------------------------------------------------------------------------
+DEBUG = env.bool("DEBUG", default=False)
+# The default key only suits local development; production sets SECRET_KEY.
+SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-local-development-key-change-me")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+MEDIA_ROOT = VAR_DIR / "media"
+UPLOAD_TEMP_DIR = Path(env.str("UPLOAD_TEMP_DIR", default=str(VAR_DIR / "uploads")))
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_URL = "static/"
+MEDIA_URL = env.str("MEDIA_URL", default="/media/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_q",
+    "unpuzzle",
+    "media_library",
+    "uploads",
+    "transcoding",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "unpuzzle.urls"
+WSGI_APPLICATION = "unpuzzle.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite cannot create its folder; make `manage.py` work on a fresh checkout.
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # The web server and the worker share one file: wait for locks instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Storage --------------------------------------------------------------------------
+STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local")
+STORAGE_URL_EXPIRE_S = env.int("STORAGE_URL_EXPIRE_S", default=3600)
+if STORAGE_BACKEND == "local":
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": MEDIA_URL, "allow_overwrite": True},
+    }
+elif STORAGE_BACKEND == "b2":
+    _default_storage = {
+        "BACKEND": "unpuzzle.storage.MediaS3Storage",
+        "OPTIONS": s3_storage_options(
+            key_id=env.str("BB_KEY_ID", default=""),
+            application_key=env.str("BB_APPLICATION_KEY", default=""),
+            endpoint=env.str("BB_ENDPOINT", default=""),
+            region=env.str("BB_REGION", default=""),
+            bucket_name=env.str("BB_BUCKET_NAME", default=""),
+            url_expire_seconds=STORAGE_URL_EXPIRE_S,
+        ),
+    }
+else:
+    raise environ.ImproperlyConfigured(f"STORAGE_BACKEND must be 'local' or 'b2', not {STORAGE_BACKEND!r}")
+
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# --- CDN ------------------------------------------------------------------------------
+CDN_URL = env.str("CDN_URL", default="")
+CDN_TOKEN_KEY = env.str("CDN_TOKEN_KEY", default="")
+CDN_TOKEN_TTL = env.int("CDN_TOKEN_TTL", default=6 * 3600)
+
+# --- Uploads --------------------------------------------------------------------------
+MAX_VIDEO_SIZE_MB = env.int("MAX_VIDEO_SIZE_MB", default=500)
+ALLOWED_VIDEO_FORMATS = [f.lower().lstrip(".") for f in env.list("ALLOWED_VIDEO_FORMATS", default=["mp4", "webm", "avi", "mov", "mkv"])]
+UPLOAD_EXPIRY_HOURS = env.int("UPLOAD_EXPIRY_HOURS", default=48)
+MAX_CONCURRENT_UPLOADS = env.int("MAX_CONCURRENT_UPLOADS", default=5)
+CHUNK_SIZE_MB = env.int("CHUNK_SIZE_MB", default=8)
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/api/.*$"
+
+# --- Transcoding ----------------------------------------------------------------------
+FFMPEG_BIN = env.str("FFMPEG_BIN", default="ffmpeg")
+FFPROBE_BIN = env.str("FFPROBE_BIN", default="ffprobe")
+HLS_LADDER = env.str("HLS_LADDER", default="240p:400k,480p:800k,720p:1500k")
+HLS_AUDIO_BITRATE = env.str("HLS_AUDIO_BITRATE", default="128k")
+HLS_SEGMENT_SECONDS = env.int("HLS_SEGMENT_SECONDS", default=6)
+TRANSCODE_TIMEOUT_S = env.int("TRANSCODE_TIMEOUT_S", default=4 * 3600)
+TRANSCODE_MAX_ATTEMPTS = env.int("TRANSCODE_MAX_ATTEMPTS", default=3)
+
+# --- Costs and budget -----------------------------------------------------------------
+MONTHLY_BUDGET_USD = env.str("MONTHLY_BUDGET_USD", default="100.00")
+B2_STORAGE_USD_PER_GB_MONTH = env.str("B2_STORAGE_USD_PER_GB_MONTH", default="0.006")
+B2_DOWNLOAD_USD_PER_GB = env.str("B2_DOWNLOAD_USD_PER_GB", default="0.00")
+CDN_USD_PER_GB = env.str("CDN_USD_PER_GB", default="0.01")
+TRANSCODE_USD_PER_MINUTE = env.str("TRANSCODE_USD_PER_MINUTE", default="0.005")
+COST_ALERT_EMAILS = env.list("COST_ALERT_EMAILS", default=[])
+ADMINS = [(addr, addr) for addr in env.list("ADMIN_EMAILS", default=[])]
+
+# --- Background tasks (django-q2) -----------------------------------------------------
+Q_CLUSTER = {
+    "name": "unpuzzle",
+    "orm": "default",
+    "workers": env.int("Q_WORKERS", default=2),
+    # A task is killed after `timeout`; `retry` must be longer so a running transcode is
+    # never handed to a second worker.
+    "timeout": TRANSCODE_TIMEOUT_S + 300,
+    "retry": TRANSCODE_TIMEOUT_S + 900,
+    "max_attempts": 1,
+    "queue_limit": 4,
+    "recycle": 50,
+    "poll": 1,
+    "catch_up": False,
+    "ack_failures": True,
+    "save_limit": 1000,
+    "sync": env.bool("Q_SYNC", default=False),
+}
+
+# --- Email ----------------------------------------------------------------------------
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="unpuzzle@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- API ------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: anonymous API calls then get 401 with WWW-Authenticate, not 403.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 25,
+    "EXCEPTION_HANDLER": "unpuzzle.exceptions.api_exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Unpuzzle media API",
+    "DESCRIPTION": "Resumable uploads, videos, playback and costs.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Security (production) ------------------------------------------------------------
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+if env.bool("BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Large bodies stream to disk through the tus view; this guards form posts only.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,198 @@
+"""Storage helpers every app uses: save, open locally, list, delete a prefix, URLs.
+
+Works on local files (``FileSystemStorage``) and on B2/S3 (``MediaS3Storage``) without
+reading whole objects into memory and without ``FieldFile.path`` outside local storage.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage, Storage, storages
+from storages.backends.s3 import S3Storage
+
+from media_library.playlists import content_headers_for_key
+
+logger = logging.getLogger(__name__)
+
+COPY_BUFFER_BYTES = 1024 * 1024
+
+
+class MediaS3Storage(S3Storage):
+    """S3Storage that writes an explicit Content-Type and Cache-Control on every object.
+
+    The values come from the key's extension (``content_headers_for_key``) unless the
+    content being saved carries its own ``content_type`` / ``cache_control`` attributes.
+    """
+
+    def _get_write_parameters(self, name, content=None):
+        params = self.get_object_parameters(name)
+        content_type, cache_control = content_headers_for_key(name)
+        params["ContentType"] = getattr(content, "forced_content_type", None) or content_type
+        params["CacheControl"] = getattr(content, "cache_control", None) or cache_control
+        return params
+
+
+class StoredContent(File):
+    """A stream to save, with the headers it must be served with."""
+
+    def __init__(self, stream: IO[bytes], *, content_type: str | None = None, cache_control: str | None = None):
+        super().__init__(stream)
+        self.forced_content_type = content_type
+        self.cache_control = cache_control
+
+
+def get_storage() -> Storage:
+    """The default storage backend (local or B2), resolved at call time so tests can swap it."""
+    return storages["default"]
+
+
+def is_local(storage: Storage | None = None) -> bool:
+    """True when objects are plain files on this machine."""
+    return isinstance(storage or get_storage(), FileSystemStorage)
+
+
+def _backend(storage: Storage | None) -> Storage:
+    return storage or get_storage()
+
+
+def save_stream(
+    key: str,
+    stream: IO[bytes],
+    *,
+    content_type: str | None = None,
+    cache_control: str | None = None,
+    storage: Storage | None = None,
+) -> str:
+    """Store ``stream`` under exactly ``key`` (overwriting) and return the key.
+
+    Content-Type and Cache-Control default to the ones for the key's extension. S3 uploads
+    go through boto3's managed transfer, so large streams become multipart uploads.
+    """
+    backend = _backend(storage)
+    content = StoredContent(stream, content_type=content_type, cache_control=cache_control)
+    if isinstance(backend, FileSystemStorage) and backend.exists(key):
+        backend.delete(key)
+    saved = backend.save(key, content)
+    if saved != key:
+        raise RuntimeError(f"storage saved {key!r} as {saved!r}; keys must be written as given")
+    return saved
+
+
+def save_file(key: str, path: str | os.PathLike, *, storage: Storage | None = None, **headers: str | None) -> str:
+    """Store the local file at ``path`` under ``key``."""
+    with open(path, "rb") as fh:
+        return save_stream(key, fh, storage=storage, **headers)
+
+
+def save_directory(prefix: str, directory: str | os.PathLike, *, storage: Storage | None = None) -> list[tuple[str, int]]:
+    """Store every file under ``directory`` below ``prefix``; return ``(key, size)`` pairs."""
+    stored = []
+    root = Path(directory)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        key = f"{prefix.rstrip('/')}/{path.relative_to(root).as_posix()}"
+        save_file(key, path, storage=storage)
+        stored.append((key, path.stat().st_size))
+    return stored
+
+
+@contextlib.contextmanager
+def open_local_copy(key: str, *, storage: Storage | None = None, suffix: str = "") -> Iterator[Path]:
+    """Yield a local path holding the object's bytes; treat it as read-only.
+
+    Local storage yields the file itself; remote storage streams the object into a temp
+    directory that is removed afterwards.
+    """
+    backend = _backend(storage)
+    if isinstance(backend, FileSystemStorage):
+        path = Path(backend.path(key))
+        if not path.is_file():
+            raise FileNotFoundError(f"stored object {key!r} does not exist")
+        yield path
+        return
+    tmpdir = tempfile.mkdtemp(prefix="unpuzzle-obj-")
+    try:
+        target = Path(tmpdir) / f"object{suffix or Path(key).suffix}"
+        with open(target, "wb") as out:
+            if isinstance(backend, S3Storage):
+                backend.bucket.Object(backend._normalize_name(key)).download_fileobj(
+                    out, Config=backend.transfer_config
+                )
+            else:
+                with backend.open(key, "rb") as src:
+                    shutil.copyfileobj(src, out, COPY_BUFFER_BYTES)
+        yield target
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def iter_objects(prefix: str, *, storage: Storage | None = None) -> Iterator[tuple[str, int]]:
+    """Yield ``(key, size)`` for every object whose key starts with ``prefix``."""
+    backend = _backend(storage)
+    if isinstance(backend, S3Storage):
+        for obj in backend.bucket.objects.filter(Prefix=backend._normalize_name(prefix)):
+            yield obj.key, obj.size
+        return
+    if isinstance(backend, FileSystemStorage):
+        root = Path(backend.location)
+        base = root / prefix
+        start = base if base.is_dir() else base.parent
+        if not start.is_dir():
+            return
+        for path in sorted(p for p in start.rglob("*") if p.is_file()):
+            key = path.relative_to(root).as_posix()
+            if key.startswith(prefix):
+                yield key, path.stat().st_size
+        return
+    raise NotImplementedError(f"listing is not supported on {type(backend).__name__}")
+
+
+def delete_prefix(prefix: str, *, storage: Storage | None = None) -> int:
+    """Delete every object under ``prefix`` (a folder-like key ending in '/'); return the count."""
+    if not prefix or not prefix.endswith("/") or prefix.startswith("/") or ".." in prefix.split("/"):
+        raise ValueError(f"refusing to delete prefix {prefix!r}: it must be a relative folder ending in '/'")
+    backend = _backend(storage)
+    if isinstance(backend, S3Storage):
+        deleted = 0
+        for response in backend.bucket.objects.filter(Prefix=backend._normalize_name(prefix)).delete():
+            deleted += len(response.get("Deleted", []))
+            for error in response.get("Errors", []):
+                logger.error("could not delete %s: %s", error.get("Key"), error.get("Message"))
+        return deleted
+    if isinstance(backend, FileSystemStorage):
+        folder = Path(backend.path(prefix))
+        if not folder.is_dir():
+            return 0
+        count = sum(1 for p in folder.rglob("*") if p.is_file())
+        shutil.rmtree(folder)
+        return count
+    keys = [key for key, _ in iter_objects(prefix, storage=backend)]
+    for key in keys:
+        backend.delete(key)
+    return len(keys)
+
+
+def delete_key(key: str, *, storage: Storage | None = None) -> None:
+    """Delete one object; a missing object is not an error."""
+    if key:
+        _backend(storage).delete(key)
+
+
+def storage_url(key: str, *, expire_seconds: int | None = None, storage: Storage | None = None) -> str:
+    """A URL that fetches the object: presigned (SigV4) on S3/B2, MEDIA_URL-based locally."""
+    backend = _backend(storage)
+    if isinstance(backend, S3Storage):
+        return backend.url(key, expire=expire_seconds)
+    return backend.url(key)
+
+
+def object_exists(key: str, *, storage: Storage | None = None) -> bool:
+    """True when an object is stored under ``key``."""
+    return bool(key) and _backend(storage).exists(key)

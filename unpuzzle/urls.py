@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from unpuzzle.api import ApiRootView, MeView
+from unpuzzle.health import healthz
+
+api_v1 = [
+    path("", ApiRootView.as_view(), name="api-root"),
+    path("me/", MeView.as_view(), name="api-me"),
+    path("", include("uploads.urls")),
+    path("", include("media_library.urls")),
+    path("", include("transcoding.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("healthz", healthz, name="healthz"),
+]

@@ -1,0 +1,17 @@
+from django.contrib import admin
+
+from uploads.models import UploadSession
+
+
+@admin.register(UploadSession)
+class UploadSessionAdmin(admin.ModelAdmin):
+    list_display = ("id", "filename", "owner", "kind", "status", "offset", "length", "expires_at", "created_at")
+    list_filter = ("status", "kind", "created_at")
+    search_fields = ("id", "filename", "owner__username", "owner__email")
+    date_hierarchy = "created_at"
+    list_select_related = ("owner",)
+    readonly_fields = (
+        "id", "owner", "kind", "filename", "content_type", "length", "offset", "metadata", "status", "expires_at",
+        "temp_path", "storage_key", "multipart_upload_id", "part_size", "is_partial", "concat_parts", "error",
+        "media_file", "video", "created_at", "updated_at", "completed_at", "finalized_at",
+    )
