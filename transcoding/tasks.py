@@ -1,0 +1,13 @@
+"""django-q2 entry points: load by id, call a service."""
+from __future__ import annotations
+
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def transcode_video(job_id: str) -> None:
+    """Run one transcode job (the pipeline lives in ``transcoding.services``)."""
+    from transcoding.services import transcode_run
+
+    transcode_run(job_id=job_id)
