@@ -98,5 +98,6 @@ def player_context(*, video: Video, grant: PlaybackGrant) -> dict:
     return {
         "playback": grant,
         "player_config": {"mode": grant.mode, "hls_url": grant.hls_url, "poster_url": grant.poster_url},
+        "player_id": str(video.id),
         "player_config_id": f"player-config-{video.id}",
     }
