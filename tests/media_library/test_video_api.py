@@ -246,3 +246,13 @@ def test_openapi_schema_has_no_warnings(tmp_path):
     assert "/api/v1/videos/{id}/playback/:" in schema
     assert "/api/v1/videos/{id}/retranscode/:" in schema
     assert "/hls/" not in schema
+
+
+def test_list_queries_do_not_grow_with_the_number_of_videos(user, hls_source, django_assert_max_num_queries):
+    for _ in range(3):
+        video = make_ready_video(owner=user, source=hls_source)
+        TranscodeJob.objects.create(video=video, status="succeeded", progress=100)
+    client = _client(user)
+    with django_assert_max_num_queries(4):
+        body = client.get("/api/v1/videos/").json()
+    assert body["count"] == 3 and all(item["renditions"] and item["progress"] == 100 for item in body["results"])
