@@ -1,6 +1,9 @@
 from django.contrib import admin
 
 from media_library.models import MediaFile, Rendition, Video
+from media_library.selectors import video_playable_hls, video_playback
+from media_library.services import video_delete
+from media_library.views import player_context
 
 
 @admin.register(MediaFile)
@@ -38,6 +41,22 @@ class VideoAdmin(admin.ModelAdmin):
     raw_id_fields = ("media_file",)
     readonly_fields = ("id", "status", "status_reason", "hls_master_key", "poster_key", "duration", "max_quality", "created_at", "updated_at", "ready_at")
     inlines = [RenditionInline]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """Embed the player for ready videos (staff previews are not counted as accesses)."""
+        extra_context = dict(extra_context or {})
+        video = self.get_object(request, object_id)
+        if video is not None and video_playable_hls(video=video):
+            grant = video_playback(video=video, user=None, request=request)
+            extra_context.update(player_context(video=video, grant=grant))
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def delete_model(self, request, obj):
+        video_delete(video=obj, deleted_by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for video in queryset:
+            video_delete(video=video, deleted_by=request.user)
 
 
 @admin.register(Rendition)

@@ -126,12 +126,18 @@ class Video(models.Model):
         return apply_transition(self, allowed=self.TRANSITIONS, new=new)
 
     def playback_url(self) -> str | None:
-        """Own HLS master playlist URL when transcoded, else the legacy provider URL."""
-        if self.hls_master_key:
-            from media_library.selectors import video_master_url
+        """Own HLS master playlist URL once ready, else the legacy provider URL, else None.
 
-            return video_master_url(video=self)
-        return self.video_url or None
+        Same URLs as the playback API (``media_library.selectors.video_playback``), with
+        no access check: callers decide who sees it.
+        """
+        from media_library.selectors import video_playback
+        from unpuzzle.exceptions import VideoNotReady
+
+        try:
+            return video_playback(video=self, user=None).hls_url
+        except VideoNotReady:
+            return None
 
 
 class Rendition(models.Model):

@@ -1,20 +1,227 @@
-"""Reads for media: URLs and querysets the API and admin share."""
+"""Reads for media: who may see a video, and the playback URLs players get.
+
+Playback has one entry point, ``video_playback``, used by the API, the player page,
+the admin preview and ``Video.playback_url()``. It picks the delivery mode from the
+settings and the storage backend:
+
+* ``signed_cdn``: ``CDN_URL`` and ``CDN_TOKEN_KEY`` set. Bunny directory token whose
+  ``token_path`` is the video's HLS attempt folder, so every variant playlist and
+  segment resolved relative to the master carries it.
+* ``cdn``: ``CDN_URL`` only. Plain CDN URLs (the pull zone must not require tokens).
+* ``presigned``: no CDN, S3/B2 storage. The app serves the playlists itself
+  (``media_library.views.video_hls``) and rewrites every segment URI into a
+  presigned storage URL and every variant URI into its own playlist URL.
+* ``local``: no CDN, local storage. The app serves the HLS files as they are.
+
+The two app-served modes put a short-lived HMAC token into the URL path
+(``/api/v1/videos/<id>/hls/<token>/master.m3u8``), so relative URIs inherit it and
+players need no cookies.
+"""
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import posixpath
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+from django.conf import settings
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.urls import reverse
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+from media_library.cdn import plain_cdn_url, signed_cdn_url
 from media_library.models import Video
-from unpuzzle.storage import storage_url
+from transcoding.models import TranscodeJob
+from unpuzzle.exceptions import VideoNotReady
+from unpuzzle.storage import is_local, storage_url
+
+MODE_SIGNED_CDN = "signed_cdn"
+MODE_CDN = "cdn"
+MODE_PRESIGNED = "presigned"
+MODE_LOCAL = "local"
+MODE_LEGACY = "legacy"
+
+_HLS_TOKEN_SALT = "media_library.hls"
+# S3 SigV4 presigned URLs cannot live longer than seven days.
+_MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 
 
-def video_master_url(*, video: Video) -> str:
-    """URL of the video's HLS master playlist in storage."""
-    return storage_url(video.hls_master_key)
+@dataclass(frozen=True)
+class PlaybackGrant:
+    """What a player needs to start: the master playlist URL and its metadata."""
+
+    mode: str
+    hls_url: str
+    poster_url: str | None
+    expires_at: datetime | None
+    renditions: list[dict] = field(default_factory=list)
 
 
 def videos_visible_to(*, user) -> QuerySet[Video]:
-    """Videos a user may see: staff see all, others their own."""
-    qs = Video.objects.select_related("media_file", "owner")
+    """Videos a user may see and manage: staff see all, others their own.
+
+    Each row is annotated with ``current_job_status`` / ``current_job_progress`` of its
+    latest transcode job (None when it never had one).
+    """
+    latest = TranscodeJob.objects.filter(video=OuterRef("pk")).order_by("-created_at")
+    qs = (
+        Video.objects.select_related("media_file", "owner")
+        .prefetch_related("renditions")
+        .annotate(
+            current_job_status=Subquery(latest.values("status")[:1]),
+            current_job_progress=Subquery(latest.values("progress")[:1]),
+        )
+    )
     if user.is_staff:
         return qs
     return qs.filter(owner=user)
+
+
+def videos_watchable_by(*, user) -> QuerySet[Video]:
+    """Videos a user may play: their own and staff's all, or every video for any
+    authenticated user when ``VIDEO_VISIBILITY=authenticated``."""
+    if user.is_staff or settings.VIDEO_VISIBILITY == "authenticated":
+        return Video.objects.select_related("media_file").prefetch_related("renditions")
+    return Video.objects.select_related("media_file").prefetch_related("renditions").filter(owner=user)
+
+
+def video_can_watch(*, video: Video, user) -> bool:
+    """True when ``user`` may play ``video`` (same rule as ``videos_watchable_by``)."""
+    if not user.is_authenticated:
+        return False
+    return user.is_staff or settings.VIDEO_VISIBILITY == "authenticated" or video.owner_id == user.pk
+
+
+def video_hls_prefix(*, video: Video) -> str:
+    """The folder of the video's current HLS output (``videos/<id>/hls/<attempt>/``)."""
+    if not video.hls_master_key:
+        raise ValueError(f"video {video.id} has no HLS output")
+    return posixpath.dirname(video.hls_master_key) + "/"
+
+
+def video_playable_hls(*, video: Video) -> bool:
+    """True when the video's own HLS output may be handed to players."""
+    return video.status == Video.Status.READY and bool(video.hls_master_key)
+
+
+def video_playback(*, video: Video, user, request=None) -> PlaybackGrant:
+    """Build the playback URLs of ``video`` for ``user``.
+
+    Own HLS is used once the video is ready; otherwise a legacy ``video_url`` is
+    returned as it is. ``user=None`` skips the access check (internal callers such
+    as ``Video.playback_url()``); ``request`` makes app-served URLs absolute.
+
+    Raises:
+        VideoNotReady: (409) nothing is playable yet; the body carries the status.
+        PermissionError: ``user`` may not watch the video (views filter with
+            ``videos_watchable_by`` first, so they answer 404 before this).
+    """
+    if user is not None and not video_can_watch(video=video, user=user):
+        raise PermissionError(f"user {user.pk} may not watch video {video.id}")
+    if not video_playable_hls(video=video):
+        if video.video_url:
+            return PlaybackGrant(mode=MODE_LEGACY, hls_url=video.video_url, poster_url=None, expires_at=None)
+        raise VideoNotReady(
+            f"video {video.id} is {video.status!r}, not ready: playback starts once transcoding has finished"
+            + (f" ({video.status_reason})" if video.status_reason else ""),
+            extra={"status": video.status, "status_reason": video.status_reason},
+        )
+    urls = _PlaybackUrls(video=video, request=request)
+    renditions = [
+        {
+            "name": rendition.name,
+            "width": rendition.width,
+            "height": rendition.height,
+            "bandwidth": rendition.bandwidth,
+            "average_bandwidth": rendition.average_bandwidth,
+            "codecs": rendition.codecs,
+            "url": urls.url_for_key(rendition.playlist_key),
+        }
+        for rendition in sorted(video.renditions.all(), key=lambda r: (r.height, r.bandwidth))
+    ]
+    return PlaybackGrant(
+        mode=urls.mode,
+        hls_url=urls.url_for_key(video.hls_master_key),
+        poster_url=urls.url_for_key(video.poster_key) if video.poster_key else None,
+        expires_at=urls.expires_at,
+        renditions=renditions,
+    )
+
+
+def video_poster_url(*, video: Video, request=None) -> str | None:
+    """The poster URL of a ready video in the current delivery mode, else None."""
+    if not video.poster_key or not video_playable_hls(video=video):
+        return None
+    return _PlaybackUrls(video=video, request=request).url_for_key(video.poster_key)
+
+
+def playback_mode() -> str:
+    """The delivery mode the settings and storage backend select (see module docstring)."""
+    if settings.CDN_URL:
+        return MODE_SIGNED_CDN if settings.CDN_TOKEN_KEY else MODE_CDN
+    return MODE_LOCAL if is_local() else MODE_PRESIGNED
+
+
+def hls_token_make(*, video: Video, expires: int) -> str:
+    """A URL-path-safe token granting the video's current HLS output until ``expires``."""
+    return f"{expires}-{_hls_token_mac(video=video, expires=expires)}"
+
+
+def hls_token_expiry(*, video: Video, token: str) -> int | None:
+    """The expiry (Unix seconds) of a genuine token for this video's current output, else None.
+
+    The token covers the master key too, so a re-transcode to a new attempt folder
+    retires the old links.
+    """
+    expires_text, dash, mac = token.partition("-")
+    if not dash or not expires_text.isdigit() or not video.hls_master_key:
+        return None
+    expires = int(expires_text)
+    if not constant_time_compare(mac, _hls_token_mac(video=video, expires=expires)):
+        return None
+    return expires
+
+
+def hls_app_url(*, video: Video, token: str, key: str, request=None) -> str:
+    """The app's own URL of a key in the video's HLS folder, carrying ``token``."""
+    relative = key[len(video_hls_prefix(video=video)) :]
+    url = reverse("video-hls", kwargs={"video_id": video.id, "token": token, "path": relative})
+    return request.build_absolute_uri(url) if request is not None else url
+
+
+def _hls_token_mac(*, video: Video, expires: int) -> str:
+    return salted_hmac(_HLS_TOKEN_SALT, f"{video.id}|{video.hls_master_key}|{expires}", algorithm="sha256").hexdigest()
+
+
+class _PlaybackUrls:
+    """Maps storage keys of one ready video to URLs in the configured delivery mode."""
+
+    def __init__(self, *, video: Video, request=None):
+        self.video = video
+        self.request = request
+        self.mode = playback_mode()
+        self.prefix = video_hls_prefix(video=video)
+        now = int(time.time())
+        self.expires = now + settings.CDN_TOKEN_TTL
+        self.expires_at: datetime | None = datetime.fromtimestamp(self.expires, tz=UTC)
+        if self.mode == MODE_CDN:
+            self.expires_at = None
+        self.token = hls_token_make(video=video, expires=self.expires)
+
+    def url_for_key(self, key: str) -> str:
+        in_folder = key.startswith(self.prefix)
+        if self.mode == MODE_SIGNED_CDN:
+            return signed_cdn_url(
+                base=settings.CDN_URL,
+                key=key,
+                security_key=settings.CDN_TOKEN_KEY,
+                expires=self.expires,
+                directory_key=self.prefix if in_folder else None,
+            )
+        if self.mode == MODE_CDN:
+            return plain_cdn_url(settings.CDN_URL, key)
+        if self.mode == MODE_PRESIGNED and not key.endswith(".m3u8"):
+            return storage_url(key, expire_seconds=min(settings.CDN_TOKEN_TTL, _MAX_PRESIGN_SECONDS))
+        if in_folder:
+            return hls_app_url(video=self.video, token=self.token, key=key, request=self.request)
+        return storage_url(key)

@@ -15,9 +15,13 @@ class DomainError(Exception):
     status_code = 400
     code = "invalid"
 
-    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None):
+    def __init__(
+        self, message: str, *, code: str | None = None, status_code: int | None = None, extra: dict | None = None
+    ):
         super().__init__(message)
         self.message = message
+        # Machine-readable facts added to the error body, e.g. the current status.
+        self.extra = extra or {}
         if code is not None:
             self.code = code
         if status_code is not None:
@@ -39,6 +43,12 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     status_code = 409
     code = "conflict"
+
+
+class VideoNotReady(Conflict):
+    """Playback was asked for a video that has nothing playable yet."""
+
+    code = "video_not_ready"
 
 
 class PayloadTooLarge(DomainError):
@@ -66,8 +76,8 @@ class StorageUnavailable(DomainError):
 
 
 def domain_error_response(exc: DomainError) -> Response:
-    """The JSON body every API error has: ``{"detail", "code"}``."""
-    return Response({"detail": exc.message, "code": exc.code}, status=exc.status_code)
+    """The JSON body every API error has: ``{"detail", "code"}`` plus any extra facts."""
+    return Response({**exc.extra, "detail": exc.message, "code": exc.code}, status=exc.status_code)
 
 
 def api_exception_handler(exc, context):

@@ -149,6 +149,10 @@ STORAGES = {
 CDN_URL = env.str("CDN_URL", default="")
 CDN_TOKEN_KEY = env.str("CDN_TOKEN_KEY", default="")
 CDN_TOKEN_TTL = env.int("CDN_TOKEN_TTL", default=6 * 3600)
+# Who may watch a video (player page, playback API): "owner" (owner and staff) or "authenticated".
+VIDEO_VISIBILITY = env.str("VIDEO_VISIBILITY", default="owner")
+if VIDEO_VISIBILITY not in ("owner", "authenticated"):
+    raise environ.ImproperlyConfigured(f"VIDEO_VISIBILITY must be 'owner' or 'authenticated', not {VIDEO_VISIBILITY!r}")
 
 # --- Uploads --------------------------------------------------------------------------
 MAX_VIDEO_SIZE_MB = env.int("MAX_VIDEO_SIZE_MB", default=500)

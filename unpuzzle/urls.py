@@ -1,7 +1,9 @@
 from django.contrib import admin
+from django.contrib.auth.views import LoginView
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from media_library.views import video_player
 from unpuzzle.api import ApiRootView, MeView
 from unpuzzle.health import healthz
 
@@ -19,4 +21,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
+    path("accounts/login/", LoginView.as_view(), name="login"),
+    path("videos/<uuid:video_id>/", video_player, name="video-player"),
 ]

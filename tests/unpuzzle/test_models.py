@@ -125,7 +125,10 @@ def test_playback_url_prefers_own_hls_then_legacy(user):
     legacy = make_video(owner=user, video_url="https://vimeo.com/76979871", video_provider="vimeo")
     assert legacy.playback_url() == "https://vimeo.com/76979871"
     own = make_video(owner=user, video_url="https://vimeo.com/1", hls_master_key="videos/x/hls/1/master.m3u8")
-    assert own.playback_url() == "/media/videos/x/hls/1/master.m3u8"
+    assert own.playback_url() == "https://vimeo.com/1"
+    own.status = "ready"
+    assert own.playback_url().startswith(f"/api/v1/videos/{own.id}/hls/")
+    assert own.playback_url().endswith("/master.m3u8")
     assert make_video(owner=user).playback_url() is None
 
 

@@ -1,0 +1,103 @@
+"""HTML and file views: the player page and the app-served HLS files."""
+from __future__ import annotations
+
+import logging
+import time
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_safe
+
+from media_library.models import Video
+from media_library.playlists import AssetKind, asset_kind_for_key, resolve_playlist_uri, rewrite_playlist_keys
+from media_library.selectors import (
+    PlaybackGrant,
+    hls_app_url,
+    hls_token_expiry,
+    video_hls_prefix,
+    video_playable_hls,
+    video_playback,
+    videos_watchable_by,
+)
+from media_library.serving import serve_local_file
+from media_library.services import media_file_record_access
+from unpuzzle.exceptions import VideoNotReady
+from unpuzzle.storage import get_storage, is_local, storage_url
+
+logger = logging.getLogger(__name__)
+
+# Playlists with presigned URLs are per grant: never shared caches, and never past the grant.
+_REWRITTEN_PLAYLIST_MAX_AGE = 3600
+
+
+@require_safe
+def video_hls(request: HttpRequest, video_id, token: str, path: str) -> HttpResponse:
+    """Serve a file of a ready video's HLS folder to the holder of a playback token.
+
+    Local storage: the file as stored (Range, ETag, CDN cache headers). S3/B2 storage:
+    playlists are read and rewritten (variant playlists point back here, segments and
+    other files at presigned storage URLs); any other file redirects to its presigned URL.
+    """
+    video = Video.objects.filter(pk=video_id).first()
+    if video is None or not video_playable_hls(video=video):
+        raise Http404("no playable video here")
+    expires = hls_token_expiry(video=video, token=token)
+    if expires is None:
+        raise Http404("unknown playback token")
+    remaining = expires - int(time.time())
+    if remaining <= 0:
+        return HttpResponseForbidden("this playback link has expired: ask /api/v1/videos/<id>/playback/ for a new one")
+    prefix = video_hls_prefix(video=video)
+    try:
+        key = resolve_playlist_uri(playlist_key=video.hls_master_key, uri=path, hls_prefix=prefix)
+    except ValueError:
+        raise Http404("not a file of this video's HLS output") from None
+
+    if is_local():
+        return serve_local_file(request, key)
+    if asset_kind_for_key(key) != AssetKind.PLAYLIST:
+        return HttpResponseRedirect(storage_url(key, expire_seconds=remaining))
+
+    storage = get_storage()
+    if not storage.exists(key):
+        raise Http404(f"no stored playlist {key!r}")
+    with storage.open(key, "rb") as fh:
+        # Playlists are small text files (kilobytes even for hours of video).
+        text = fh.read().decode("utf-8")
+
+    def url_for_key(target: str) -> str:
+        if asset_kind_for_key(target) == AssetKind.PLAYLIST:
+            return hls_app_url(video=video, token=token, key=target, request=request)
+        return storage_url(target, expire_seconds=remaining)
+
+    body = rewrite_playlist_keys(text, playlist_key=key, hls_prefix=prefix, url_for_key=url_for_key)
+    response = HttpResponse(body, content_type="application/vnd.apple.mpegurl")
+    response.headers["Cache-Control"] = f"private, max-age={min(remaining, _REWRITTEN_PLAYLIST_MAX_AGE)}"
+    return response
+
+
+@login_required
+@require_safe
+def video_player(request: HttpRequest, video_id) -> HttpResponse:
+    """The player page of one video: owners and staff, or anyone signed in per VIDEO_VISIBILITY."""
+    video = get_object_or_404(videos_watchable_by(user=request.user), pk=video_id)
+    context = {"video": video, "playback": None, "not_ready": None}
+    try:
+        grant = video_playback(video=video, user=request.user, request=request)
+    except VideoNotReady as exc:
+        context["not_ready"] = exc.message
+    else:
+        media_file_record_access(media_file_id=video.media_file_id)
+        context.update(player_context(video=video, grant=grant))
+    return render(request, "media_library/player.html", context)
+
+
+def player_context(*, video: Video, grant: PlaybackGrant) -> dict:
+    """Template context of ``media_library/_player.html`` for one playback grant."""
+    return {
+        "playback": grant,
+        "player_config": {"mode": grant.mode, "hls_url": grant.hls_url, "poster_url": grant.poster_url},
+        "player_id": str(video.id),
+        "player_config_id": f"player-config-{video.id}",
+    }
