@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from media_library.models import MediaFile, Rendition, Video
 from media_library.selectors import video_playable_hls, video_playback
@@ -39,6 +40,8 @@ class VideoAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ("owner",)
     raw_id_fields = ("media_file",)
+    # Legacy provider links are https; say so rather than rely on Django's changing default.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = ("id", "status", "status_reason", "hls_master_key", "poster_key", "duration", "max_quality", "created_at", "updated_at", "ready_at")
     inlines = [RenditionInline]
 

@@ -39,6 +39,12 @@ def isolated_var(settings, tmp_path):
     return tmp_path
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Users are created in nearly every test; the production hasher is slow on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """A real S3-compatible HTTP endpoint (moto) on 127.0.0.1 for the whole session."""

@@ -10,9 +10,3 @@ from tests.media_library.hls_fixture import build_hls_source
 def hls_source(tmp_path_factory):
     """A directory with master.m3u8, 240p/index.m3u8 + seg_*.ts and poster.jpg."""
     return build_hls_source(tmp_path_factory.mktemp("hls"))
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Users are created in nearly every test here; the production hasher is slow on purpose."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
