@@ -251,8 +251,8 @@ def quota_check_upload(*, user, size_bytes: int | None) -> None:
         after = pricing.bytes_to_gb(used_bytes + int(size_bytes or 0))
         if after > gb_quota:
             raise UploadQuotaExceeded(
-                f"monthly upload quota exceeded: {pricing.quantize_quantity(pricing.bytes_to_gb(used_bytes))} GB uploaded "
-                f"this month + {pricing.quantize_quantity(pricing.bytes_to_gb(size_bytes or 0))} GB would exceed "
+                f"monthly upload quota exceeded: {pricing.bytes_to_gb(used_bytes):.3f} GB uploaded this month + "
+                f"{pricing.bytes_to_gb(size_bytes or 0):.3f} GB ({int(size_bytes or 0)} bytes) would exceed "
                 f"the {gb_quota} GB quota (USER_MONTHLY_UPLOAD_GB)",
                 code="upload_quota_exceeded",
             )
