@@ -1,9 +1,10 @@
 """Staff costs API: the budget and kill switch, and monthly summaries."""
 from __future__ import annotations
 
+from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -25,6 +26,19 @@ class CanViewCosts(BasePermission):
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return user_can_view_costs(request.user)
         return user_can_manage_budget(request.user)
+
+
+class CostsRootView(APIView):
+    """Links to the costs endpoints."""
+
+    permission_classes = [CanViewCosts]
+
+    @extend_schema(responses=inline_serializer("CostsRoot", {"budget": serializers.URLField(), "summary": serializers.URLField()}))
+    def get(self, request):
+        return Response({
+            "budget": request.build_absolute_uri(reverse("costs-budget")),
+            "summary": request.build_absolute_uri(reverse("costs-summary")),
+        })
 
 
 class BudgetSerializer(serializers.Serializer):

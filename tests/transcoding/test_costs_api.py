@@ -43,11 +43,16 @@ def manager(db):
     return _staff_with("view_costs", "manage_budget")
 
 
-@pytest.mark.parametrize("path", [BUDGET, SUMMARY])
+@pytest.mark.parametrize("path", ["/api/v1/costs/", BUDGET, SUMMARY])
 def test_anonymous_gets_401_and_non_costs_users_403(path, user, staff_user):
     assert _client().get(path).status_code == 401
     assert _client(user).get(path).status_code == 403
     assert _client(staff_user).get(path).status_code == 403  # staff without transcoding.view_costs
+
+
+def test_costs_root_links_both_endpoints(viewer):
+    body = _client(viewer).get("/api/v1/costs/").json()
+    assert body == {"budget": "http://testserver" + BUDGET, "summary": "http://testserver" + SUMMARY}
 
 
 def test_budget_shows_spend_and_forecast(viewer, admin_user):
