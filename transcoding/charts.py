@@ -15,11 +15,11 @@ KIND_COLOURS = {
 
 
 def nice_ceiling(value: Decimal) -> Decimal:
-    """The smallest 1, 2 or 5 × 10^n at or above ``value`` (axis top); 1 for zero."""
+    """The smallest 1, 2, 3, 4, 5, 6 or 8 × 10^n at or above ``value`` (axis top); 1 for zero."""
     if value <= 0:
         return Decimal(1)
     exponent = value.adjusted()
-    for step in (Decimal(1), Decimal(2), Decimal(5), Decimal(10)):
+    for step in (Decimal(1), Decimal(2), Decimal(3), Decimal(4), Decimal(5), Decimal(6), Decimal(8), Decimal(10)):
         candidate = step.scaleb(exponent)
         if candidate >= value:
             return candidate
@@ -72,8 +72,9 @@ def stacked_daily_svg(days: list[tuple[date, dict[str, Decimal]]], *, kinds: lis
                 f'fill="{KIND_COLOURS.get(kind, "#999")}"><title>{day.isoformat()} {escape(kind)}: ${value}</title></rect>'
             )
             base += value
-        # Label about eight days across the axis, always the first and the last.
-        if index % max(n // 8, 1) == 0 or index == n - 1:
+        # Label about eight days across the axis, and the last day when it has room.
+        step = max(n // 8, 1)
+        if index % step == 0 or (index == n - 1 and index % step >= step / 2):
             cx = left + index * slot + slot / 2
             parts.append(f'<line x1="{cx:.1f}" y1="{top + plot_h}" x2="{cx:.1f}" y2="{top + plot_h + 4}" stroke="#333"/>')
             parts.append(f'<text x="{cx:.1f}" y="{top + plot_h + 16}" text-anchor="middle" fill="#333">{day:%b %d}</text>')

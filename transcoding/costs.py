@@ -457,8 +457,14 @@ def cost_alerts_acknowledge(*, by, alert_ids: list[int] | None = None) -> int:
 
 
 def costs_daily(*, today: date | None = None) -> None:
-    """The daily cost run: today's storage snapshot, yesterday's delivery estimate, budget check."""
+    """The daily cost run: today's storage snapshot, yesterday's delivery estimate, budget check.
+
+    With the switch released it also retries blocked videos, so those held by a user's
+    monthly minutes quota start once a new month (or a higher quota) allows them.
+    """
     today = today or timezone.localdate()
     cost_snapshot_storage(day=today)
     cost_estimate_delivery(day=today - timedelta(days=1))
-    budget_check_and_alert(today=today)
+    policy = budget_check_and_alert(today=today)
+    if not policy.kill_switch_engaged:
+        budget_requeue_blocked()

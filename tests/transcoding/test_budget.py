@@ -216,6 +216,23 @@ def test_minutes_quota_refuses_uploads_with_429_and_blocks_transcodes(user, sett
     assert other.status == Video.Status.BLOCKED and "USER_MONTHLY_TRANSCODE_MINUTES" in other.status_reason
 
 
+@pytest.mark.django_db(transaction=True)
+def test_daily_run_retries_quota_blocked_videos_once_allowed(user, settings):
+    settings.USER_MONTHLY_TRANSCODE_MINUTES = "1"
+    done = make_video(owner=user, media_file=make_media_file(owner=user), duration=60.0)
+    costs.cost_record_transcode(job=TranscodeJob.objects.create(video=done, status="succeeded"), output_minutes=1, cpu_seconds=1)
+    waiting = make_video(owner=user, media_file=make_media_file(owner=user))
+    transcode_enqueue(video=waiting)
+    costs.costs_daily()
+    waiting.refresh_from_db()
+    assert waiting.status == Video.Status.BLOCKED
+
+    settings.USER_MONTHLY_TRANSCODE_MINUTES = "5"
+    costs.costs_daily()
+    waiting.refresh_from_db()
+    assert waiting.status == Video.Status.QUEUED
+
+
 def test_staff_have_no_quota(staff_user, settings):
     settings.USER_MONTHLY_UPLOAD_GB = "1"
     costs.quota_check_upload(user=staff_user, size_bytes=5 * 10**9)

@@ -48,8 +48,9 @@ def test_parse_month():
 
 def test_nice_ceiling():
     assert charts.nice_ceiling(Decimal("0")) == 1
-    assert charts.nice_ceiling(Decimal("0.0031")) == Decimal("0.005")
-    assert charts.nice_ceiling(Decimal("7")) == 10
+    assert charts.nice_ceiling(Decimal("0.0031")) == Decimal("0.004")
+    assert charts.nice_ceiling(Decimal("5.6")) == 6
+    assert charts.nice_ceiling(Decimal("7")) == 8
     assert charts.nice_ceiling(Decimal("10")) == 10
     assert charts.nice_ceiling(Decimal("11")) == 20
 
@@ -63,7 +64,7 @@ def test_svg_has_stacked_segments_axes_and_legend():
     assert svg.startswith("<svg") and svg.endswith("</svg>")
     assert svg.count("<rect") == 1 + 4 + 4  # background, four segments, four legend swatches
     assert "2025-06-01 transcode: $3" in svg
-    assert "$5.00" in svg  # y axis top: nice ceiling of the largest day (4)
+    assert "$4.00" in svg  # y axis top: nice ceiling of the largest day (4)
     assert "Jun 01" in svg and "Jun 02" in svg
     for kind in ("storage", "egress", "transcode", "requests"):
         assert f">{kind}</text>" in svg
