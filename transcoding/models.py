@@ -107,11 +107,28 @@ class CostLogEntry(models.Model):
             models.CheckConstraint(condition=Q(quantity__gte=0), name="cost_quantity_non_negative"),
             models.CheckConstraint(condition=Q(unit_price__gte=0), name="cost_unit_price_non_negative"),
             models.CheckConstraint(condition=Q(amount__gte=0), name="cost_amount_non_negative"),
+            # One ledger line per job and unit, so recording a finished transcode twice is a no-op.
+            models.UniqueConstraint(
+                fields=["job", "unit"], condition=Q(kind="transcode", job__isnull=False), name="cost_one_transcode_line_per_job_unit"
+            ),
         ]
         indexes = [models.Index(fields=["date", "kind"])]
 
     def __str__(self) -> str:
         return f"{self.date} {self.kind} ${self.amount}"
+
+
+class CostDashboard(CostLogEntry):
+    """Admin entry for the staff costs dashboard; carries the costs permissions."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "costs dashboard"
+        verbose_name_plural = "costs dashboard"
+        permissions = [
+            ("view_costs", "Can view the costs dashboard, ledger export and costs API"),
+            ("manage_budget", "Can change the budget and engage or release the kill switch"),
+        ]
 
 
 class BudgetPolicy(models.Model):
@@ -127,6 +144,7 @@ class BudgetPolicy(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     kill_switch_at = models.DateTimeField(null=True, blank=True)
+    kill_switch_auto = models.BooleanField(default=False, help_text="Engaged by the budget check, not by a person")
     auto_engage = models.BooleanField(default=True, help_text="Engage when month-to-date spend reaches the budget")
     auto_engage_on_forecast = models.BooleanField(default=False, help_text="Also engage when the forecast passes it")
     spike_threshold_pct = models.PositiveIntegerField(default=50, help_text="Day-over-day increase that alerts")
@@ -143,3 +161,49 @@ class BudgetPolicy(models.Model):
     def __str__(self) -> str:
         state = "engaged" if self.kill_switch_engaged else "released"
         return f"Budget ${self.monthly_budget_usd}/month, kill switch {state}"
+
+
+class CostAlert(models.Model):
+    """One alert, sent once per kind and period; also the kill switch history."""
+
+    class Kind(models.TextChoices):
+        SPIKE = "spike", "Day-over-day spike"
+        BUDGET_80 = "budget_80", "80% of budget"
+        BUDGET_100 = "budget_100", "100% of budget"
+        FORECAST = "forecast", "Forecast above budget"
+        KILL_SWITCH_ENGAGED = "kill_switch_engaged", "Kill switch engaged"
+        KILL_SWITCH_RELEASED = "kill_switch_released", "Kill switch released"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    period = models.CharField(max_length=40, help_text="2025-06 for budget alerts, a day for spikes, a time for switch events")
+    subject = models.CharField(max_length=255)
+    message = models.TextField()
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["kind", "period"], name="costalert_once_per_kind_period")]
+
+    def __str__(self) -> str:
+        return self.subject
+
+
+class DeliveryTally(models.Model):
+    """Playback counter of a media file already turned into delivery estimates.
+
+    ``count_before`` is the counter before the run of ``day``, ``count_at`` after it, so
+    re-running the same day recomputes from the same base instead of counting nothing.
+    """
+
+    media_file = models.OneToOneField("media_library.MediaFile", primary_key=True, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    count_before = models.BigIntegerField(default=0)
+    count_at = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.media_file_id} {self.day} {self.count_before}->{self.count_at}"

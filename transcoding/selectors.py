@@ -1,18 +1,42 @@
-"""Reads for transcoding and costs."""
+"""Reads for transcoding and costs: the spending gate, month-to-date, forecast, summaries."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db.models import DecimalField, F, FloatField, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from transcoding.models import BudgetPolicy
+from media_library.models import MediaFile, Video
+from transcoding import pricing
+from transcoding.models import BudgetPolicy, CostAlert, CostLogEntry
+
+ZERO = Decimal("0")
+KINDS = [kind for kind, _ in CostLogEntry.Kind.choices]
 
 
 @dataclass(frozen=True)
 class SpendingDecision:
     allowed: bool
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    policy: BudgetPolicy
+    day: date
+    month_to_date_usd: Decimal
+    forecast_usd: Decimal
+
+    @property
+    def used_pct(self) -> Decimal | None:
+        """Month-to-date as a percentage of the budget (None for a zero budget)."""
+        if not self.policy.monthly_budget_usd:
+            return None
+        return (self.month_to_date_usd * 100 / self.policy.monthly_budget_usd).quantize(Decimal("0.1"))
 
 
 def budget_policy_get() -> BudgetPolicy:
@@ -23,9 +47,192 @@ def budget_policy_get() -> BudgetPolicy:
     return policy
 
 
-def spending_allowed() -> SpendingDecision:
-    """The one question every transcode asks before it starts: may we spend now?"""
+def _sum_amount(qs) -> Decimal:
+    return qs.aggregate(total=Coalesce(Sum("amount"), Value(ZERO), output_field=DecimalField()))["total"]
+
+
+def cost_entries_between(*, start: date, end: date):
+    """Ledger lines dated ``start``..``end`` (both included)."""
+    return CostLogEntry.objects.filter(date__gte=start, date__lte=end)
+
+
+def cost_total_usd(*, start: date, end: date) -> Decimal:
+    return _sum_amount(cost_entries_between(start=start, end=end))
+
+
+def month_to_date_usd(*, day: date | None = None) -> Decimal:
+    """Spend from the first of ``day``'s month through ``day`` (today by default)."""
+    day = day or timezone.localdate()
+    return cost_total_usd(start=day.replace(day=1), end=day)
+
+
+def budget_forecast_usd(*, day: date | None = None, month_to_date: Decimal | None = None) -> Decimal:
+    """Month-end spend at this month's average daily rate (see ``pricing.linear_forecast``)."""
+    day = day or timezone.localdate()
+    mtd = month_to_date if month_to_date is not None else month_to_date_usd(day=day)
+    return pricing.linear_forecast(month_to_date=mtd, day=day)
+
+
+def budget_status(*, day: date | None = None) -> BudgetStatus:
+    """Budget, month-to-date spend and forecast in one read (API and dashboard)."""
+    day = day or timezone.localdate()
+    mtd = month_to_date_usd(day=day)
+    return BudgetStatus(
+        policy=budget_policy_get(), day=day, month_to_date_usd=mtd, forecast_usd=budget_forecast_usd(day=day, month_to_date=mtd)
+    )
+
+
+def budget_limit_reason(*, policy: BudgetPolicy, month_to_date: Decimal, forecast: Decimal) -> str:
+    """Why the automatic rules stop spending now, or "" when they do not.
+
+    Month-to-date at or above the budget stops it when ``auto_engage`` is on; a forecast
+    strictly above the budget stops it when ``auto_engage_on_forecast`` is on too.
+    """
+    budget = policy.monthly_budget_usd
+    if policy.auto_engage and month_to_date >= budget:
+        return f"monthly budget reached: ${month_to_date} spent of ${budget}"
+    if policy.auto_engage and policy.auto_engage_on_forecast and forecast > budget:
+        return f"forecast ${forecast} is above the monthly budget of ${budget}"
+    return ""
+
+
+def user_month_usage(*, user, day: date | None = None) -> tuple[int, Decimal]:
+    """Bytes ``user`` uploaded and source minutes transcoded in ``day``'s month.
+
+    Uploaded bytes: originals stored this month (deleted ones too) plus the declared
+    length of uploads still in progress. Minutes: the source duration of every transcode
+    recorded in the ledger this month (a re-transcode counts again).
+    """
+    from uploads.models import UploadSession
+
+    day = day or timezone.localdate()
+    start, end = pricing.month_bounds(day)
+    tz = timezone.get_current_timezone()
+    start_dt = timezone.make_aware(datetime.combine(start, time.min), tz)
+    end_dt = timezone.make_aware(datetime.combine(end + timedelta(days=1), time.min), tz)
+    stored = MediaFile.objects.filter(owner=user, created_at__gte=start_dt, created_at__lt=end_dt).aggregate(
+        total=Coalesce(Sum("size"), 0)
+    )["total"]
+    in_progress = UploadSession.objects.filter(
+        owner=user, status__in=UploadSession.ACTIVE_STATUSES + (UploadSession.Status.COMPLETE,), length__isnull=False,
+        created_at__gte=start_dt, created_at__lt=end_dt,
+    ).aggregate(total=Coalesce(Sum("length"), 0))["total"]
+    seconds = CostLogEntry.objects.filter(
+        owner=user, kind=CostLogEntry.Kind.TRANSCODE, unit="minute", date__gte=start, date__lte=end
+    ).aggregate(total=Coalesce(Sum("video__duration"), 0.0, output_field=FloatField()))["total"]
+    minutes = pricing.quantize_quantity(pricing.to_decimal(float(seconds)) / 60)
+    return int(stored) + int(in_progress), minutes
+
+
+def user_transcode_quota_reason(*, user, day: date | None = None) -> str:
+    """Why ``user`` may not transcode more this month, or "" (quota 0 means unlimited)."""
+    quota = Decimal(settings.USER_MONTHLY_TRANSCODE_MINUTES)
+    if not quota or user is None:
+        return ""
+    _, minutes = user_month_usage(user=user, day=day)
+    if minutes >= quota:
+        return f"monthly transcode quota used: {minutes} of {quota} minutes (USER_MONTHLY_TRANSCODE_MINUTES)"
+    return ""
+
+
+def spending_allowed(*, owner=None) -> SpendingDecision:
+    """The one question every transcode asks before it starts: may we spend now?
+
+    No while the kill switch is engaged, while the automatic budget rules say stop (the
+    daily check and every recorded cost also engage the switch then), or when ``owner``
+    has used their monthly transcode minutes.
+    """
     policy = budget_policy_get()
     if policy.kill_switch_engaged:
         return SpendingDecision(False, f"kill switch engaged: {policy.kill_switch_reason or 'no reason given'}")
+    day = timezone.localdate()
+    mtd = month_to_date_usd(day=day)
+    reason = budget_limit_reason(policy=policy, month_to_date=mtd, forecast=budget_forecast_usd(day=day, month_to_date=mtd))
+    if reason:
+        return SpendingDecision(False, reason)
+    reason = user_transcode_quota_reason(user=owner)
+    if reason:
+        return SpendingDecision(False, reason)
     return SpendingDecision(True)
+
+
+def cost_totals_by_kind(*, start: date, end: date) -> dict[str, Decimal]:
+    """Spend per kind between two days; every kind present, zero when none."""
+    totals = {kind: ZERO for kind in KINDS}
+    for row in cost_entries_between(start=start, end=end).values("kind").annotate(total=Sum("amount")):
+        totals[row["kind"]] = row["total"]
+    return totals
+
+
+def cost_daily_by_kind(*, start: date, end: date) -> list[tuple[date, dict[str, Decimal]]]:
+    """One row per day from ``start`` to ``end`` (days without costs included) with spend per kind."""
+    by_day: dict[date, dict[str, Decimal]] = {}
+    for row in cost_entries_between(start=start, end=end).values("date", "kind").annotate(total=Sum("amount")):
+        by_day.setdefault(row["date"], {})[row["kind"]] = row["total"]
+    days = []
+    current = start
+    while current <= end:
+        kinds = by_day.get(current, {})
+        days.append((current, {kind: kinds.get(kind, ZERO) for kind in KINDS}))
+        current += timedelta(days=1)
+    return days
+
+
+def cost_top_videos(*, start: date, end: date, limit: int = 10) -> list[dict]:
+    """Videos with the highest spend between two days: id, title, owner and total."""
+    return list(
+        cost_entries_between(start=start, end=end)
+        .filter(video__isnull=False)
+        .values("video_id", title=F("video__title"), owner_username=F("video__owner__username"))
+        .annotate(total=Sum("amount"))
+        .order_by("-total", "title")[:limit]
+    )
+
+
+def cost_top_users(*, start: date, end: date, limit: int = 10) -> list[dict]:
+    """Users whose videos cost the most between two days."""
+    return list(
+        cost_entries_between(start=start, end=end)
+        .filter(owner__isnull=False)
+        .values("owner_id", username=F("owner__username"))
+        .annotate(total=Sum("amount"))
+        .order_by("-total", "username")[:limit]
+    )
+
+
+def video_stored_bytes(*, video: Video) -> int:
+    """Bytes of the video's renditions plus its stored original."""
+    renditions = video.renditions.aggregate(total=Coalesce(Sum("bytes"), 0))["total"]
+    original = 0
+    if video.media_file_id and video.media_file.status == MediaFile.Status.STORED:
+        original = video.media_file.size
+    return int(renditions) + int(original)
+
+
+def video_monthly_storage_estimate_usd(*, video: Video) -> Decimal | None:
+    """What keeping this video (original + renditions) costs per month; None until renditions exist."""
+    if not video.renditions.exists():
+        return None
+    gb = pricing.bytes_to_gb(video_stored_bytes(video=video))
+    return pricing.amount(quantity=gb, unit_price=Decimal(settings.B2_STORAGE_USD_PER_GB_MONTH))
+
+
+def cost_alerts_unacknowledged(*, limit: int = 5) -> list[CostAlert]:
+    """Newest alerts nobody has acknowledged yet (the admin banner)."""
+    return list(CostAlert.objects.filter(acknowledged_at__isnull=True).order_by("-created_at")[:limit])
+
+
+def kill_switch_history(*, limit: int = 20) -> list[CostAlert]:
+    """Engage/release events, newest first, with who and why."""
+    kinds = [CostAlert.Kind.KILL_SWITCH_ENGAGED, CostAlert.Kind.KILL_SWITCH_RELEASED]
+    return list(CostAlert.objects.filter(kind__in=kinds).select_related("actor").order_by("-created_at", "-id")[:limit])
+
+
+def user_can_view_costs(user) -> bool:
+    """Staff holding ``transcoding.view_costs`` (superusers hold every permission)."""
+    return bool(user and user.is_authenticated and user.is_active and user.is_staff and user.has_perm("transcoding.view_costs"))
+
+
+def user_can_manage_budget(user) -> bool:
+    return user_can_view_costs(user) and user.has_perm("transcoding.manage_budget")
+

@@ -35,7 +35,7 @@ def transcode_enqueue(*, video: Video, requested_by=None) -> TranscodeJob | None
     if video.media_file_id is None:
         raise ValueError(f"video {video.id} has no original file to transcode")
 
-    decision = spending_allowed()
+    decision = spending_allowed(owner=video.owner)
     if not decision.allowed:
         if video.status != Video.Status.BLOCKED:
             video.transition(Video.Status.BLOCKED)

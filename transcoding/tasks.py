@@ -11,3 +11,10 @@ def transcode_video(job_id: str) -> None:
     from transcoding.services import transcode_run
 
     transcode_run(job_id=job_id)
+
+
+def costs_daily() -> None:
+    """Daily cost run (storage snapshot, delivery estimate, budget check and alerts)."""
+    from transcoding.costs import costs_daily as run
+
+    run()

@@ -3,12 +3,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
+
 
 @dataclass(frozen=True)
 class ScheduleSpec:
+    """Run ``func`` every ``minutes``, or once a day at ``daily_at`` ("HH:MM", server time zone)."""
+
     name: str
     func: str
-    minutes: int
+    minutes: int = 0
+    daily_at: str = ""
 
 
-SCHEDULES: tuple[ScheduleSpec, ...] = ()
+SCHEDULES: tuple[ScheduleSpec, ...] = (
+    ScheduleSpec(name="costs-daily", func="transcoding.tasks.costs_daily", daily_at=settings.COSTS_DAILY_AT),
+)

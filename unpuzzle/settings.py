@@ -76,6 +76,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "transcoding.context_processors.cost_alerts",
             ],
         },
     },
@@ -178,6 +179,12 @@ B2_STORAGE_USD_PER_GB_MONTH = env.str("B2_STORAGE_USD_PER_GB_MONTH", default="0.
 B2_DOWNLOAD_USD_PER_GB = env.str("B2_DOWNLOAD_USD_PER_GB", default="0.00")
 CDN_USD_PER_GB = env.str("CDN_USD_PER_GB", default="0.01")
 TRANSCODE_USD_PER_MINUTE = env.str("TRANSCODE_USD_PER_MINUTE", default="0.005")
+TRANSCODE_USD_PER_CPU_HOUR = env.str("TRANSCODE_USD_PER_CPU_HOUR", default="0")
+B2_CLASS_B_USD_PER_10K = env.str("B2_CLASS_B_USD_PER_10K", default="0.004")
+B2_CLASS_C_USD_PER_1K = env.str("B2_CLASS_C_USD_PER_1K", default="0.004")
+USER_MONTHLY_UPLOAD_GB = env.str("USER_MONTHLY_UPLOAD_GB", default="0")
+USER_MONTHLY_TRANSCODE_MINUTES = env.str("USER_MONTHLY_TRANSCODE_MINUTES", default="0")
+COSTS_DAILY_AT = env.str("COSTS_DAILY_AT", default="00:15")
 COST_ALERT_EMAILS = env.list("COST_ALERT_EMAILS", default=[])
 ADMINS = [(addr, addr) for addr in env.list("ADMIN_EMAILS", default=[])]
 

@@ -1,0 +1,166 @@
+"""Staff costs API: the budget and kill switch, and monthly summaries."""
+from __future__ import annotations
+
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from transcoding import costs, pricing
+from transcoding.selectors import KINDS, budget_status, cost_daily_by_kind, cost_totals_by_kind, user_can_manage_budget, user_can_view_costs
+from unpuzzle.exceptions import DomainError
+
+MONEY = {"max_digits": 14, "decimal_places": 6}
+
+
+class CanViewCosts(BasePermission):
+    """Staff with ``transcoding.view_costs``; writes also need ``transcoding.manage_budget``."""
+
+    message = "costs are visible to staff with the transcoding.view_costs permission (changes need transcoding.manage_budget)"
+
+    def has_permission(self, request, view) -> bool:
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return user_can_view_costs(request.user)
+        return user_can_manage_budget(request.user)
+
+
+class CostsRootView(APIView):
+    """Links to the costs endpoints."""
+
+    permission_classes = [CanViewCosts]
+
+    @extend_schema(responses=inline_serializer("CostsRoot", {"budget": serializers.URLField(), "summary": serializers.URLField()}))
+    def get(self, request):
+        return Response({
+            "budget": request.build_absolute_uri(reverse("costs-budget")),
+            "summary": request.build_absolute_uri(reverse("costs-summary")),
+        })
+
+
+class BudgetSerializer(serializers.Serializer):
+    monthly_budget_usd = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
+    month = serializers.CharField(read_only=True, help_text="YYYY-MM the figures cover")
+    month_to_date_usd = serializers.DecimalField(read_only=True, **MONEY)
+    forecast_usd = serializers.DecimalField(read_only=True, help_text="Month-end spend at this month's daily rate", **MONEY)
+    used_pct = serializers.DecimalField(read_only=True, max_digits=10, decimal_places=1, allow_null=True)
+    kill_switch_engaged = serializers.BooleanField()
+    kill_switch_reason = serializers.CharField(allow_blank=True, required=False, help_text="Required to engage")
+    kill_switch_by = serializers.CharField(read_only=True, allow_null=True)
+    kill_switch_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    kill_switch_auto = serializers.BooleanField(read_only=True, help_text="Engaged by the budget check")
+    auto_engage = serializers.BooleanField()
+    auto_engage_on_forecast = serializers.BooleanField()
+    spike_threshold_pct = serializers.IntegerField(min_value=0)
+
+
+def _budget_payload() -> dict:
+    status = budget_status()
+    policy = status.policy
+    return {
+        "monthly_budget_usd": policy.monthly_budget_usd,
+        "month": status.day.strftime("%Y-%m"),
+        "month_to_date_usd": status.month_to_date_usd,
+        "forecast_usd": status.forecast_usd,
+        "used_pct": status.used_pct,
+        "kill_switch_engaged": policy.kill_switch_engaged,
+        "kill_switch_reason": policy.kill_switch_reason,
+        "kill_switch_by": policy.kill_switch_by.get_username() if policy.kill_switch_by else None,
+        "kill_switch_at": policy.kill_switch_at,
+        "kill_switch_auto": policy.kill_switch_auto,
+        "auto_engage": policy.auto_engage,
+        "auto_engage_on_forecast": policy.auto_engage_on_forecast,
+        "spike_threshold_pct": policy.spike_threshold_pct,
+    }
+
+
+class BudgetView(APIView):
+    """The monthly budget, spend so far, forecast and the kill switch."""
+
+    permission_classes = [CanViewCosts]
+
+    @extend_schema(responses=BudgetSerializer)
+    def get(self, request):
+        return Response(BudgetSerializer(_budget_payload()).data)
+
+    @extend_schema(
+        request=BudgetSerializer,
+        responses=BudgetSerializer,
+        examples=[
+            OpenApiExample("Engage", value={"kill_switch_engaged": True, "kill_switch_reason": "runaway uploads"}, request_only=True),
+            OpenApiExample("Raise budget and release", value={"monthly_budget_usd": "250.00", "kill_switch_engaged": False}, request_only=True),
+        ],
+    )
+    def patch(self, request):
+        serializer = BudgetSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        costs.budget_update(
+            by=request.user,
+            monthly_budget_usd=data.get("monthly_budget_usd"),
+            auto_engage=data.get("auto_engage"),
+            auto_engage_on_forecast=data.get("auto_engage_on_forecast"),
+            spike_threshold_pct=data.get("spike_threshold_pct"),
+        )
+        if data.get("kill_switch_engaged") is True:
+            reason = data.get("kill_switch_reason", "").strip()
+            if not reason:
+                raise DomainError("kill_switch_reason is required to engage the kill switch: say why spending stops",
+                                  code="reason_required")
+            costs.budget_engage_kill_switch(by=request.user, reason=reason)
+        elif data.get("kill_switch_engaged") is False:
+            costs.budget_release_kill_switch(by=request.user, reason=data.get("kill_switch_reason", ""))
+        return Response(BudgetSerializer(_budget_payload()).data)
+
+
+class KindTotalsSerializer(serializers.Serializer):
+    storage = serializers.DecimalField(**MONEY)
+    egress = serializers.DecimalField(**MONEY)
+    transcode = serializers.DecimalField(**MONEY)
+    requests = serializers.DecimalField(**MONEY)
+
+
+class DaySerializer(serializers.Serializer):
+    date = serializers.DateField()
+    total_usd = serializers.DecimalField(**MONEY)
+    by_kind = KindTotalsSerializer()
+
+
+class SummarySerializer(serializers.Serializer):
+    month = serializers.CharField()
+    start = serializers.DateField()
+    end = serializers.DateField()
+    total_usd = serializers.DecimalField(**MONEY)
+    by_kind = KindTotalsSerializer()
+    by_day = DaySerializer(many=True)
+
+
+class SummaryView(APIView):
+    """Spend of one month: totals by kind and by day."""
+
+    permission_classes = [CanViewCosts]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("month", OpenApiTypes.STR, description="YYYY-MM; the current month when omitted")],
+        responses=SummarySerializer,
+    )
+    def get(self, request):
+        raw = request.query_params.get("month")
+        try:
+            first = pricing.parse_month(raw) if raw is not None else timezone.localdate().replace(day=1)
+        except ValueError as exc:
+            raise DomainError(str(exc), code="invalid_month") from exc
+        start, end = pricing.month_bounds(first)
+        by_kind = cost_totals_by_kind(start=start, end=end)
+        by_day = [
+            {"date": day, "total_usd": sum(amounts.values()), "by_kind": amounts}
+            for day, amounts in cost_daily_by_kind(start=start, end=end)
+        ]
+        payload = {
+            "month": first.strftime("%Y-%m"), "start": start, "end": end,
+            "total_usd": sum(by_kind[kind] for kind in KINDS), "by_kind": by_kind, "by_day": by_day,
+        }
+        return Response(SummarySerializer(payload).data)
