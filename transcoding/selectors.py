@@ -201,8 +201,8 @@ def cost_top_users(*, start: date, end: date, limit: int = 10) -> list[dict]:
 
 
 def video_stored_bytes(*, video: Video) -> int:
-    """Bytes of the video's renditions plus its stored original."""
-    renditions = video.renditions.aggregate(total=Coalesce(Sum("bytes"), 0))["total"]
+    """Bytes of the video's renditions plus its stored original (uses prefetched renditions)."""
+    renditions = sum(rendition.bytes for rendition in video.renditions.all())
     original = 0
     if video.media_file_id and video.media_file.status == MediaFile.Status.STORED:
         original = video.media_file.size
@@ -211,7 +211,7 @@ def video_stored_bytes(*, video: Video) -> int:
 
 def video_monthly_storage_estimate_usd(*, video: Video) -> Decimal | None:
     """What keeping this video (original + renditions) costs per month; None until renditions exist."""
-    if not video.renditions.exists():
+    if not video.renditions.all():
         return None
     gb = pricing.bytes_to_gb(video_stored_bytes(video=video))
     return pricing.amount(quantity=gb, unit_price=Decimal(settings.B2_STORAGE_USD_PER_GB_MONTH))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
@@ -88,6 +89,19 @@ def test_retrieve_shows_status_progress_probe_renditions_and_poster(user, video)
     assert body["renditions"][0]["name"] == "240p" and body["renditions"][0]["segment_count"] == 3
     assert body["poster_url"].startswith(f"http://testserver/api/v1/videos/{video.id}/hls/")
     assert body["poster_url"].endswith("/poster.jpg")
+
+
+def test_video_json_estimates_monthly_storage_once_renditions_exist(settings, user, video):
+    settings.B2_STORAGE_USD_PER_GB_MONTH = "0.006"
+    MediaFile.objects.filter(pk=video.media_file_id).update(size=400_000_000)
+    video.renditions.update(bytes=100_000_000)
+    rendition_bytes = 100_000_000 * video.renditions.count()
+    expected = (Decimal(400_000_000 + rendition_bytes) / Decimal(10**9) * Decimal("0.006")).quantize(Decimal("0.000001"))
+    body = _client(user).get(f"/api/v1/videos/{video.id}/").json()
+    assert body["monthly_storage_estimate_usd"] == str(expected)
+
+    pending = make_video(owner=user, media_file=make_media_file(owner=user), status="processing")
+    assert _client(user).get(f"/api/v1/videos/{pending.id}/").json()["monthly_storage_estimate_usd"] is None
 
 
 def test_processing_video_shows_the_running_job(user):
