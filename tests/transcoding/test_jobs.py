@@ -179,3 +179,52 @@ def test_transcode_command_without_wait_only_queues(user, capsys):
     assert TranscodeJob.objects.get(video=video).status == J.QUEUED
     with pytest.raises(CommandError, match="no video"):
         call_command("transcode", "00000000-0000-0000-0000-000000000000")
+
+
+def _admin_action(client, url_name: str, action: str, ids) -> str:
+    from django.urls import reverse
+
+    response = client.post(
+        reverse(url_name), {"action": action, "_selected_action": [str(pk) for pk in ids]}, follow=True
+    )
+    assert response.status_code == 200
+    return " ".join(str(message) for message in response.context["messages"])
+
+
+def test_admin_video_actions_go_through_the_services(client, admin_user, user):
+    from django.urls import reverse
+
+    client.force_login(admin_user)
+    failed = make_video(owner=user, media_file=make_media_file(owner=user), status=V.FAILED, status_reason="old")
+    ready = make_video(owner=user, media_file=make_media_file(owner=user), status=V.READY, hls_master_key="videos/r/hls/1/master.m3u8")
+
+    text = _admin_action(client, "admin:media_library_video_changelist", "retry_transcode", [failed.pk, ready.pk])
+    assert "Queued 1 video" in text and "only failed or blocked" in text
+    assert TranscodeJob.objects.get(video=failed).status == J.QUEUED
+
+    text = _admin_action(client, "admin:media_library_video_changelist", "retranscode", [ready.pk])
+    assert "Queued 1 video" in text
+    ready.refresh_from_db()
+    assert ready.status == V.QUEUED
+
+    TranscodeJob.objects.filter(video=failed).update(status=J.RUNNING, progress=42, attempts=1)
+    page = client.get(reverse("admin:media_library_video_changelist")).content.decode()
+    assert "running 42% (attempt 1)" in page
+    assert "running 42%" in client.get(reverse("admin:media_library_video_change", args=[failed.pk])).content.decode()
+
+    text = _admin_action(client, "admin:media_library_video_changelist", "cancel_transcode", [failed.pk, ready.pk])
+    assert "Cancelled 2 transcode job(s)" in text
+    assert set(TranscodeJob.objects.values_list("status", flat=True)) == {J.CANCELLED}
+    ready.refresh_from_db()
+    assert ready.status == V.READY, "a cancelled re-transcode keeps the previous output"
+
+
+def test_admin_job_cancel_action(client, admin_user, user):
+    client.force_login(admin_user)
+    video = make_video(owner=user, media_file=make_media_file(owner=user))
+    job = transcode_enqueue(video=video)
+    done = TranscodeJob.objects.create(video=make_video(owner=user), status=J.SUCCEEDED)
+    text = _admin_action(client, "admin:transcoding_transcodejob_changelist", "cancel", [job.pk, done.pk])
+    assert "Cancelled 1 transcode job(s)" in text and "1 job(s) skipped" in text
+    job.refresh_from_db()
+    assert job.status == J.CANCELLED and job.error == f"cancelled by {admin_user.username}"
