@@ -84,7 +84,7 @@ def test_cancel_kills_ffmpeg_and_removes_the_temp_dir(user, long_clip, monkeypat
     transcode_cancel(job=job, by=user)
     thread.join(timeout=20)
     assert not thread.is_alive()
-    assert ended["at"] - cancelled_at < 3, "ffmpeg was killed within the cancel check interval"
+    assert ended["at"] - cancelled_at < 5, "ffmpeg was killed within the cancel check interval"
     job.refresh_from_db()
     video.refresh_from_db()
     assert job.status == J.CANCELLED and job.error == f"cancelled by {user.username}"
