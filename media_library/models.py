@@ -80,7 +80,8 @@ class Video(models.Model):
     S = Status
     TRANSITIONS = {
         S.UPLOADED: frozenset({S.QUEUED, S.BLOCKED, S.FAILED}),
-        S.QUEUED: frozenset({S.PROCESSING, S.BLOCKED, S.FAILED}),
+        # queued -> ready: a cancelled re-transcode hands the video back its previous output.
+        S.QUEUED: frozenset({S.PROCESSING, S.BLOCKED, S.FAILED, S.READY}),
         S.PROCESSING: frozenset({S.READY, S.FAILED, S.QUEUED, S.BLOCKED}),
         S.READY: frozenset({S.QUEUED}),
         S.FAILED: frozenset({S.QUEUED, S.BLOCKED}),

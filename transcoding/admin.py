@@ -30,6 +30,17 @@ class TranscodeJobAdmin(admin.ModelAdmin):
         "log_tail", "task_id", "output_prefix", "wall_seconds", "cpu_seconds", "output_bytes", "requested_by",
         "created_at", "updated_at",
     )
+    actions = ["cancel"]
+
+    @admin.action(description="Cancel the selected queued or running jobs")
+    def cancel(self, request, queryset):
+        from media_library.admin import cancel_jobs
+
+        active = queryset.filter(status__in=TranscodeJob.ACTIVE_STATUSES)
+        skipped = queryset.count() - active.count()
+        if skipped:
+            self.message_user(request, f"{skipped} job(s) skipped: they already ended.", messages.WARNING)
+        cancel_jobs(self, request, active)
 
 
 @admin.register(CostLogEntry)

@@ -13,6 +13,13 @@ def transcode_video(job_id: str) -> None:
     transcode_run(job_id=job_id)
 
 
+def transcode_reap_stale() -> dict[str, int]:
+    """Requeue or fail running transcode jobs whose worker stopped sending heartbeats."""
+    from transcoding.services import transcode_reap_stale as reap
+
+    return reap()
+
+
 def costs_daily() -> None:
     """Daily cost run (storage snapshot, delivery estimate, budget check and alerts)."""
     from transcoding.costs import costs_daily as run

@@ -18,4 +18,7 @@ class ScheduleSpec:
 
 SCHEDULES: tuple[ScheduleSpec, ...] = (
     ScheduleSpec(name="costs-daily", func="transcoding.tasks.costs_daily", daily_at=settings.COSTS_DAILY_AT),
+    ScheduleSpec(
+        name="transcode-reap-stale", func="transcoding.tasks.transcode_reap_stale", minutes=settings.TRANSCODE_REAP_EVERY_MINUTES
+    ),
 )

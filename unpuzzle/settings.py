@@ -172,6 +172,9 @@ HLS_AUDIO_BITRATE = env.str("HLS_AUDIO_BITRATE", default="128k")
 HLS_SEGMENT_SECONDS = env.int("HLS_SEGMENT_SECONDS", default=6)
 TRANSCODE_TIMEOUT_S = env.int("TRANSCODE_TIMEOUT_S", default=4 * 3600)
 TRANSCODE_MAX_ATTEMPTS = env.int("TRANSCODE_MAX_ATTEMPTS", default=3)
+# A running job whose heartbeat (saved every ~2 s) is older than this lost its worker.
+TRANSCODE_HEARTBEAT_STALE_S = env.int("TRANSCODE_HEARTBEAT_STALE_S", default=300)
+TRANSCODE_REAP_EVERY_MINUTES = env.int("TRANSCODE_REAP_EVERY_MINUTES", default=5)
 
 # --- Costs and budget -----------------------------------------------------------------
 MONTHLY_BUDGET_USD = env.str("MONTHLY_BUDGET_USD", default="100.00")

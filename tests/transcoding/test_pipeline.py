@@ -1,0 +1,292 @@
+"""The transcode job end to end: real ffmpeg on tiny clips, local storage and S3."""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from django_q.models import OrmQ
+
+from media_library.models import Rendition, Video
+from media_library.services import video_delete
+from tests.factories import make_media_file, make_video
+from transcoding import ffmpeg
+from transcoding.models import CostLogEntry, TranscodeJob
+from transcoding.selectors import budget_policy_get
+from transcoding.services import transcode_enqueue, transcode_run
+from unpuzzle import storage
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+J = TranscodeJob.Status
+
+
+@pytest.fixture(autouse=True)
+def small_ladder(settings):
+    """Two tiny tiers and 2 s segments keep every run to a second or two."""
+    settings.HLS_LADDER = "120p:200k,180p:400k"
+    settings.HLS_SEGMENT_SECONDS = 2
+    settings.HLS_AUDIO_BITRATE = "64k"
+
+
+def store_video(owner, clip: Path) -> Video:
+    """Put ``clip`` in storage as an original and make a video of it (as upload finalization does)."""
+    media_id = uuid.uuid4()
+    key = f"originals/{media_id}/{clip.name}"
+    storage.save_file(key, clip)
+    media = make_media_file(owner=owner, id=media_id, storage_key=key, size=clip.stat().st_size, content=clip.read_bytes())
+    return make_video(owner=owner, media_file=media)
+
+
+def run(video: Video) -> TranscodeJob:
+    job = transcode_enqueue(video=video)
+    assert job is not None
+    transcode_run(job_id=job.id)
+    job.refresh_from_db()
+    video.refresh_from_db()
+    return job
+
+
+def keys_under(prefix: str) -> set[str]:
+    return {key for key, _ in storage.iter_objects(prefix)}
+
+
+def read_text(key: str) -> str:
+    with storage.get_storage().open(key, "rb") as fh:
+        return fh.read().decode()
+
+
+def assert_ready_with(video: Video, job: TranscodeJob, sizes: set[tuple[int, int]], *, audio: bool) -> None:
+    assert job.status == J.SUCCEEDED, job.error
+    assert video.status == Video.Status.READY, video.status_reason
+    assert job.progress == 100 and job.attempts == 1
+    prefix = f"videos/{video.id}/hls/1/"
+    assert job.output_prefix == prefix
+    assert video.hls_master_key == prefix + "master.m3u8"
+    assert video.poster_key == prefix + "poster.jpg"
+    stored = keys_under(f"videos/{video.id}/")
+    assert {video.hls_master_key, video.poster_key} <= stored
+    renditions = list(video.renditions.all())
+    assert {(r.width, r.height) for r in renditions} == sizes
+    master = read_text(video.hls_master_key)
+    for rendition in renditions:
+        assert rendition.playlist_key in stored
+        assert rendition.playlist_key.startswith(prefix)
+        assert rendition.bytes > 0 and rendition.segment_count >= 2
+        assert rendition.bandwidth >= rendition.average_bandwidth > 0
+        assert rendition.codecs.startswith("avc1.") and (",mp4a.40.2" in rendition.codecs) == audio
+        assert f"RESOLUTION={rendition.width}x{rendition.height}" in master
+        playlist = read_text(rendition.playlist_key)
+        assert "#EXT-X-PLAYLIST-TYPE:VOD" in playlist
+        segments = [line for line in playlist.splitlines() if line.endswith(".ts")]
+        assert len(segments) == rendition.segment_count
+        for segment in segments:
+            assert f"{prefix}{rendition.name}/{segment}" in stored
+    assert job.output_bytes == sum(size for _, size in storage.iter_objects(prefix))
+    assert job.wall_seconds > 0 and job.cpu_seconds > 0
+
+
+def test_landscape_with_audio_becomes_ready(user, landscape_clip):
+    video = store_video(user, landscape_clip)
+    job = run(video)
+    assert_ready_with(video, job, {(320, 180), (214, 120)}, audio=True)
+    assert video.max_quality == "180p" and video.duration == pytest.approx(6.0, abs=0.1)
+    media = video.media_file
+    media.refresh_from_db()
+    assert (media.width, media.height, media.has_audio, media.video_codec) == (320, 180, True, "h264")
+    line = CostLogEntry.objects.get(job=job, kind="transcode", unit="minute")
+    assert float(line.quantity) == pytest.approx(6.0 / 60 * 2, rel=0.02)
+
+
+@pytest.mark.slow
+def test_landscape_on_s3_has_content_types_and_cache_headers(user, landscape_clip, s3_storage):
+    video = store_video(user, landscape_clip)
+    job = run(video)
+    assert_ready_with(video, job, {(320, 180), (214, 120)}, audio=True)
+    client = s3_storage.bucket.meta.client
+    bucket = s3_storage.bucket_name
+    master = client.head_object(Bucket=bucket, Key=video.hls_master_key)
+    assert master["ContentType"] == "application/vnd.apple.mpegurl"
+    assert "max-age=3600" in master["CacheControl"]
+    segment_key = next(key for key in keys_under(f"videos/{video.id}/") if key.endswith(".ts"))
+    segment = client.head_object(Bucket=bucket, Key=segment_key)
+    assert segment["ContentType"] == "video/mp2t" and "immutable" in segment["CacheControl"]
+    assert client.head_object(Bucket=bucket, Key=video.poster_key)["ContentType"] == "image/jpeg"
+    # Deleting the video removes every object it stored.
+    video_delete(video=video, deleted_by=user)
+    assert keys_under(f"videos/{video.id}/") == set()
+
+
+def test_no_audio_clip(user, no_audio_clip):
+    video = store_video(user, no_audio_clip)
+    job = run(video)
+    assert_ready_with(video, job, {(320, 180), (214, 120)}, audio=False)
+
+
+def test_portrait_clip_keeps_its_orientation(user, rotated_portrait_clip):
+    video = store_video(user, rotated_portrait_clip)
+    job = run(video)
+    assert_ready_with(video, job, {(180, 320), (120, 214)}, audio=True)
+
+
+def test_source_below_the_lowest_tier_gets_one_rendition_at_its_size(user, tiny_clip, settings):
+    settings.HLS_LADDER = "240p:400k,480p:800k"
+    video = store_video(user, tiny_clip)
+    job = run(video)
+    assert_ready_with(video, job, {(160, 90)}, audio=True)
+    assert video.max_quality == "90p"
+
+
+def test_progress_is_saved_while_encoding(user, landscape_clip, monkeypatch):
+    from transcoding import services
+
+    monkeypatch.setattr(services, "PROGRESS_SAVE_SECONDS", 0.0)
+    seen: list[int] = []
+    original_save = services._Reporter.save
+
+    def recording_save(self, percent=None):
+        mine = original_save(self, percent)
+        seen.append(TranscodeJob.objects.values_list("progress", flat=True).get(pk=self.claim.job_id))
+        return mine
+
+    monkeypatch.setattr(services._Reporter, "save", recording_save)
+    video = store_video(user, landscape_clip)
+    job = run(video)
+    assert job.progress == 100
+    # Monotonic, with the encode share then the upload milestone, before the final 100.
+    assert seen == sorted(seen)
+    assert 90 in seen and seen[-1] == 95
+
+
+@pytest.mark.parametrize(
+    ("fixture", "words"),
+    [("truncated_faststart_clip", "truncated"), ("not_video_clip", "not a video"), ("audio_only_clip", "audio")],
+)
+def test_unusable_originals_fail_with_a_reason_and_leave_no_objects(user, request, fixture, words):
+    video = store_video(user, request.getfixturevalue(fixture))
+    job = run(video)
+    assert job.status == J.FAILED
+    assert video.status == Video.Status.FAILED
+    assert words in video.status_reason.lower() and words in job.error.lower()
+    assert job.attempts == 1, "a file that cannot be decoded is not retried"
+    assert keys_under(f"videos/{video.id}/") == set()
+    assert not video.renditions.exists()
+    assert not CostLogEntry.objects.filter(job=job).exists()
+
+
+def test_running_a_job_twice_is_a_no_op(user, no_audio_clip):
+    video = store_video(user, no_audio_clip)
+    job = run(video)
+    stored = keys_under(f"videos/{video.id}/")
+    transcode_run(job_id=job.id)
+    job.refresh_from_db()
+    assert job.status == J.SUCCEEDED and job.attempts == 1
+    assert keys_under(f"videos/{video.id}/") == stored
+    assert CostLogEntry.objects.filter(job=job, unit="minute").count() == 1
+
+
+def test_storage_failure_mid_upload_requeues_then_a_new_attempt_succeeds(user, no_audio_clip, monkeypatch):
+    video = store_video(user, no_audio_clip)
+    real_save_file = storage.save_file
+    calls = {"n": 0}
+
+    def flaky_save_file(key, path, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise ConnectionResetError("connection reset by the object store")
+        return real_save_file(key, path, **kwargs)
+
+    monkeypatch.setattr(storage, "save_file", flaky_save_file)
+    job = transcode_enqueue(video=video)
+    OrmQ.objects.all().delete()
+    transcode_run(job_id=job.id)
+    job.refresh_from_db()
+    video.refresh_from_db()
+    assert job.status == J.QUEUED and job.attempts == 1
+    assert "connection reset" in job.error
+    assert video.status == Video.Status.QUEUED and "retrying" in video.status_reason
+    assert keys_under(f"videos/{video.id}/") == set(), "the failed attempt's objects are deleted"
+    assert OrmQ.objects.count() == 1, "the job is dispatched again"
+
+    monkeypatch.setattr(storage, "save_file", real_save_file)
+    transcode_run(job_id=job.id)
+    job.refresh_from_db()
+    video.refresh_from_db()
+    assert job.status == J.SUCCEEDED and job.attempts == 2
+    assert video.hls_master_key == f"videos/{video.id}/hls/2/master.m3u8"
+    assert {key.split("/")[3] for key in keys_under(f"videos/{video.id}/")} == {"2"}
+
+
+def test_storage_failures_stop_after_max_attempts(user, no_audio_clip, monkeypatch, settings):
+    settings.TRANSCODE_MAX_ATTEMPTS = 2
+    video = store_video(user, no_audio_clip)
+
+    def broken_save_directory(prefix, directory, **kwargs):
+        raise ConnectionRefusedError("object store unreachable")
+
+    from transcoding import services
+
+    monkeypatch.setattr(services, "save_directory", broken_save_directory)
+    job = transcode_enqueue(video=video)
+    transcode_run(job_id=job.id)
+    transcode_run(job_id=job.id)
+    job.refresh_from_db()
+    video.refresh_from_db()
+    assert job.status == J.FAILED and job.attempts == 2
+    assert "gave up after 2 attempts" in job.error
+    assert video.status == Video.Status.FAILED and "unreachable" in video.status_reason
+
+
+def test_retranscode_switches_to_a_new_folder_and_deletes_the_old_one(user, no_audio_clip):
+    video = store_video(user, no_audio_clip)
+    run(video)
+    first_renditions = set(Rendition.objects.filter(video=video).values_list("id", flat=True))
+    job = run(video)
+    assert job.status == J.SUCCEEDED
+    assert video.hls_master_key == f"videos/{video.id}/hls/2/master.m3u8"
+    assert {key.split("/")[3] for key in keys_under(f"videos/{video.id}/")} == {"2"}
+    assert not Rendition.objects.filter(id__in=first_renditions).exists()
+    assert CostLogEntry.objects.filter(kind="transcode", unit="minute").count() == 2
+
+
+def test_kill_switch_blocks_the_job_before_it_starts(user, no_audio_clip):
+    video = store_video(user, no_audio_clip)
+    job = transcode_enqueue(video=video)
+    policy = budget_policy_get()
+    policy.kill_switch_engaged = True
+    policy.kill_switch_reason = "budget review"
+    policy.save()
+    transcode_run(job_id=job.id)
+    job.refresh_from_db()
+    video.refresh_from_db()
+    assert job.status == J.CANCELLED and job.attempts == 0 and "budget review" in job.error
+    assert video.status == Video.Status.BLOCKED and "budget review" in video.status_reason
+    assert keys_under(f"videos/{video.id}/") == set()
+    assert not video.media_file.__class__.objects.filter(pk=video.media_file_id, duration__isnull=False).exists(), "nothing ran"
+
+
+def test_deleting_a_ready_video_deletes_its_objects(user, no_audio_clip):
+    video = store_video(user, no_audio_clip)
+    run(video)
+    assert keys_under(f"videos/{video.id}/")
+    original = video.media_file.storage_key
+    video_delete(video=video, deleted_by=user)
+    assert keys_under(f"videos/{video.id}/") == set()
+    assert not storage.object_exists(original)
+
+
+def test_the_task_entry_point_runs_the_service(user, no_audio_clip):
+    from transcoding.tasks import transcode_video
+
+    video = store_video(user, no_audio_clip)
+    job = transcode_enqueue(video=video)
+    transcode_video(str(job.id))
+    job.refresh_from_db()
+    assert job.status == J.SUCCEEDED
+
+
+def test_output_layout_matches_the_ffmpeg_layer(user, no_audio_clip):
+    video = store_video(user, no_audio_clip)
+    run(video)
+    names = {key.rsplit("/", 1)[1] for key in keys_under(f"videos/{video.id}/hls/1/180p/")}
+    assert ffmpeg.MEDIA_PLAYLIST_NAME in names and ffmpeg.IFRAME_PLAYLIST_NAME in names
