@@ -11,4 +11,7 @@ class ScheduleSpec:
     minutes: int
 
 
-SCHEDULES: tuple[ScheduleSpec, ...] = ()
+SCHEDULES: tuple[ScheduleSpec, ...] = (
+    ScheduleSpec(name="uploads-cleanup", func="uploads.tasks.cleanup_uploads", minutes=30),
+    ScheduleSpec(name="uploads-retry-finalization", func="uploads.tasks.retry_finalization", minutes=5),
+)

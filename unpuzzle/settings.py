@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from corsheaders.defaults import default_headers as cors_default_headers
+from corsheaders.defaults import default_methods as cors_default_methods
 
 from unpuzzle.storage_options import s3_storage_options
 
@@ -158,6 +160,17 @@ MAX_CONCURRENT_UPLOADS = env.int("MAX_CONCURRENT_UPLOADS", default=5)
 CHUNK_SIZE_MB = env.int("CHUNK_SIZE_MB", default=8)
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/.*$"
+# Browser tus clients send these request headers and must read these response headers.
+CORS_ALLOW_HEADERS = (
+    *cors_default_headers,
+    "tus-resumable", "upload-length", "upload-offset", "upload-metadata", "upload-checksum",
+    "upload-concat", "upload-defer-length", "x-http-method-override",
+)
+CORS_ALLOW_METHODS = (*cors_default_methods, "HEAD")
+CORS_EXPOSE_HEADERS = [
+    "Location", "Upload-Offset", "Upload-Length", "Upload-Metadata", "Upload-Expires", "Upload-Concat",
+    "Upload-Defer-Length", "Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm",
+]
 
 # --- Transcoding ----------------------------------------------------------------------
 FFMPEG_BIN = env.str("FFMPEG_BIN", default="ffmpeg")
