@@ -186,8 +186,8 @@ def upload_session_create(
     path.touch(exist_ok=False)
     logger.info("upload_id=%s created (length=%s, partial=%s)", session.id, length, partial)
     if length == 0 and not partial:
-        _advance(session_id=session.id, expected_offset=0, new_offset=0)
-        session.refresh_from_db()
+        session = _advance(session_id=session.id, expected_offset=0, new_offset=0)
+        transaction.on_commit(lambda: upload_finalize_enqueue(session_id=session.id))
     return session
 
 
@@ -247,8 +247,8 @@ def upload_session_concat(*, owner, partial_ids: list[uuid.UUID], metadata: dict
             part.finalized_at = now
             part.save(update_fields=["status", "finalized_at", "updated_at"])
             transaction.on_commit(lambda p=part.temp_path: _remove_part_file(p))
-        _advance(session_id=session.id, expected_offset=0, new_offset=total)
-    session.refresh_from_db()
+        session = _advance(session_id=session.id, expected_offset=0, new_offset=total)
+        transaction.on_commit(lambda: upload_finalize_enqueue(session_id=session.id))
     logger.info("upload_id=%s concatenated from %d partial uploads (%d bytes)", session.id, len(parts), total)
     return session
 
@@ -277,8 +277,6 @@ def _advance(*, session_id: uuid.UUID, expected_offset: int, new_offset: int, le
         # Completed uploads never expire, except partial ones nobody concatenates.
         session.expires_at = _expiry() if session.is_partial else None
         fields += ["status", "completed_at"]
-        if not session.is_partial:
-            transaction.on_commit(lambda: upload_finalize_enqueue(session_id=session.id))
     else:
         if session.status == S.CREATED:
             session.transition(S.UPLOADING)
@@ -395,11 +393,14 @@ def upload_session_append(
         except (Gone, UploadOffsetMismatch):
             fh.truncate(recorded)
             raise
-        if not complete_body:
-            raise BodyIncomplete(
-                f"the body ended after {written} of {content_length} bytes; {written} bytes were stored, "
-                f"resume at offset {session.offset}"
-            )
+    # Queued only now: the finalizer takes the part file's lock, which this request just released.
+    if session.status == S.COMPLETE and not session.is_partial:
+        transaction.on_commit(lambda: upload_finalize_enqueue(session_id=session.id))
+    if not complete_body:
+        raise BodyIncomplete(
+            f"the body ended after {written} of {content_length} bytes; {written} bytes were stored, "
+            f"resume at offset {session.offset}"
+        )
     return session
 
 
