@@ -98,7 +98,8 @@ def _remove_part_file(path: str) -> None:
 def _locked_part_file(session: UploadSession) -> Iterator[BinaryIO]:
     """Open the part file with an exclusive, non-blocking flock; 423 if another request holds it."""
     try:
-        fh = open(session.temp_path, "r+b")
+        # Unbuffered: each 1 MiB block goes straight to the kernel, no second copy in Python.
+        fh = open(session.temp_path, "r+b", buffering=0)
     except FileNotFoundError:
         raise Gone(f"upload {session.id} has no stored bytes any more (it was terminated or expired)") from None
     try:
@@ -114,6 +115,12 @@ def _locked_part_file(session: UploadSession) -> Iterator[BinaryIO]:
         yield fh
     finally:
         fh.close()  # closing the file releases the flock
+
+
+def _write_all(fh: BinaryIO, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[fh.write(view):]
 
 
 def _check_format(metadata: dict[str, str]) -> None:
@@ -346,22 +353,17 @@ def upload_session_append(
         recorded = offset
         written = 0
         interrupted: Exception | None = None
-        buffer = bytearray(BUFFER_BYTES)
-        view = memoryview(buffer)
         try:
             while written < wanted:
                 chunk = stream.read(min(BUFFER_BYTES, wanted - written))
                 if not chunk:
                     break
-                n = len(chunk)
-                view[:n] = chunk
-                fh.write(view[:n])
+                _write_all(fh, chunk)
                 if hasher is not None:
-                    hasher.update(view[:n])
-                written += n
+                    hasher.update(chunk)
+                written += len(chunk)
                 # Chunked bodies are only recorded at the end: they may still turn out too long.
                 if hasher is None and content_length is not None and offset + written - recorded >= PROGRESS_RECORD_BYTES:
-                    fh.flush()
                     session = _advance(session_id=session.id, expected_offset=recorded, new_offset=offset + written)
                     recorded = session.offset
         # Socket errors, read timeouts and UnreadablePostError are OSErrors; a closed stream raises ValueError.
@@ -385,7 +387,6 @@ def upload_session_append(
                     f"the {checksum.algorithm} checksum of the {written}-byte body does not match Upload-Checksum; "
                     f"nothing was stored, resend from offset {offset}"
                 )
-        fh.flush()
         try:
             session = _advance(
                 session_id=session.id, expected_offset=recorded, new_offset=offset + written, length=upload_length

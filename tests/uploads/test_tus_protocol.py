@@ -406,7 +406,12 @@ def test_second_concurrent_patch_is_refused_and_bytes_stay_correct(tus_http, tok
     assert "being written by another request" in response.json()["detail"]
     assert response.headers["Tus-Resumable"] == "1.0.0"
     sock.sendall(b"a" * 600)
-    reply = sock.recv(4096).decode()
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        received = sock.recv(4096)
+        assert received, f"connection closed after {reply!r}"
+        reply += received
+    reply = reply.decode()
     sock.close()
     assert reply.startswith("HTTP/1.1 204") and "Upload-Offset: 1000" in reply
     assert open(_session(url).temp_path, "rb").read() == b"a" * 1000
