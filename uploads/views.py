@@ -146,6 +146,7 @@ class UploadCollectionView(TusView):
     def get_queryset(self):
         return upload_sessions_for_owner(user=self.request.user)
 
+    @extend_schema(operation_id="uploads_list", responses=UploadProgressSerializer(many=True))
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(UploadProgressSerializer(page, many=True).data)
@@ -199,6 +200,7 @@ class UploadDetailView(TusView):
     def _session(self, pk) -> UploadSession:
         return upload_session_get_for_owner(upload_id=pk, user=self.request.user)
 
+    @extend_schema(operation_id="uploads_retrieve", responses=UploadProgressSerializer)
     def get(self, request, pk):
         return Response(UploadProgressSerializer(self._session(pk)).data)
 
