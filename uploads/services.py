@@ -570,7 +570,7 @@ def upload_finalize_from_path(
     except ProbeError as exc:
         _fail(session_id=session.id, reason=f"not a playable video: {exc}")
         return UploadSession.objects.get(pk=session.id)
-    format_name = (probe.raw or {}).get("format", {}).get("format_name", "")
+    format_name = probe.format_name
     if format_name and not container_allowed(format_name, settings.ALLOWED_VIDEO_FORMATS):
         _fail(
             session_id=session.id,
