@@ -51,6 +51,41 @@ class VideoNotReady(Conflict):
     code = "video_not_ready"
 
 
+class PermissionDenied(DomainError):
+    status_code = 403
+    code = "forbidden"
+
+
+class Gone(DomainError):
+    """The resource existed but was terminated or expired."""
+
+    status_code = 410
+    code = "gone"
+
+
+class UnsupportedMediaType(DomainError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class Locked(DomainError):
+    """Another request holds the resource (e.g. an upload being written)."""
+
+    status_code = 423
+    code = "locked"
+
+
+class UploadOffsetMismatch(Conflict):
+    code = "offset_mismatch"
+
+
+class ChecksumMismatch(DomainError):
+    """tus checksum extension: the body does not match Upload-Checksum; nothing was stored."""
+
+    status_code = 460
+    code = "checksum_mismatch"
+
+
 class PayloadTooLarge(DomainError):
     status_code = 413
     code = "too_large"

@@ -21,4 +21,6 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
     ScheduleSpec(
         name="transcode-reap-stale", func="transcoding.tasks.transcode_reap_stale", minutes=settings.TRANSCODE_REAP_EVERY_MINUTES
     ),
+    ScheduleSpec(name="uploads-cleanup", func="uploads.tasks.cleanup_uploads", minutes=30),
+    ScheduleSpec(name="uploads-retry-finalization", func="uploads.tasks.retry_finalization", minutes=5),
 )

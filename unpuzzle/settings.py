@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from corsheaders.defaults import default_headers as cors_default_headers
+from corsheaders.defaults import default_methods as cors_default_methods
 
 from unpuzzle.storage_options import s3_storage_options
 
@@ -95,6 +97,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+    # A file, not the in-memory default: live-server tests then give each server thread its own
+    # connection, as in production, instead of one connection shared by concurrent requests.
+    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", str(VAR_DIR / "test-db.sqlite3"))
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -163,6 +168,17 @@ MAX_CONCURRENT_UPLOADS = env.int("MAX_CONCURRENT_UPLOADS", default=5)
 CHUNK_SIZE_MB = env.int("CHUNK_SIZE_MB", default=8)
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/.*$"
+# Browser tus clients send these request headers and must read these response headers.
+CORS_ALLOW_HEADERS = (
+    *cors_default_headers,
+    "tus-resumable", "upload-length", "upload-offset", "upload-metadata", "upload-checksum",
+    "upload-concat", "upload-defer-length", "x-http-method-override",
+)
+CORS_ALLOW_METHODS = (*cors_default_methods, "HEAD")
+CORS_EXPOSE_HEADERS = [
+    "Location", "Upload-Offset", "Upload-Length", "Upload-Metadata", "Upload-Expires", "Upload-Concat",
+    "Upload-Defer-Length", "Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm",
+]
 
 # --- Transcoding ----------------------------------------------------------------------
 FFMPEG_BIN = env.str("FFMPEG_BIN", default="ffmpeg")

@@ -30,7 +30,8 @@ class UploadSession(models.Model):
     TRANSITIONS = {
         S.CREATED: frozenset({S.UPLOADING, S.COMPLETE, S.FAILED, S.EXPIRED, S.CANCELLED}),
         S.UPLOADING: frozenset({S.COMPLETE, S.FAILED, S.EXPIRED, S.CANCELLED}),
-        S.COMPLETE: frozenset({S.FINALIZED, S.FAILED}),
+        # complete -> expired: partial uploads nobody concatenated; -> cancelled: terminated before finalization.
+        S.COMPLETE: frozenset({S.FINALIZED, S.FAILED, S.EXPIRED, S.CANCELLED}),
         S.FINALIZED: frozenset(),
         S.FAILED: frozenset(),
         S.EXPIRED: frozenset(),

@@ -1,4 +1,10 @@
 """API routes of this app, mounted under /api/v1/."""
-from django.urls import path  # noqa: F401
+from django.urls import path, re_path
 
-urlpatterns: list = []
+from uploads.views import UploadCollectionView, UploadDetailView
+
+urlpatterns = [
+    path("uploads/", UploadCollectionView.as_view(), name="uploads-list"),
+    # Ids are parsed by the view, so a malformed id still gets a tus-style 404.
+    re_path(r"^uploads/(?P<pk>[^/]+)/?$", UploadDetailView.as_view(), name="uploads-detail"),
+]

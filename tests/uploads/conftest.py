@@ -1,0 +1,86 @@
+"""Fixtures for the tus server tests: generated clips, a token user, a live HTTP endpoint."""
+from __future__ import annotations
+
+import base64
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+from rest_framework.authtoken.models import Token
+
+from tests.factories import make_user
+
+
+def make_clip(path: Path, *, seconds: float = 1, size: str = "320x240", noise: bool = True, faststart: bool = False) -> Path:
+    """A real H.264/AAC MP4; noise makes it ~2 MB per second so uploads span several chunks."""
+    video_filter = ["-vf", "noise=alls=60:allf=t"] if noise else []
+    extra = ["-movflags", "+faststart"] if faststart else []
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25",
+         "-f", "lavfi", "-i", "sine=frequency=440", "-t", str(seconds), *video_filter,
+         "-c:v", "libx264", "-preset", "ultrafast", "-crf", "10", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-shortest", *extra, str(path)],
+        check=True,
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory) -> Path:
+    """A 1 s 320x240 clip of about 2 MB (several 256 KiB chunks)."""
+    return make_clip(tmp_path_factory.mktemp("clips") / "lecture.mp4")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> Path:
+    """A 1 s 160x120 clip of a few KB, for tests that only need a valid video."""
+    return make_clip(tmp_path_factory.mktemp("clips") / "tiny.mp4", size="160x120", noise=False)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def metadata_header(**values: str) -> str:
+    return ",".join(f"{k} {b64(v)}" for k, v in values.items())
+
+
+class TusHTTP:
+    """A requests session against the live server, authenticated with a token, speaking tus."""
+
+    def __init__(self, base: str, token: str):
+        self.base = base.rstrip("/")
+        self.endpoint = f"{self.base}/api/v1/uploads/"
+        self.http = requests.Session()
+        self.http.headers.update({"Authorization": f"Token {token}", "Tus-Resumable": "1.0.0"})
+
+    def create(self, length: int | None = None, *, filename: str = "lecture.mp4", headers=None, **kwargs):
+        hdrs = {"Upload-Metadata": metadata_header(filename=filename)} if filename else {}
+        if length is not None:
+            hdrs["Upload-Length"] = str(length)
+        hdrs.update(headers or {})
+        return self.http.post(self.endpoint, headers=hdrs, timeout=30, **kwargs)
+
+    def patch(self, url: str, data: bytes, *, offset: int, headers=None, **kwargs):
+        hdrs = {"Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)}
+        hdrs.update(headers or {})
+        return self.http.patch(url, data=data, headers=hdrs, timeout=30, **kwargs)
+
+    def head(self, url: str, **kwargs):
+        return self.http.head(url, timeout=30, **kwargs)
+
+
+@pytest.fixture
+def token(user) -> str:
+    return Token.objects.create(user=user).key
+
+
+@pytest.fixture
+def tus_http(live_server, token) -> TusHTTP:
+    return TusHTTP(live_server.url, token)
+
+
+@pytest.fixture
+def other_tus_http(live_server, db) -> TusHTTP:
+    return TusHTTP(live_server.url, Token.objects.create(user=make_user()).key)

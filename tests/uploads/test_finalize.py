@@ -1,0 +1,139 @@
+"""Finalization: a complete upload becomes MediaFile + Video, or fails with a reason people understand."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import boto3
+import pytest
+from django.utils import timezone
+
+from media_library.models import MediaFile, Video
+from tests.conftest import S3_KEY_ID, S3_REGION, S3_SECRET
+from tests.uploads.conftest import make_clip
+from unpuzzle.storage import object_exists, open_local_copy
+from unpuzzle.storage_options import s3_storage_options
+from uploads.models import UploadSession
+from uploads.services import (
+    upload_session_append,
+    upload_session_create,
+    upload_session_finalize,
+    upload_sessions_retry_finalization,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def complete_upload(owner, data: bytes, *, filename: str = "lecture.mp4", **metadata: str) -> UploadSession:
+    """An upload whose bytes all arrived, through the same services the tus views call."""
+    session = upload_session_create(owner=owner, length=len(data), metadata={"filename": filename, **metadata})
+    session = upload_session_append(session=session, offset=0, stream=io.BytesIO(data), content_length=len(data))
+    assert session.status == UploadSession.Status.COMPLETE
+    return session
+
+
+def test_valid_clip_becomes_media_file_and_queued_video(user, tiny_clip):
+    data = tiny_clip.read_bytes()
+    session = complete_upload(user, data, filename="Woche 3 – Übung.MP4", title="Week 3 exercise")
+    session = upload_session_finalize(session_id=session.id)
+    assert session.status == UploadSession.Status.FINALIZED and session.error == ""
+    media_file = session.media_file
+    assert media_file.owner == user
+    assert media_file.size == len(data)
+    assert media_file.sha256 == hashlib.sha256(data).hexdigest()
+    assert media_file.duration == pytest.approx(1.0, abs=0.1)
+    assert (media_file.width, media_file.height) == (160, 120)
+    assert media_file.video_codec == "h264" and media_file.audio_codec == "aac" and media_file.has_audio
+    assert media_file.mime_type == "video/mp4"
+    assert media_file.storage_key == f"originals/{media_file.id}/woche-3-übung.mp4"
+    with open_local_copy(media_file.storage_key) as stored:
+        assert stored.read_bytes() == data
+    video = Video.objects.get(pk=session.video_id)
+    assert video.title == "Week 3 exercise" and video.media_file == media_file
+    assert video.duration == pytest.approx(1.0, abs=0.1)
+    assert video.status == Video.Status.QUEUED  # transcoding was enqueued
+    assert not os.path.exists(session.temp_path)
+
+
+def test_title_defaults_to_the_file_name(user, tiny_clip):
+    session = upload_session_finalize(session_id=complete_upload(user, tiny_clip.read_bytes(), filename="Intro talk.mp4").id)
+    assert session.video.title == "Intro talk"
+
+
+def test_finalize_is_idempotent(user, tiny_clip):
+    session = complete_upload(user, tiny_clip.read_bytes())
+    upload_session_finalize(session_id=session.id)
+    again = upload_session_finalize(session_id=session.id)
+    assert again.status == UploadSession.Status.FINALIZED
+    assert MediaFile.objects.count() == 1 and Video.objects.count() == 1
+
+
+@pytest.mark.parametrize("faststart", [False, True], ids=["index-at-end", "index-at-front"])
+def test_truncated_file_fails_with_reason(user, tmp_path, faststart):
+    data = make_clip(tmp_path / "full.mp4", seconds=2, size="160x120", faststart=faststart).read_bytes()
+    session = complete_upload(user, data[: len(data) // 2])
+    session = upload_session_finalize(session_id=session.id)
+    assert session.status == UploadSession.Status.FAILED
+    assert "truncated" in session.error.lower() or "moov atom not found" in session.error
+    assert MediaFile.objects.count() == 0 and not os.path.exists(session.temp_path)
+
+
+def test_non_video_renamed_mp4_fails_with_reason(user):
+    session = complete_upload(user, b"%PDF-1.4 this is a document, not a lecture\n" * 200, filename="slides.mp4")
+    session = upload_session_finalize(session_id=session.id)
+    assert session.status == UploadSession.Status.FAILED
+    assert session.error.startswith("not a playable video:")
+    assert len(session.error) > len("not a playable video: ")
+    assert MediaFile.objects.count() == 0
+
+
+def test_container_not_in_allowed_formats_fails(user, tiny_clip, settings):
+    settings.ALLOWED_VIDEO_FORMATS = ["webm", "mp4"]
+    session = complete_upload(user, tiny_clip.read_bytes(), filename="lecture.mp4")
+    settings.ALLOWED_VIDEO_FORMATS = ["webm"]
+    session = upload_session_finalize(session_id=session.id)
+    assert session.status == UploadSession.Status.FAILED
+    assert "not accepted" in session.error and "webm" in session.error
+
+
+def test_same_file_twice_is_stored_once(user, other_user, tiny_clip):
+    data = tiny_clip.read_bytes()
+    first = upload_session_finalize(session_id=complete_upload(user, data, filename="a.mp4").id)
+    second = upload_session_finalize(session_id=complete_upload(user, data, filename="b.mp4").id)
+    assert second.status == UploadSession.Status.FINALIZED
+    assert second.media_file_id == first.media_file_id
+    assert second.video_id == first.video_id  # no second transcode of the same lecture
+    assert MediaFile.objects.filter(owner=user).count() == 1 and Video.objects.count() == 1
+    # Another instructor's identical file is theirs alone.
+    theirs = upload_session_finalize(session_id=complete_upload(other_user, data).id)
+    assert theirs.media_file_id != first.media_file_id and MediaFile.objects.count() == 2
+
+
+def test_storage_outage_keeps_the_upload_and_the_retry_finalizes_it(user, tiny_clip, s3_storage, s3_server, s3_bucket, settings):
+    data = tiny_clip.read_bytes()
+    session = complete_upload(user, data)
+    working = settings.STORAGES["default"]
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "unpuzzle.storage.MediaS3Storage",
+        "OPTIONS": s3_storage_options(key_id=S3_KEY_ID, application_key=S3_SECRET, endpoint=s3_server,
+                                      region=S3_REGION, bucket_name="bucket-that-does-not-exist"),
+    }}
+    session = upload_session_finalize(session_id=session.id)
+    assert session.status == UploadSession.Status.COMPLETE
+    assert "will be retried" in session.error
+    assert Path(session.temp_path).read_bytes() == data  # nothing accepted is lost
+    assert MediaFile.objects.count() == 0
+
+    settings.STORAGES = {**settings.STORAGES, "default": working}
+    assert upload_sessions_retry_finalization(now=timezone.now() + timedelta(minutes=3)) == 1
+    session.refresh_from_db()
+    assert session.status == UploadSession.Status.FINALIZED and session.error == ""
+    key = session.media_file.storage_key
+    assert object_exists(key)
+    body = boto3.client("s3", endpoint_url=s3_server, region_name=S3_REGION, aws_access_key_id=S3_KEY_ID,
+                        aws_secret_access_key=S3_SECRET).get_object(Bucket=s3_bucket, Key=key)
+    assert body["Body"].read() == data
+    assert body["ContentType"] == "video/mp4"

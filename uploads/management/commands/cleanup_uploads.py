@@ -1,0 +1,17 @@
+from django.core.management.base import BaseCommand
+
+from uploads.services import uploads_cleanup
+
+
+class Command(BaseCommand):
+    help = (
+        "Expire unfinished uploads past their Upload-Expires (deleting their part files), delete rows of "
+        "uploads that ended more than 7 days ago, and remove part files no upload owns."
+    )
+
+    def handle(self, *args, **options):
+        result = uploads_cleanup()
+        self.stdout.write(
+            f"expired {result['expired']} uploads, purged {result['purged']} old rows, "
+            f"removed {result['orphans']} orphan part files"
+        )
