@@ -209,6 +209,11 @@ class _Reporter:
             return False
         return not self.save()
 
+    def on_output_saved(self, key: str, size: int) -> None:
+        """Heartbeat while outputs upload; raise when the job was cancelled meanwhile."""
+        if self.should_cancel():
+            raise _LostJob(f"the job was cancelled or taken over while its output was uploading ({key})")
+
     def check(self, percent: float) -> None:
         """Save a milestone; raise when the job was cancelled meanwhile."""
         if not self.save(percent):
@@ -425,7 +430,8 @@ def transcode_run(*, job_id) -> None:
         reporter.check(95)
         # A folder number can only hold leftovers of a lost attempt; start it empty.
         delete_prefix(claim.prefix)
-        stored = save_directory(claim.prefix, work / "hls")
+        # Uploading a long ladder takes a while: keep the heartbeat going so the reaper leaves it alone.
+        stored = save_directory(claim.prefix, work / "hls", on_saved=reporter.on_output_saved)
         _transcode_switch(claim=claim, encoded=encoded, stored=stored, wall_seconds=time.monotonic() - started)
     except _LostJob as exc:
         logger.info("job_id=%s video_id=%s stopped: %s", claim.job_id, claim.video_id, exc)

@@ -10,7 +10,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -92,14 +92,27 @@ def save_file(key: str, path: str | os.PathLike, *, storage: Storage | None = No
         return save_stream(key, fh, storage=storage, **headers)
 
 
-def save_directory(prefix: str, directory: str | os.PathLike, *, storage: Storage | None = None) -> list[tuple[str, int]]:
-    """Store every file under ``directory`` below ``prefix``; return ``(key, size)`` pairs."""
+def save_directory(
+    prefix: str,
+    directory: str | os.PathLike,
+    *,
+    storage: Storage | None = None,
+    on_saved: Callable[[str, int], None] | None = None,
+) -> list[tuple[str, int]]:
+    """Store every file under ``directory`` below ``prefix``; return ``(key, size)`` pairs.
+
+    ``on_saved(key, size)`` runs after each file, so a long upload can report liveness
+    (or stop by raising).
+    """
     stored = []
     root = Path(directory)
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         key = f"{prefix.rstrip('/')}/{path.relative_to(root).as_posix()}"
         save_file(key, path, storage=storage)
-        stored.append((key, path.stat().st_size))
+        size = path.stat().st_size
+        stored.append((key, size))
+        if on_saved is not None:
+            on_saved(key, size)
     return stored
 
 

@@ -217,6 +217,31 @@ def test_storage_failure_mid_upload_requeues_then_a_new_attempt_succeeds(user, n
     assert {key.split("/")[3] for key in keys_under(f"videos/{video.id}/")} == {"2"}
 
 
+def test_output_upload_keeps_the_heartbeat_and_stops_when_cancelled(user, no_audio_clip, monkeypatch):
+    from transcoding import services
+
+    monkeypatch.setattr(services, "PROGRESS_SAVE_SECONDS", 0.0)
+    video = store_video(user, no_audio_clip)
+    job = transcode_enqueue(video=video)
+    real_save_file = storage.save_file
+    beats = []
+
+    def save_file_then_cancel(key, path, **kwargs):
+        result = real_save_file(key, path, **kwargs)
+        beats.append(TranscodeJob.objects.get(pk=job.id).heartbeat_at)
+        if len(beats) == 3:
+            TranscodeJob.objects.filter(pk=job.id).update(status=J.CANCELLED)
+        return result
+
+    monkeypatch.setattr(storage, "save_file", save_file_then_cancel)
+    transcode_run(job_id=job.id)
+    job.refresh_from_db()
+    assert beats[1] > beats[0], "each stored output file renews the heartbeat"
+    assert len(beats) == 3, "the upload stops at the first file after the cancel"
+    assert job.status == J.CANCELLED
+    assert keys_under(f"videos/{video.id}/") == set(), "the abandoned attempt leaves no objects"
+
+
 def test_storage_failures_stop_after_max_attempts(user, no_audio_clip, monkeypatch, settings):
     settings.TRANSCODE_MAX_ATTEMPTS = 2
     video = store_video(user, no_audio_clip)
