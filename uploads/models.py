@@ -16,6 +16,7 @@ class UploadSession(models.Model):
     class Kind(models.TextChoices):
         TUS = "tus", "tus resumable"
         DIRECT = "direct", "Direct to bucket"
+        INGEST = "ingest", "Local file (manage.py ingest)"
 
     class Status(models.TextChoices):
         CREATED = "created", "Created"

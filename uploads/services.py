@@ -629,6 +629,38 @@ def _link_video(*, session_id: uuid.UUID, media_file: MediaFile, media_created: 
     return session
 
 
+def upload_session_ingest(*, owner, path: str | os.PathLike, title: str = "") -> UploadSession:
+    """Take a file already on this machine through the upload path (``manage.py ingest``).
+
+    The same size and format checks as an upload, then the same finalization: sha256,
+    ffprobe, duplicate check, original stored, MediaFile + Video, transcoding enqueued. The
+    source file is read, never moved or deleted.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise NotFound(f"{source} is not a file")
+    metadata = {"filename": source.name}
+    if title:
+        metadata["title"] = title
+    length = source.stat().st_size
+    _check_length(length)
+    _check_format(metadata)
+    now = timezone.now()
+    session = UploadSession.objects.create(
+        owner=owner,
+        kind=UploadSession.Kind.INGEST,
+        filename=source.name[:255],
+        content_type=mimetypes.guess_type(source.name)[0] or "",
+        length=length,
+        offset=length,
+        metadata=metadata,
+        status=S.COMPLETE,
+        completed_at=now,
+    )
+    logger.info("upload_id=%s ingesting %s (%d bytes)", session.id, source, length)
+    return upload_finalize_from_path(session=session, path=source)
+
+
 def upload_sessions_retry_finalization(*, now: datetime | None = None) -> int:
     """Finalize complete uploads whose finalization did not happen (worker down, storage outage)."""
     cutoff = (now or timezone.now()) - FINALIZE_RETRY_AFTER
