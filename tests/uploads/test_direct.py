@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 
 from media_library.models import MediaFile, Video
 from tests.conftest import S3_KEY_ID, S3_REGION, S3_SECRET
-from unpuzzle.storage import object_exists, open_local_copy
+from unpuzzle.storage import object_exists
 from uploads.models import UploadSession
 from uploads.services import upload_session_finalize
 from uploads.tasks import abort_stale_direct_uploads
