@@ -121,18 +121,19 @@ def media_file_create_from_path(
     mime_type: str,
     probe: ProbeResult,
     stored_key: str | None = None,
+    media_file_id: uuid.UUID | None = None,
 ) -> tuple[MediaFile, bool]:
     """Store the original at ``path`` and create its MediaFile; returns ``(media_file, created)``.
 
     An owner's existing copy of the same bytes is returned instead of storing a second one.
     ``stored_key`` names an object already in storage (direct-to-bucket uploads): nothing is
-    copied then. Raises ``StorageUnavailable`` when the object store cannot take the file;
+    copied then, and ``media_file_id`` is the id that key was made for. Raises ``StorageUnavailable`` when the object store cannot take the file;
     no row is written in that case, so the caller can retry.
     """
     existing = media_file_find_duplicate(owner=owner, sha256=sha256)
     if existing is not None:
         return existing, False
-    media_file_id = uuid.uuid4()
+    media_file_id = media_file_id or uuid.uuid4()
     key = stored_key or original_key(media_file_id=media_file_id, filename=original_filename)
     if stored_key is None:
         try:

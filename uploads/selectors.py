@@ -6,6 +6,7 @@ import uuid
 from django.db.models import QuerySet
 
 from unpuzzle.exceptions import NotFound
+from uploads.direct import direct_upload_part_count, direct_upload_stored_parts
 from uploads.models import UploadSession
 
 
@@ -24,3 +25,45 @@ def upload_session_get_for_owner(*, upload_id: str | uuid.UUID, user) -> UploadS
     if session is None:
         raise NotFound(f"no upload {key} for this user")
     return session
+
+
+def direct_upload_get_for_owner(*, upload_id: str | uuid.UUID, user) -> UploadSession:
+    """One of the user's direct uploads; tus uploads and other users' uploads are missing (404)."""
+    session = upload_session_get_for_owner(upload_id=upload_id, user=user)
+    if session.kind != UploadSession.Kind.DIRECT:
+        raise NotFound(f"no direct upload {session.id} for this user (it is a tus upload: see /api/v1/uploads/)")
+    return session
+
+
+def direct_upload_state(*, session: UploadSession) -> dict:
+    """A direct upload's state for its owner: stored parts and bytes from the bucket while it is
+    open (so a resumed client knows what is left), the recorded figures once it is closed."""
+    stored = direct_upload_stored_parts(session=session)
+    total = direct_upload_part_count(session)
+    if session.status in UploadSession.ACTIVE_STATUSES:
+        bytes_stored = sum(p.size for p in stored)
+        have = {p.part_number for p in stored}
+        missing = [n for n in range(1, total + 1) if n not in have]
+    else:
+        bytes_stored = session.offset
+        missing = []
+    length = session.length or 0
+    return {
+        "id": session.id,
+        "status": session.status,
+        "filename": session.filename,
+        "file_size": length,
+        "key": session.storage_key,
+        "part_size": session.part_size,
+        "part_count": total,
+        "bytes_stored": bytes_stored,
+        "progress": round(100.0 * min(bytes_stored, length) / length, 2) if length else 100.0,
+        "parts": [{"part_number": p.part_number, "size": p.size, "etag": p.etag} for p in stored],
+        "missing_parts": missing,
+        "video_id": session.video_id,
+        "media_file_id": session.media_file_id,
+        "error": session.error,
+        "expires_at": session.expires_at,
+        "created_at": session.created_at,
+        "completed_at": session.completed_at,
+    }

@@ -30,6 +30,7 @@ from django_q.tasks import async_task
 from media_library.filenames import file_extension
 from media_library.models import MediaFile, Video
 from media_library.services import media_file_create_from_path, video_create
+from transcoding.costs import quota_check_upload
 from transcoding.ffmpeg import ProbeError, ProbeResult, probe_file
 from transcoding.services import transcode_enqueue
 from unpuzzle.exceptions import (
@@ -123,10 +124,9 @@ def _write_all(fh: BinaryIO, data: bytes) -> None:
         view = view[fh.write(view):]
 
 
-def _check_format(metadata: dict[str, str]) -> None:
+def _check_format(*, filename: str, filetype: str) -> None:
     """Refuse, at creation, a file whose name or type says it is not an allowed video (415)."""
     allowed = settings.ALLOWED_VIDEO_FORMATS
-    filename = metadata.get("filename") or metadata.get("name") or ""
     ext = file_extension(filename)
     if filename and not ext:
         raise UnsupportedMediaType(
@@ -134,9 +134,17 @@ def _check_format(metadata: dict[str, str]) -> None:
         )
     if ext and ext not in allowed:
         raise UnsupportedMediaType(f"'.{ext}' files are not accepted; upload one of: {', '.join(allowed)}")
-    filetype = (metadata.get("filetype") or metadata.get("type") or "").strip().lower()
+    filetype = filetype.strip().lower()
     if filetype and not filetype.startswith("video/") and filetype != "application/octet-stream":
         raise UnsupportedMediaType(f"file type {filetype!r} is not a video; upload one of: {', '.join(allowed)}")
+
+
+def _metadata_filename(metadata: dict[str, str]) -> str:
+    return metadata.get("filename") or metadata.get("name") or ""
+
+
+def _metadata_filetype(metadata: dict[str, str]) -> str:
+    return metadata.get("filetype") or metadata.get("type") or ""
 
 
 def _check_active_limit(*, owner, partial: bool) -> None:
@@ -157,6 +165,23 @@ def _check_length(length: int) -> None:
         )
 
 
+def upload_admission_check(
+    *, owner, length: int | None, filename: str, filetype: str, partial: bool = False
+) -> None:
+    """What every new upload (tus or direct) must pass before anything is stored.
+
+    Size up to ``MAX_VIDEO_SIZE_MB`` (413); an allowed video name and type (415) and the
+    owner's monthly quotas (413/429) for whole files; at most ``MAX_CONCURRENT_UPLOADS``
+    unfinished uploads of either kind (429). Partial tus uploads are chunks: only size and count.
+    """
+    if length is not None:
+        _check_length(length)
+    if not partial:
+        _check_format(filename=filename, filetype=filetype)
+        quota_check_upload(user=owner, size_bytes=length)
+    _check_active_limit(owner=owner, partial=partial)
+
+
 # --- creation -------------------------------------------------------------------------
 
 
@@ -166,15 +191,16 @@ def upload_session_create(
 ) -> UploadSession:
     """Create a tus upload (length known or deferred) and its empty part file.
 
-    Refuses sizes over ``MAX_VIDEO_SIZE_MB`` (413), names/types that are not allowed videos
-    (415; partial uploads are chunks and are checked when concatenated) and more than
-    ``MAX_CONCURRENT_UPLOADS`` unfinished uploads per user (429).
+    Refused unless ``upload_admission_check`` passes (size, format, quotas, concurrent uploads);
+    partial uploads are chunks, their format is checked when they are concatenated.
     """
-    if length is not None:
-        _check_length(length)
-    if not partial:
-        _check_format(metadata)
-    _check_active_limit(owner=owner, partial=partial)
+    upload_admission_check(
+        owner=owner,
+        length=length,
+        filename=_metadata_filename(metadata),
+        filetype=_metadata_filetype(metadata),
+        partial=partial,
+    )
     upload_id = uuid.uuid4()
     path = part_path(upload_id)
     session = UploadSession.objects.create(
@@ -223,7 +249,8 @@ def upload_session_concat(*, owner, partial_ids: list[uuid.UUID], metadata: dict
         parts.append(part)
     total = sum(p.length or 0 for p in parts)
     _check_length(total)
-    _check_format(metadata)
+    _check_format(filename=_metadata_filename(metadata), filetype=_metadata_filetype(metadata))
+    quota_check_upload(user=owner, size_bytes=total)
     upload_id = uuid.uuid4()
     path = part_path(upload_id)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -511,7 +538,8 @@ def _file_digest(path: str | os.PathLike) -> tuple[str, int]:
 
 
 @transaction.atomic
-def _fail(*, session_id: uuid.UUID, reason: str) -> None:
+def upload_session_fail(*, session_id: uuid.UUID, reason: str) -> None:
+    """Mark a complete upload failed with ``reason`` (people read it) and free its part file."""
     session = UploadSession.objects.select_for_update().get(pk=session_id)
     if session.status != S.COMPLETE:
         return
@@ -531,14 +559,21 @@ def _mime_type(session: UploadSession) -> str:
 
 
 def upload_session_finalize(*, session_id: uuid.UUID) -> UploadSession:
-    """Turn a complete tus upload into MediaFile + Video; idempotent, safe to retry.
+    """Turn a complete upload into MediaFile + Video; idempotent, safe to retry.
 
-    The bytes come from the local part file, held under the same flock a writer takes so two
-    finalizers never work on one upload. See ``upload_finalize_from_path`` for the steps.
+    A tus upload's bytes come from the local part file, held under the same flock a writer
+    takes so two finalizers never work on one upload; a direct upload's object is streamed
+    from the bucket (``uploads.direct.direct_upload_finalize``). See
+    ``upload_finalize_from_path`` for the steps.
     """
     session = UploadSession.objects.get(pk=session_id)
     if session.status != S.COMPLETE or session.is_partial:
         return session
+    if session.kind == UploadSession.Kind.DIRECT:
+        # Imported here: uploads.direct builds on this module.
+        from uploads.direct import direct_upload_finalize
+
+        return direct_upload_finalize(session=session)
     try:
         with _locked_part_file(session) as fh:
             return upload_finalize_from_path(session=session, path=fh.name)
@@ -546,33 +581,38 @@ def upload_session_finalize(*, session_id: uuid.UUID) -> UploadSession:
         logger.info("upload_id=%s is being finalized by another worker", session_id)
         return session
     except Gone:
-        _fail(session_id=session.id, reason="the uploaded bytes are missing on the upload server")
+        upload_session_fail(session_id=session.id, reason="the uploaded bytes are missing on the upload server")
         return UploadSession.objects.get(pk=session_id)
 
 
 def upload_finalize_from_path(
-    *, session: UploadSession, path: str | os.PathLike, stored_key: str | None = None
+    *,
+    session: UploadSession,
+    path: str | os.PathLike,
+    stored_key: str | None = None,
+    media_file_id: uuid.UUID | None = None,
 ) -> UploadSession:
     """The finalization steps for bytes available at a local ``path``.
 
     sha256 and size; ffprobe validation (not a decodable, allowed video: the upload fails with
     the reason); the owner's duplicate is reused, else the original goes to storage (or is
-    already there under ``stored_key``); MediaFile + Video are created and transcoding is
+    already there under ``stored_key``, for the MediaFile ``media_file_id`` named in that key);
+    MediaFile + Video are created and transcoding is
     enqueued. When storage is unreachable the upload stays complete with the error noted and
     the scheduled retry finalizes it later.
     """
     sha256, size = _file_digest(path)
     if session.length is not None and size != session.length:
-        _fail(session_id=session.id, reason=f"stored {size} bytes but the upload declared {session.length}")
+        upload_session_fail(session_id=session.id, reason=f"stored {size} bytes but the upload declared {session.length}")
         return UploadSession.objects.get(pk=session.id)
     try:
         probe: ProbeResult = probe_file(path, ffprobe_bin=settings.FFPROBE_BIN, ffmpeg_bin=settings.FFMPEG_BIN)
     except ProbeError as exc:
-        _fail(session_id=session.id, reason=f"not a playable video: {exc}")
+        upload_session_fail(session_id=session.id, reason=f"not a playable video: {exc}")
         return UploadSession.objects.get(pk=session.id)
     format_name = probe.format_name
     if format_name and not container_allowed(format_name, settings.ALLOWED_VIDEO_FORMATS):
-        _fail(
+        upload_session_fail(
             session_id=session.id,
             reason=f"the file is a {format_name.split(',')[0]} container, which is not accepted "
             f"(accepted: {', '.join(settings.ALLOWED_VIDEO_FORMATS)})",
@@ -589,6 +629,7 @@ def upload_finalize_from_path(
             mime_type=_mime_type(session),
             probe=probe,
             stored_key=stored_key,
+            media_file_id=media_file_id,
         )
     except StorageUnavailable as exc:
         UploadSession.objects.filter(pk=session.id, status=S.COMPLETE).update(
@@ -665,7 +706,7 @@ def upload_sessions_retry_finalization(*, now: datetime | None = None) -> int:
     """Finalize complete uploads whose finalization did not happen (worker down, storage outage)."""
     cutoff = (now or timezone.now()) - FINALIZE_RETRY_AFTER
     pending = UploadSession.objects.filter(
-        status=S.COMPLETE, is_partial=False, kind=UploadSession.Kind.TUS, completed_at__lt=cutoff
+        status=S.COMPLETE, is_partial=False, completed_at__lt=cutoff
     ).values_list("id", flat=True)
     done = 0
     for session_id in list(pending):

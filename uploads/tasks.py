@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 
+from uploads.direct import direct_uploads_cleanup
 from uploads.services import upload_session_finalize, upload_sessions_retry_finalization, uploads_cleanup
 
 logger = logging.getLogger(__name__)
@@ -22,3 +23,8 @@ def retry_finalization() -> int:
 def cleanup_uploads() -> dict[str, int]:
     """Scheduled: expire unfinished uploads, purge old rows, remove orphan part files."""
     return uploads_cleanup()
+
+
+def abort_stale_direct_uploads() -> int:
+    """Scheduled: abort abandoned multipart uploads under originals/ and expire their sessions."""
+    return direct_uploads_cleanup()

@@ -1,0 +1,109 @@
+"""The direct-to-bucket upload API at /api/v1/direct-uploads/ (thin: validate, authorize, call services)."""
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from uploads.direct import (
+    direct_upload_abort,
+    direct_upload_complete,
+    direct_upload_create,
+    direct_upload_part_count,
+    direct_upload_part_urls,
+    multipart_bucket,
+)
+from uploads.selectors import direct_upload_get_for_owner, direct_upload_state
+from uploads.serializers import (
+    CompleteSerializer,
+    DirectUploadCreateSerializer,
+    DirectUploadSerializer,
+    DirectUploadStartSerializer,
+    PartNumbersSerializer,
+    SignedPartsSerializer,
+)
+
+CompletedSerializer = inline_serializer(
+    "DirectUploadCompleted",
+    {
+        "id": serializers.UUIDField(),
+        "status": serializers.CharField(help_text="'complete' while finalization runs, then 'finalized' or 'failed'"),
+        "video_id": serializers.UUIDField(allow_null=True),
+        "media_file_id": serializers.UUIDField(allow_null=True),
+    },
+)
+
+
+class DirectUploadView(APIView):
+    """Shared: every endpoint needs S3-compatible storage (400 on local storage)."""
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        multipart_bucket()
+
+    def session(self, pk):
+        return direct_upload_get_for_owner(upload_id=pk, user=self.request.user)
+
+
+class DirectUploadCollectionView(DirectUploadView):
+    @extend_schema(
+        operation_id="direct_uploads_create", request=DirectUploadCreateSerializer, responses={201: DirectUploadStartSerializer}
+    )
+    def post(self, request):
+        """Start a direct upload: presigned URLs for the first parts come back."""
+        data = DirectUploadCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        session, signed = direct_upload_create(owner=request.user, **data.validated_data)
+        body = {
+            "id": session.id,
+            "part_size": session.part_size,
+            "part_count": direct_upload_part_count(session),
+            "key": session.storage_key,
+            "parts": [{"part_number": p.part_number, "url": p.url} for p in signed.parts],
+            "urls_expire_at": signed.expires_at,
+            "expires_at": session.expires_at,
+        }
+        return Response(DirectUploadStartSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+class DirectUploadDetailView(DirectUploadView):
+    @extend_schema(operation_id="direct_uploads_retrieve", responses=DirectUploadSerializer)
+    def get(self, request, pk):
+        """Status, stored parts and bytes (from the bucket), so a client can resume."""
+        return Response(DirectUploadSerializer(direct_upload_state(session=self.session(pk))).data)
+
+    @extend_schema(operation_id="direct_uploads_abort", responses={204: None})
+    def delete(self, request, pk):
+        """Abort the multipart upload; the bucket frees the stored parts."""
+        direct_upload_abort(session=self.session(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DirectUploadPartsView(DirectUploadView):
+    @extend_schema(operation_id="direct_uploads_parts", request=PartNumbersSerializer, responses=SignedPartsSerializer)
+    def post(self, request, pk):
+        """Fresh presigned URLs for the listed parts."""
+        data = PartNumbersSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        signed = direct_upload_part_urls(session=self.session(pk), part_numbers=data.validated_data["part_numbers"])
+        return Response(SignedPartsSerializer(signed).data)
+
+
+class DirectUploadCompleteView(DirectUploadView):
+    @extend_schema(
+        operation_id="direct_uploads_complete", request=CompleteSerializer, responses={202: CompletedSerializer, 200: CompletedSerializer}
+    )
+    def post(self, request, pk):
+        """Join the parts; finalization into MediaFile + Video runs on the worker (202), GET shows the result."""
+        data = CompleteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        parts = [(p["part_number"], p["etag"]) for p in data.validated_data["parts"]]
+        session = direct_upload_complete(session=self.session(pk), parts=parts)
+        body = {
+            "id": session.id,
+            "status": session.status,
+            "video_id": session.video_id,
+            "media_file_id": session.media_file_id,
+        }
+        return Response(body, status=status.HTTP_200_OK if session.video_id else status.HTTP_202_ACCEPTED)
