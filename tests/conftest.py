@@ -1,13 +1,15 @@
-"""Shared fixtures: isolated local storage, a loopback S3 endpoint, users and clients."""
+"""Shared fixtures: isolated storage, a loopback S3 endpoint, generated clips, users and clients."""
 from __future__ import annotations
 
 import socket
 import uuid
+from pathlib import Path
 
 import boto3
 import pytest
 from rest_framework.test import APIClient
 
+from tests import clips
 from tests.factories import make_staff, make_superuser, make_user
 from unpuzzle.storage_options import s3_storage_options
 
@@ -115,3 +117,76 @@ def api_client(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
     return client
+
+
+# --- Clips generated once per session with ffmpeg's lavfi sources -----------------------
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory holding the generated clips."""
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def landscape_clip(clip_dir: Path) -> Path:
+    """320x180 30 fps, 6 s, mono AAC."""
+    return clips.make_landscape(clip_dir)
+
+
+@pytest.fixture(scope="session")
+def no_audio_clip(clip_dir: Path) -> Path:
+    """320x180, 4 s, no audio track."""
+    return clips.make_no_audio(clip_dir)
+
+
+@pytest.fixture(scope="session")
+def rotated_portrait_clip(clip_dir: Path) -> Path:
+    """Coded 320x180 with rotate=90: displays 180x320."""
+    return clips.make_rotated_portrait(clip_dir)
+
+
+@pytest.fixture(scope="session")
+def native_portrait_clip(clip_dir: Path) -> Path:
+    """Coded 180x320, no rotation metadata."""
+    return clips.make_native_portrait(clip_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(clip_dir: Path) -> Path:
+    """160x90, below the lowest default tier."""
+    return clips.make_tiny(clip_dir)
+
+
+@pytest.fixture(scope="session")
+def truncated_faststart_clip(clip_dir: Path) -> Path:
+    """moov at the front, then cut: passes ffprobe, fails the stream-copy pass."""
+    return clips.make_truncated_faststart(clip_dir)
+
+
+@pytest.fixture(scope="session")
+def cut_before_moov_clip(clip_dir: Path) -> Path:
+    """moov at the end, cut before it."""
+    return clips.make_cut_before_moov(clip_dir)
+
+
+@pytest.fixture(scope="session")
+def not_video_clip(clip_dir: Path) -> Path:
+    """Text renamed .mp4."""
+    return clips.make_not_video(clip_dir)
+
+
+@pytest.fixture(scope="session")
+def png_clip(clip_dir: Path) -> Path:
+    """A PNG renamed .mp4."""
+    return clips.make_png_as_mp4(clip_dir)
+
+
+@pytest.fixture(scope="session")
+def audio_only_clip(clip_dir: Path) -> Path:
+    """AAC in MP4 without video."""
+    return clips.make_audio_only(clip_dir)
+
+
+@pytest.fixture(scope="session")
+def slides_clip(clip_dir: Path) -> Path:
+    """320x180 stills changing every 2 s, 6 s, with audio."""
+    return clips.make_slides(clip_dir / "slides.mp4", slide_seconds=2.0, slides=3)

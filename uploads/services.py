@@ -684,14 +684,14 @@ def upload_session_ingest(*, owner, path: str | os.PathLike, title: str = "") ->
     if title:
         metadata["title"] = title
     length = source.stat().st_size
-    _check_length(length)
-    _check_format(metadata)
+    content_type = mimetypes.guess_type(source.name)[0] or ""
+    upload_admission_check(owner=owner, length=length, filename=source.name, filetype=content_type)
     now = timezone.now()
     session = UploadSession.objects.create(
         owner=owner,
         kind=UploadSession.Kind.INGEST,
         filename=source.name[:255],
-        content_type=mimetypes.guess_type(source.name)[0] or "",
+        content_type=content_type,
         length=length,
         offset=length,
         metadata=metadata,
