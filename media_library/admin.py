@@ -7,6 +7,7 @@ from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from media_library.models import MediaFile, Rendition, Video
@@ -78,7 +79,7 @@ class TranscodeJobInline(admin.TabularInline):
 @admin.register(Video)
 class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     list_display = (
-        "title", "status_badge", "transcode", "duration_display", "size_display", "renditions_display", "owner", "created_at",
+        "title", "status_badge", "transcode", "duration_display", "size_display", "renditions_display", "owner", "created",
     )
     list_filter = ("status", OwnerListFilter, "video_provider", "created_at")
     search_fields = ("title", "description", "owner__username", "owner__email", "id")
@@ -146,6 +147,12 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         if status in (TranscodeJob.Status.FAILED, TranscodeJob.Status.CANCELLED) and obj.job_error:
             return f"{status}: {obj.job_error[:120]}"
         return status
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        # A short date keeps the list readable on a laptop; the full time is in the tooltip.
+        local = timezone.localtime(obj.created_at)
+        return format_html('<span title="{}">{}</span>', local.strftime("%Y-%m-%d %H:%M"), local.strftime("%Y-%m-%d"))
 
     @admin.display(description="duration", ordering="duration")
     def duration_display(self, obj):
