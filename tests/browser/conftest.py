@@ -33,14 +33,15 @@ TRANSCODE_PICKUP_DELAY_S = 2
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test.sh installs it)")
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps an event loop on this thread; Django's ORM calls from the
-    # test body are still synchronous, so its async-context guard does not apply.
+    # Playwright's sync API keeps an event loop on this thread while it runs; Django's ORM calls
+    # from the test body are still synchronous, so its async-context guard does not apply. Module
+    # scope: the loop and this variable are gone before other tests (and subprocesses) run.
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
