@@ -132,7 +132,7 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
             obj.status, obj.pk, poll_url, obj.status_reason, obj.get_status_display(),
         )
 
-    @admin.display(description="transcode job")
+    @admin.display(description="job")
     def transcode(self, obj):
         """Latest job: status, progress while it runs, and why it ended otherwise."""
         return format_html('<span class="video-job" data-video-id="{}">{}</span>', obj.pk, self._job_text(obj))
