@@ -62,7 +62,7 @@ class BudgetPolicyAdmin(admin.ModelAdmin):
     readonly_fields = ("kill_switch_engaged", "kill_switch_reason", "kill_switch_by", "kill_switch_at", "kill_switch_auto", "updated_at")
 
     def has_add_permission(self, request):
-        return not BudgetPolicy.objects.exists()
+        return super().has_add_permission(request) and not BudgetPolicy.objects.exists()
 
     def has_delete_permission(self, request, obj=None):
         return False

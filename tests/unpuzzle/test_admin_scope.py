@@ -68,6 +68,8 @@ def test_instructor_lists_only_their_own_rows(client, two_instructors, url_name,
     assert mine in page and theirs not in page
     # No owner filter listing other accounts for a scoped user.
     assert "?owner=" not in page
+    # Nothing of the costs side: the budget policy needs its own permission, even to add the first one.
+    assert client.get(reverse("admin:transcoding_budgetpolicy_add")).status_code == 403
 
 
 def test_instructor_cannot_open_or_act_on_another_instructors_video(client, two_instructors):
