@@ -118,6 +118,9 @@ class Video(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["owner", "status"])]
+        permissions = [
+            ("view_all_videos", "Can see and manage every user's videos, uploads and jobs in the admin"),
+        ]
 
     def __str__(self) -> str:
         return self.title

@@ -57,6 +57,12 @@ class PlaybackGrant:
     renditions: list[dict] = field(default_factory=list)
 
 
+def user_sees_all_videos(user) -> bool:
+    """True for superusers and holders of ``media_library.view_all_videos``; in the admin
+    everyone else (instructors) sees only their own videos, uploads and jobs."""
+    return bool(user and user.is_active and (user.is_superuser or user.has_perm("media_library.view_all_videos")))
+
+
 def videos_visible_to(*, user) -> QuerySet[Video]:
     """Videos a user may see and manage: staff see all, others their own.
 

@@ -6,6 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh" requirements.txt
 python manage.py migrate --noinput
 python manage.py collectstatic --noinput -v 0
 python manage.py setup_schedules
+python manage.py setup_groups
 if [ -n "${DJANGO_SUPERUSER_USERNAME:-}" ] && [ -n "${DJANGO_SUPERUSER_PASSWORD:-}" ]; then
   python manage.py ensure_superuser
 else

@@ -3,6 +3,12 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh" requirements-dev.txt
 
+# The browser tests drive Debian's chromium through Playwright (never `playwright install`).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "test: installing chromium with apt-get"
+  apt_install chromium
+fi
+
 if [ -f tests/js/package-lock.json ] && command -v npm >/dev/null 2>&1; then
   if [ ! -d tests/js/node_modules ] || [ tests/js/package-lock.json -nt tests/js/node_modules/.package-lock.json ]; then
     (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)

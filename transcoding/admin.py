@@ -15,13 +15,15 @@ from media_library.models import Video
 from transcoding import charts, costs, pricing, selectors
 from transcoding.models import BudgetPolicy, CostAlert, CostDashboard, CostLogEntry, TranscodeJob
 from transcoding.selectors import budget_status, user_can_manage_budget, user_can_view_costs
+from unpuzzle.admin_scope import OwnerListFilter, OwnerScopedAdminMixin
 from unpuzzle.exceptions import DomainError
 
 
 @admin.register(TranscodeJob)
-class TranscodeJobAdmin(admin.ModelAdmin):
+class TranscodeJobAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
+    owner_path = "video__owner"
     list_display = ("id", "video", "status", "progress", "attempts", "heartbeat_at", "wall_seconds", "created_at")
-    list_filter = ("status", "created_at")
+    list_filter = ("status", OwnerListFilter, "created_at")
     search_fields = ("id", "video__title", "video__id", "task_id")
     date_hierarchy = "created_at"
     list_select_related = ("video",)
@@ -60,7 +62,7 @@ class BudgetPolicyAdmin(admin.ModelAdmin):
     readonly_fields = ("kill_switch_engaged", "kill_switch_reason", "kill_switch_by", "kill_switch_at", "kill_switch_auto", "updated_at")
 
     def has_add_permission(self, request):
-        return not BudgetPolicy.objects.exists()
+        return super().has_add_permission(request) and not BudgetPolicy.objects.exists()
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -1,12 +1,13 @@
 from django.contrib import admin
 
+from unpuzzle.admin_scope import OwnerListFilter, OwnerScopedAdminMixin
 from uploads.models import UploadSession
 
 
 @admin.register(UploadSession)
-class UploadSessionAdmin(admin.ModelAdmin):
+class UploadSessionAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     list_display = ("id", "filename", "owner", "kind", "status", "offset", "length", "expires_at", "created_at")
-    list_filter = ("status", "kind", "created_at")
+    list_filter = ("status", OwnerListFilter, "kind", "created_at")
     search_fields = ("id", "filename", "owner__username", "owner__email")
     date_hierarchy = "created_at"
     list_select_related = ("owner",)

@@ -1,0 +1,153 @@
+"""Instructor scope in the admin, the groups command, the upload page and the video pages (test client)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.core.management import call_command
+from django.urls import reverse
+
+from media_library.models import Video
+from tests.factories import make_media_file, make_staff, make_superuser, make_video
+from transcoding.models import TranscodeJob
+from unpuzzle.groups import FINANCE, INSTRUCTORS
+from uploads.models import UploadSession
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def groups():
+    call_command("setup_groups", stdout=open("/dev/null", "w"))
+    return {name: Group.objects.get(name=name) for name in (INSTRUCTORS, FINANCE)}
+
+
+def _instructor(groups, username):
+    user = make_staff(username=username)
+    user.groups.add(groups[INSTRUCTORS])
+    return user
+
+
+@pytest.fixture
+def two_instructors(groups):
+    alice, bob = _instructor(groups, "alice"), _instructor(groups, "bob")
+    rows = {}
+    for user, title in ((alice, "Alice thermodynamics"), (bob, "Bob secret lecture")):
+        media = make_media_file(owner=user, original_filename=f"{user.username}.mp4")
+        video = make_video(owner=user, media_file=media, title=title)
+        UploadSession.objects.create(owner=user, filename=f"{user.username}-upload.mp4", length=10)
+        job = TranscodeJob.objects.create(video=video, status="failed", error=f"{user.username} failure", log_tail="frame=1\nerror line")
+        rows[user.username] = {"user": user, "video": video, "media": media, "job": job}
+    return rows
+
+
+def test_setup_groups_is_idempotent_and_sets_the_permissions(groups):
+    call_command("setup_groups", stdout=open("/dev/null", "w"))
+    assert Group.objects.filter(name=INSTRUCTORS).count() == 1
+    instructor = {f"{p.content_type.app_label}.{p.codename}" for p in groups[INSTRUCTORS].permissions.select_related("content_type")}
+    assert {"media_library.change_video", "uploads.add_uploadsession", "transcoding.view_transcodejob"} <= instructor
+    assert not any("cost" in p or "budget" in p for p in instructor)
+    assert "media_library.view_all_videos" not in instructor
+    finance = {p.codename for p in groups[FINANCE].permissions.all()}
+    assert {"view_costs", "manage_budget"} <= finance
+
+
+@pytest.mark.parametrize(
+    ("url_name", "mine", "theirs"),
+    [
+        ("admin:media_library_video_changelist", "Alice thermodynamics", "Bob secret lecture"),
+        ("admin:media_library_mediafile_changelist", "alice.mp4", "bob.mp4"),
+        ("admin:uploads_uploadsession_changelist", "alice-upload.mp4", "bob-upload.mp4"),
+        ("admin:transcoding_transcodejob_changelist", "Alice thermodynamics", "Bob secret lecture"),
+    ],
+)
+def test_instructor_lists_only_their_own_rows(client, two_instructors, url_name, mine, theirs):
+    client.force_login(two_instructors["alice"]["user"])
+    page = client.get(reverse(url_name)).content.decode()
+    assert mine in page and theirs not in page
+    # No owner filter listing other accounts for a scoped user.
+    assert "?owner=" not in page
+    # Nothing of the costs side: the budget policy needs its own permission, even to add the first one.
+    assert client.get(reverse("admin:transcoding_budgetpolicy_add")).status_code == 403
+
+
+def test_instructor_cannot_open_or_act_on_another_instructors_video(client, two_instructors):
+    client.force_login(two_instructors["alice"]["user"])
+    bob_video = two_instructors["bob"]["video"]
+    response = client.get(reverse("admin:media_library_video_change", args=[bob_video.pk]), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("admin:index")
+    assert "doesn’t exist" in response.content.decode() and "Bob secret lecture" not in response.content.decode()
+    url = reverse("admin:media_library_video_transcode", args=[bob_video.pk, "retry"])
+    assert client.post(url).status_code == 404
+    job_url = reverse("admin:transcoding_transcodejob_change", args=[two_instructors["bob"]["job"].pk])
+    assert client.get(job_url).status_code == 302
+    assert TranscodeJob.objects.filter(video=bob_video).count() == 1
+
+
+def test_superuser_and_view_all_permission_see_everything(client, two_instructors):
+    viewer = make_staff(username="carol")
+    viewer.user_permissions.add(
+        Permission.objects.get(codename="view_all_videos"), Permission.objects.get(codename="view_video")
+    )
+    for user in (make_superuser(), viewer):
+        client.force_login(user)
+        page = client.get(reverse("admin:media_library_video_changelist")).content.decode()
+        assert "Alice thermodynamics" in page and "Bob secret lecture" in page
+        assert "?owner=" in page
+
+
+def test_instructor_owner_is_set_and_not_editable(client, two_instructors):
+    alice = two_instructors["alice"]["user"]
+    client.force_login(alice)
+    add_url = reverse("admin:media_library_video_add")
+    assert 'name="owner"' not in client.get(add_url).content.decode()
+    bob = two_instructors["bob"]["user"]
+    response = client.post(add_url, {
+        "title": "Legacy lecture", "description": "", "owner": bob.pk, "video_url": "https://vimeo.com/1", "video_provider": "vimeo",
+        "renditions-TOTAL_FORMS": 0, "renditions-INITIAL_FORMS": 0,
+        "jobs-TOTAL_FORMS": 0, "jobs-INITIAL_FORMS": 0,
+    })
+    assert response.status_code == 302
+    assert Video.objects.get(title="Legacy lecture").owner == alice
+
+
+def test_change_page_buttons_job_history_and_retry(client, two_instructors):
+    alice = two_instructors["alice"]
+    alice["video"].status = Video.Status.FAILED
+    alice["video"].save(update_fields=["status"])
+    client.force_login(alice["user"])
+    change_url = reverse("admin:media_library_video_change", args=[alice["video"].pk])
+    page = client.get(change_url).content.decode()
+    assert "Retry transcoding" in page and "Re-transcode" in page
+    assert "Job history" in page and "alice failure" in page and "<details" in page and "error line" in page
+    response = client.post(reverse("admin:media_library_video_transcode", args=[alice["video"].pk, "retry"]), follow=True)
+    assert "Queued 1 video(s) for transcoding." in response.content.decode()
+    assert TranscodeJob.objects.filter(video=alice["video"], status="queued").exists()
+    assert client.get(reverse("admin:media_library_video_transcode", args=[alice["video"].pk, "retry"])).status_code == 405
+
+
+def test_video_list_shows_badges_size_renditions_and_poll_urls(client, two_instructors):
+    client.force_login(two_instructors["alice"]["user"])
+    video = two_instructors["alice"]["video"]
+    page = client.get(reverse("admin:media_library_video_changelist")).content.decode()
+    assert f'data-poll-url="{reverse("video-detail", args=[video.pk])}"' in page
+    assert "video-status video-status-uploaded" in page
+    assert "media_library/admin/video_status.js" in page
+    assert reverse("admin:media_library_video_upload") in page
+
+
+def test_upload_page_renders_the_server_limits_for_instructors_only(client, settings, two_instructors):
+    settings.MAX_VIDEO_SIZE_MB = 7
+    settings.ALLOWED_VIDEO_FORMATS = ["mp4", "webm"]
+    client.force_login(two_instructors["alice"]["user"])
+    assert reverse("admin:media_library_video_upload") in client.get(reverse("admin:index")).content.decode()
+    response = client.get(reverse("admin:media_library_video_upload"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    config = json.loads(page.split('<script id="upload-config" type="application/json">', 1)[1].split("</script>", 1)[0])
+    assert config["maxBytes"] == 7 * 1024 * 1024 and config["allowedFormats"] == ["mp4", "webm"]
+    assert config["endpoint"] == "/api/v1/uploads/" and config["csrfToken"]
+    assert "uploads/vendor/tus-js-client/4.3.1/tus.min.js" in page
+    client.force_login(make_staff())
+    assert client.get(reverse("admin:media_library_video_upload")).status_code == 403
