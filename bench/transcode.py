@@ -1,0 +1,415 @@
+"""Transcoding benchmark: one ffmpeg process for the whole ladder versus one process per tier,
+and capped CRF versus fixed bitrate on slide-like and motion footage.
+
+Usage, from the repository root::
+
+    .venv/bin/python bench/transcode.py            # full run (60 s 1080p30 clips), a few minutes on 2 cores
+    .venv/bin/python bench/transcode.py --quick    # 10 s clips, smoke run
+    .venv/bin/python bench/transcode.py --repeat 3 # alternate pipeline/naive runs, report medians
+
+Options: ``--ladder`` (default ``240p:400k,480p:800k,720p:1500k``), ``--crf``, ``--preset``,
+``--tier-preset NAME=PRESET`` (repeatable), ``--threads`` (x264 threads per encoder),
+``--no-cascade`` (scale every tier from the source), ``--segment-seconds``,
+``--cache-dir`` (generated sources, default ``$XDG_CACHE_HOME/unpuzzle-bench``),
+``--ffmpeg``/``--ffprobe``, ``--skip-quality``, ``--keep`` (keep the HLS output).
+
+What it measures:
+
+1. Throughput on a 60 s 1920x1080 30 fps testsrc2 clip with audio:
+   (a) ``build_hls_command`` — decode once, cascaded split+scale, all tiers in one process;
+   (b) the naive plan — one ffmpeg process per tier, run one after another, each decoding
+   and scaling the source itself, with the *same* per-tier x264/AAC settings
+   (``video_encoder_args``/``audio_encoder_args`` from ``transcoding.ffmpeg``).
+   Wall time, CPU time and peak RSS of the ffmpeg children (``os.wait4``), realtime factor
+   and the ratio a/b.  Target: a/b <= 0.70.  Per-tier bytes and SSIM of (a) and (b) show
+   that the cheaper pipeline delivers the same quality.
+2. Rate control on a slide-like clip (stills changing every 10 s) and the motion clip:
+   bytes per minute per tier and SSIM against the source scaled to the tier size, for capped
+   CRF versus fixed bitrate (``-b:v = maxrate = tier bitrate``), video only.  Target on the
+   slide clip: >= 40% fewer bytes for capped CRF at equal or better SSIM.  A CRF sweep shows
+   where capped CRF reaches the fixed-bitrate SSIM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests import clips  # noqa: E402
+from transcoding import ffmpeg as tx  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Encoder settings shared by the pipeline and the naive baseline."""
+
+    ladder: str
+    crf: float
+    preset: str
+    tier_presets: dict[str, str]
+    threads: int | None
+    cascade: bool
+    segment_seconds: float
+    keyframe_interval: float = 2.0
+    audio_bitrate: int = 128_000
+
+    def preset_for(self, name: str) -> str:
+        """x264 preset of one rendition."""
+        return self.tier_presets.get(name, self.preset)
+
+
+@dataclasses.dataclass
+class RunStats:
+    """Resources of one or more ffmpeg children."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+    max_rss_kb: int = 0
+
+    def add(self, result: tx.FfmpegResult) -> None:
+        """Accumulate a sequential run."""
+        self.wall += result.wall_seconds
+        self.cpu += result.cpu_seconds
+        self.max_rss_kb = max(self.max_rss_kb, result.max_rss_kb)
+
+
+def _cache_dir(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "unpuzzle-bench"
+
+
+def motion_source(cache: Path, *, duration: int, ffmpeg_bin: str) -> Path:
+    """1920x1080 30 fps testsrc2 with a sine tone, x264 veryfast CRF 20 (about 7 Mbit/s)."""
+    path = cache / f"motion_1080p30_{duration}s.mp4"
+    if not path.exists():
+        print(f"generating {path} ...", flush=True)
+        partial = path.with_suffix(".part.mp4")
+        clips.make_clip(
+            partial, width=1920, height=1080, duration=duration, fps=30, audio=True,
+            crf=20, preset="veryfast", faststart=True, ffmpeg_bin=ffmpeg_bin,
+        )
+        partial.replace(path)
+    return path
+
+
+def slides_source(cache: Path, *, duration: int, ffmpeg_bin: str) -> Path:
+    """1920x1080 30 fps stills (text slides, test patterns) changing every 10 s (every 2 s in --quick)."""
+    slide_seconds = 10.0 if duration >= 30 else 2.0
+    count = max(1, int(duration / slide_seconds))
+    path = cache / f"slides_1080p30_{count}x{slide_seconds:g}s.mp4"
+    if not path.exists():
+        print(f"generating {path} ...", flush=True)
+        partial = path.with_suffix(".part.mp4")
+        clips.make_slides(
+            partial, width=1920, height=1080, slide_seconds=slide_seconds, slides=count, fps=30,
+            audio=True, crf=18, preset="veryfast", ffmpeg_bin=ffmpeg_bin,
+        )
+        partial.replace(path)
+    return path
+
+
+def pipeline_command(
+    settings: Settings, *, ffmpeg_bin: str, source: Path, out: Path, probe: tx.ProbeResult,
+    renditions: Sequence[tx.PlannedRendition], rate_control: tx.RateControl = "capped_crf",
+) -> list[str]:
+    """The production command (a)."""
+    return tx.build_hls_command(
+        ffmpeg_bin=ffmpeg_bin, input_path=source, output_dir=out, probe=probe, renditions=renditions,
+        segment_seconds=settings.segment_seconds, keyframe_interval=settings.keyframe_interval,
+        audio_bitrate=settings.audio_bitrate, crf=settings.crf, preset=settings.preset,
+        tier_presets=settings.tier_presets, x264_threads=settings.threads, rate_control=rate_control,
+        cascade=settings.cascade,
+    )
+
+
+def naive_command(
+    settings: Settings, *, ffmpeg_bin: str, source: Path, out: Path, probe: tx.ProbeResult,
+    rendition: tx.PlannedRendition,
+) -> list[str]:
+    """Baseline (b): one tier per process, decoding and scaling the source itself, same encoder settings."""
+    directory = out / rendition.name
+    directory.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        ffmpeg_bin, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning", "-progress", "pipe:1", "-nostats",
+        "-i", f"file:{source}", "-map", f"0:{probe.video_stream_index}",
+    ]
+    if probe.has_audio:
+        cmd += ["-map", f"0:{probe.audio_stream_index}"]
+    cmd += ["-vf", tx.scale_filter(rendition)]
+    cmd += tx.video_encoder_args(
+        rendition=rendition, stream=None, frame_rate=probe.frame_rate, crf=settings.crf,
+        preset=settings.preset_for(rendition.name), keyframe_interval=settings.keyframe_interval,
+        threads=settings.threads,
+    )
+    if probe.has_audio:
+        cmd += tx.audio_encoder_args(stream=None, audio_bitrate=settings.audio_bitrate)
+    cmd += [
+        "-map_metadata", "-1", "-f", "hls", "-hls_time", f"{settings.segment_seconds:g}",
+        "-hls_playlist_type", "vod", "-hls_list_size", "0", "-hls_flags", "independent_segments",
+        "-hls_segment_filename", str(directory / tx.SEGMENT_TEMPLATE), str(directory / tx.MEDIA_PLAYLIST_NAME),
+    ]
+    return cmd
+
+
+def run_pipeline(settings: Settings, *, ffmpeg_bin: str, source: Path, out: Path, probe: tx.ProbeResult,
+                 renditions: Sequence[tx.PlannedRendition], rate_control: tx.RateControl = "capped_crf") -> RunStats:
+    """Run (a) and return its resources."""
+    out.mkdir(parents=True, exist_ok=True)
+    stats = RunStats()
+    cmd = pipeline_command(settings, ffmpeg_bin=ffmpeg_bin, source=source, out=out, probe=probe,
+                           renditions=renditions, rate_control=rate_control)
+    stats.add(tx.run_ffmpeg(cmd, duration=probe.duration, timeout=3600))
+    return stats
+
+
+def run_naive(settings: Settings, *, ffmpeg_bin: str, source: Path, out: Path, probe: tx.ProbeResult,
+              renditions: Sequence[tx.PlannedRendition]) -> RunStats:
+    """Run (b): the tiers one after another."""
+    stats = RunStats()
+    for rendition in renditions:
+        cmd = naive_command(settings, ffmpeg_bin=ffmpeg_bin, source=source, out=out, probe=probe, rendition=rendition)
+        stats.add(tx.run_ffmpeg(cmd, duration=probe.duration, timeout=3600))
+    return stats
+
+
+def ssim_per_tier(*, ffmpeg_bin: str, source: Path, out: Path, renditions: Sequence[tx.PlannedRendition],
+                  work: Path) -> dict[str, float]:
+    """Mean SSIM (All) of each tier's HLS output against the source scaled to the tier size (one process)."""
+    cmd = [ffmpeg_bin, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", str(source)]
+    for rendition in renditions:
+        cmd += ["-i", str(out / rendition.name / tx.MEDIA_PLAYLIST_NAME)]
+    count = len(renditions)
+    graph = [f"[0:v]setpts=PTS-STARTPTS,split={count}" + "".join(f"[src{i}]" for i in range(count))]
+    stats_files = []
+    for index, rendition in enumerate(renditions):
+        stats_file = work / f"ssim_{rendition.name}.log"
+        stats_files.append(stats_file)
+        graph.append(f"[src{index}]scale={rendition.width}:{rendition.height},format=yuv420p,setsar=1[ref{index}]")
+        graph.append(f"[{index + 1}:v]setpts=PTS-STARTPTS,setsar=1[dist{index}]")
+        graph.append(f"[dist{index}][ref{index}]ssim=stats_file={stats_file}[o{index}]")
+    cmd += ["-filter_complex", ";".join(graph)]
+    for index in range(count):
+        cmd += ["-map", f"[o{index}]", "-f", "null", "-"]
+    subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL)
+    result = {}
+    for rendition, stats_file in zip(renditions, stats_files, strict=True):
+        values = [
+            float(part.split(":", 1)[1])
+            for line in stats_file.read_text().splitlines()
+            for part in line.split()
+            if part.startswith("All:")
+        ]
+        result[rendition.name] = statistics.fmean(values)
+    return result
+
+
+def video_bytes_per_minute(out: Path, rendition: tx.PlannedRendition) -> tuple[float, float]:
+    """Segment bytes per minute (MB) and the peak segment bitrate (kbit/s) of one tier."""
+    segments = tx.read_media_playlist(out / rendition.name / tx.MEDIA_PLAYLIST_NAME)
+    total = sum(s.bytes for s in segments)
+    seconds = sum(s.duration for s in segments)
+    peak = max(s.bytes * 8 / s.duration for s in segments)
+    return total / seconds * 60 / 1e6, peak / 1000
+
+
+def ssim_db(value: float) -> float:
+    """SSIM on a dB scale (-10 log10(1 - SSIM)), easier to compare near 1."""
+    import math
+
+    return float("inf") if value >= 1 else -10 * math.log10(1 - value)
+
+
+def fmt_mb(kb: int) -> str:
+    """Kilobytes as MiB text."""
+    return f"{kb / 1024:.0f} MiB"
+
+
+def throughput(args: argparse.Namespace, settings: Settings, source: Path, work: Path) -> None:
+    """Part 1: (a) one process versus (b) one process per tier."""
+    probe = tx.probe_file(source, ffprobe_bin=args.ffprobe, ffmpeg_bin=args.ffmpeg)
+    renditions = tx.plan_renditions(probe, tx.parse_ladder(settings.ladder))
+    print(f"\n== 1. Throughput: {source.name} ({probe.width}x{probe.height}, {probe.frame_rate:g} fps, "
+          f"{probe.duration:g} s, {probe.bitrate / 1e6 if probe.bitrate else 0:.1f} Mbit/s, audio {probe.audio_codec})")
+    print("renditions: " + ", ".join(f"{r.name} {r.width}x{r.height} cap {r.maxrate // 1000}k" for r in renditions))
+    pipeline_runs: list[RunStats] = []
+    naive_runs: list[RunStats] = []
+    for attempt in range(args.repeat):
+        for label in ("a", "b"):
+            out = work / f"{label}{attempt}"
+            if out.exists():
+                shutil.rmtree(out)
+            if label == "a":
+                stats = run_pipeline(settings, ffmpeg_bin=args.ffmpeg, source=source, out=out, probe=probe,
+                                     renditions=renditions)
+                pipeline_runs.append(stats)
+            else:
+                stats = run_naive(settings, ffmpeg_bin=args.ffmpeg, source=source, out=out, probe=probe,
+                                  renditions=renditions)
+                naive_runs.append(stats)
+            print(f"  run {attempt + 1} ({label}): {stats.wall:6.1f} s wall {stats.cpu:6.1f} s CPU", flush=True)
+
+    def median(runs: list[RunStats], field: str) -> float:
+        return statistics.median(getattr(run, field) for run in runs)
+
+    rows = [("(a) one process, all tiers", pipeline_runs), ("(b) naive, one process per tier", naive_runs)]
+    print(f"\n{'':34} {'wall s':>8} {'CPU s':>8} {'peak RSS':>10} {'realtime x':>11}")
+    for label, runs in rows:
+        wall = median(runs, "wall")
+        print(f"{label:34} {wall:8.1f} {median(runs, 'cpu'):8.1f} {fmt_mb(int(median(runs, 'max_rss_kb'))):>10} "
+              f"{probe.duration / wall:11.2f}")
+    wall_ratio = median(pipeline_runs, "wall") / median(naive_runs, "wall")
+    cpu_ratio = median(pipeline_runs, "cpu") / median(naive_runs, "cpu")
+    if args.repeat > 1:
+        paired = [a.wall / b.wall for a, b in zip(pipeline_runs, naive_runs, strict=True)]
+        print(f"paired wall ratios a/b: {', '.join(f'{r:.3f}' for r in paired)}")
+    verdict = "meets" if wall_ratio <= 0.70 and cpu_ratio <= 0.70 else "MISSES"
+    print(f"ratio a/b: wall {wall_ratio:.3f}, CPU {cpu_ratio:.3f}  -> {verdict} the <= 0.70 target")
+
+    started = time.monotonic()
+    output = tx.rewrite_master_playlist(output_dir=work / "a0", renditions=renditions, probe=probe)
+    print(f"master rewrite + I-frame playlists: {time.monotonic() - started:.2f} s "
+          f"({output.total_bytes / 1e6:.1f} MB scanned)")
+
+    if not args.skip_quality:
+        ssim_a = ssim_per_tier(ffmpeg_bin=args.ffmpeg, source=source, out=work / "a0", renditions=renditions,
+                               work=work)
+        ssim_b = ssim_per_tier(ffmpeg_bin=args.ffmpeg, source=source, out=work / "b0", renditions=renditions,
+                               work=work)
+        print("\nsame quality check (with audio):")
+        print(f"  {'tier':6} {'(a) MB/min':>11} {'(a) SSIM':>9} {'(b) MB/min':>11} {'(b) SSIM':>9}")
+        for rendition in renditions:
+            mb_a, _ = video_bytes_per_minute(work / "a0", rendition)
+            mb_b, _ = video_bytes_per_minute(work / "b0", rendition)
+            print(f"  {rendition.name:6} {mb_a:11.2f} {ssim_a[rendition.name]:9.5f} {mb_b:11.2f} "
+                  f"{ssim_b[rendition.name]:9.5f}")
+
+
+def rate_control(args: argparse.Namespace, settings: Settings, label: str, source: Path, work: Path,
+                 sweep: Sequence[float]) -> None:
+    """Part 2: capped CRF versus fixed bitrate on one clip (video only)."""
+    probe = tx.probe_file(source, ffprobe_bin=args.ffprobe, ffmpeg_bin=args.ffmpeg)
+    video_only = dataclasses.replace(probe, has_audio=False, audio_codec=None, audio_stream_index=None)
+    renditions = tx.plan_renditions(probe, tx.parse_ladder(settings.ladder))
+    print(f"\n== 2. Rate control on the {label} clip ({source.name}, {probe.duration:g} s, video only)")
+    results: dict[str, tuple[dict[str, tuple[float, float]], dict[str, float]]] = {}
+    modes: list[tuple[str, tx.RateControl, Settings]] = [
+        (f"capped CRF {settings.crf:g}", "capped_crf", settings),
+        ("fixed bitrate", "fixed_bitrate", settings),
+    ]
+    modes += [(f"capped CRF {crf:g}", "capped_crf", dataclasses.replace(settings, crf=crf)) for crf in sweep]
+    for name, mode, mode_settings in modes:
+        out = work / f"{label}_{name.replace(' ', '_')}"
+        if out.exists():
+            shutil.rmtree(out)
+        stats = run_pipeline(mode_settings, ffmpeg_bin=args.ffmpeg, source=source, out=out, probe=video_only,
+                             renditions=renditions, rate_control=mode)
+        sizes = {r.name: video_bytes_per_minute(out, r) for r in renditions}
+        ssim = ssim_per_tier(ffmpeg_bin=args.ffmpeg, source=source, out=out, renditions=renditions, work=work)
+        results[name] = (sizes, ssim)
+        print(f"  encoded {name}: {stats.wall:.1f} s wall", flush=True)
+
+    crf_name, fixed_name = modes[0][0], modes[1][0]
+    header = f"{'tier':6} {'mode':16} {'MB/min':>8} {'peak kb/s':>10} {'SSIM':>9} {'SSIM dB':>8} {'bytes vs fixed':>15}"
+    print(f"\n  {header}")
+    for rendition in renditions:
+        fixed_bytes = results[fixed_name][0][rendition.name][0]
+        for name, _, _ in modes:
+            (mb, peak), ssim = results[name][0][rendition.name], results[name][1][rendition.name]
+            change = "" if name == fixed_name else f"{(mb / fixed_bytes - 1) * 100:+.1f}%"
+            print(f"  {rendition.name:6} {name:16} {mb:8.2f} {peak:10.0f} {ssim:9.5f} {ssim_db(ssim):8.2f} "
+                  f"{change:>15}")
+
+    def total(name: str) -> tuple[float, float]:
+        sizes, ssim = results[name]
+        return sum(sizes[r.name][0] for r in renditions), min(ssim[r.name] for r in renditions)
+
+    crf_bytes, _ = total(crf_name)
+    fixed_bytes, _ = total(fixed_name)
+    saving = 1 - crf_bytes / fixed_bytes
+    equal_or_better = all(results[crf_name][1][r.name] >= results[fixed_name][1][r.name] for r in renditions)
+    print(f"  ladder total: capped CRF {crf_bytes:.2f} MB/min vs fixed {fixed_bytes:.2f} MB/min "
+          f"-> {saving * 100:.1f}% fewer bytes; SSIM equal or better on every tier: "
+          f"{'yes' if equal_or_better else 'no'}")
+    for name, _, _ in modes[2:]:
+        sweep_bytes, _ = total(name)
+        matched = [r.name for r in renditions if results[name][1][r.name] >= results[fixed_name][1][r.name]]
+        print(f"  sweep {name}: {(1 - sweep_bytes / fixed_bytes) * 100:.1f}% fewer bytes than fixed; "
+              f"SSIM >= fixed on: {', '.join(matched) or 'no tier'}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse options, generate (or reuse) the sources, run both parts and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10 s clips and no CRF sweep")
+    parser.add_argument("--repeat", type=int, default=1, help="alternating (a)/(b) runs; medians are reported")
+    parser.add_argument("--ladder", default="240p:400k,480p:800k,720p:1500k")
+    parser.add_argument("--crf", type=float, default=23.0)
+    parser.add_argument("--preset", default="veryfast")
+    parser.add_argument("--tier-preset", action="append", default=[], metavar="NAME=PRESET")
+    parser.add_argument("--threads", type=int, default=None, help="x264 threads per encoder (default: x264 auto)")
+    parser.add_argument("--no-cascade", action="store_true", help="scale every tier from the source")
+    parser.add_argument("--segment-seconds", type=float, default=6.0)
+    parser.add_argument("--sweep", default="17,11,5", help="extra CRF values for part 2 (full run only)")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--ffmpeg", default="ffmpeg")
+    parser.add_argument("--ffprobe", default="ffprobe")
+    parser.add_argument("--skip-quality", action="store_true", help="throughput only")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+
+    settings = Settings(
+        ladder=args.ladder,
+        crf=args.crf,
+        preset=args.preset,
+        tier_presets=dict(item.split("=", 1) for item in args.tier_preset),
+        threads=args.threads,
+        cascade=not args.no_cascade,
+        segment_seconds=args.segment_seconds,
+    )
+    duration = 10 if args.quick else 60
+    cache = _cache_dir(args.cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    version = subprocess.run([args.ffmpeg, "-version"], capture_output=True, text=True).stdout.splitlines()[0]
+    print(f"{version}; {os.cpu_count()} CPUs; Python {platform.python_version()}")
+    print(f"settings (pipeline and naive alike): ladder {settings.ladder}; libx264 preset {settings.preset}"
+          f"{' ' + str(settings.tier_presets) if settings.tier_presets else ''}, capped CRF {settings.crf:g} "
+          f"(maxrate = tier bitrate, bufsize = 2 x maxrate), profile high, IDR every "
+          f"{settings.keyframe_interval:g} s (forced, sc_threshold 0), x264 threads "
+          f"{settings.threads or 'auto'}; AAC stereo {settings.audio_bitrate // 1000}k 48 kHz; "
+          f"HLS {settings.segment_seconds:g} s MPEG-TS segments; pipeline scaling "
+          f"{'cascaded (each tier from the next larger)' if settings.cascade else 'each tier from the source'}")
+    motion = motion_source(cache, duration=duration, ffmpeg_bin=args.ffmpeg)
+    slides = slides_source(cache, duration=duration, ffmpeg_bin=args.ffmpeg)
+
+    work = Path(tempfile.mkdtemp(prefix="unpuzzle-bench-"))
+    try:
+        throughput(args, settings, motion, work)
+        if not args.skip_quality:
+            sweep = [] if args.quick else [float(v) for v in args.sweep.split(",") if v.strip()]
+            rate_control(args, settings, "slide-like", slides, work, sweep)
+            rate_control(args, settings, "motion", motion, work, [])
+    finally:
+        if args.keep:
+            print(f"\noutput kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

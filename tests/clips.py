@@ -1,0 +1,196 @@
+"""Generate small test media with ffmpeg's lavfi sources (testsrc2, sine, still pictures).
+
+Plain functions: each writes one file into the given directory and returns its path.
+They are used by test fixtures and by ``bench/transcode.py``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+FFMPEG = "ffmpeg"
+FONT_FILE = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+
+def _run(args: Sequence[str], *, ffmpeg_bin: str = FFMPEG) -> None:
+    subprocess.run(
+        [ffmpeg_bin, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def make_clip(
+    path: Path,
+    *,
+    width: int = 320,
+    height: int = 180,
+    duration: float = 4.0,
+    fps: int = 30,
+    audio: bool = True,
+    faststart: bool = False,
+    crf: int = 23,
+    preset: str = "ultrafast",
+    gop_seconds: float = 2.0,
+    container: str | None = None,
+    ffmpeg_bin: str = FFMPEG,
+) -> Path:
+    """Moving testsrc2 picture (H.264, MP4 unless ``container`` names another muxer),
+    optionally with a mono 440 Hz AAC track."""
+    args = ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={duration}"]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={duration}"]
+        args += ["-map", "0:v", "-map", "1:a", "-c:a", "aac", "-b:a", "96k"]
+    args += [
+        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+        "-g", str(max(1, int(fps * gop_seconds))),
+    ]
+    if faststart:
+        args += ["-movflags", "+faststart"]
+    if container:
+        args += ["-f", container]
+    _run([*args, str(path)], ffmpeg_bin=ffmpeg_bin)
+    return path
+
+
+def make_landscape(directory: Path) -> Path:
+    """320x180, 30 fps, 6 s, with audio."""
+    return make_clip(directory / "landscape.mp4", width=320, height=180, duration=6.0)
+
+
+def make_no_audio(directory: Path) -> Path:
+    """320x180, 4 s, video only."""
+    return make_clip(directory / "no_audio.mp4", width=320, height=180, duration=4.0, audio=False)
+
+
+def make_rotated_portrait(directory: Path) -> Path:
+    """Coded 320x180 with rotate=90 metadata, so it displays as 180x320 (a phone held upright)."""
+    plain = make_clip(directory / "rotated_source.mp4", width=320, height=180, duration=4.0)
+    rotated = directory / "rotated_portrait.mp4"
+    _run(["-i", str(plain), "-map", "0", "-c", "copy", "-metadata:s:v:0", "rotate=90", str(rotated)])
+    plain.unlink()
+    return rotated
+
+
+def make_native_portrait(directory: Path) -> Path:
+    """Coded 180x320 (portrait pixels, no rotation metadata), with audio."""
+    return make_clip(directory / "native_portrait.mp4", width=180, height=320, duration=4.0)
+
+
+def make_tiny(directory: Path) -> Path:
+    """160x90, below a 240p lowest tier, with audio."""
+    return make_clip(directory / "tiny.mp4", width=160, height=90, duration=3.0)
+
+
+def make_truncated_faststart(directory: Path) -> Path:
+    """MP4 with moov at the front (faststart), cut to 60%: ffprobe still reports the full duration."""
+    full = make_clip(directory / "faststart_full.mp4", duration=4.0, faststart=True)
+    data = full.read_bytes()
+    truncated = directory / "truncated_faststart.mp4"
+    truncated.write_bytes(data[: int(len(data) * 0.6)])
+    full.unlink()
+    return truncated
+
+
+def make_cut_before_moov(directory: Path) -> Path:
+    """MP4 with moov at the end, cut in the middle of mdat: the index is gone."""
+    full = make_clip(directory / "moov_end_full.mp4", duration=4.0)
+    data = full.read_bytes()
+    cut = directory / "cut_before_moov.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    full.unlink()
+    return cut
+
+
+def make_not_video(directory: Path) -> Path:
+    """A text file renamed .mp4."""
+    path = directory / "not_video.mp4"
+    path.write_text("These are lecture notes, not a video.\n" * 50)
+    return path
+
+
+def make_png_as_mp4(directory: Path) -> Path:
+    """A PNG picture renamed .mp4."""
+    path = directory / "picture.mp4"
+    _run(["-f", "lavfi", "-i", "testsrc2=size=64x64:duration=1", "-frames:v", "1", "-c:v", "png",
+          "-f", "image2", str(path)])
+    return path
+
+
+def make_audio_only(directory: Path) -> Path:
+    """AAC audio in an MP4 container and no video track."""
+    path = directory / "audio_only.mp4"
+    _run(["-f", "lavfi", "-i", "sine=frequency=330:sample_rate=48000:duration=3", "-c:a", "aac", str(path)])
+    return path
+
+
+def _still(source: str, *, width: int, height: int, fps: int, seconds: float) -> str:
+    # one frame of an animated source, repeated: a slide that never changes
+    frames = max(1, round(fps * seconds))
+    return (
+        f"{source}=size={width}x{height}:rate={fps},trim=end_frame=1,"
+        f"loop=loop={frames - 1}:size=1,setpts=N/{fps}/TB"
+    )
+
+
+def _text_slide(colour: str, title: str, *, width: int, height: int, fps: int, seconds: float) -> str:
+    base = f"color=c={colour}:size={width}x{height}:rate={fps}:duration={seconds}"
+    if not FONT_FILE.exists():
+        # without a font, boxes stand in for lines of text
+        boxes = [
+            f"drawbox=x={width // 12}:y={height * k // 10}:w={width * 2 // 3}:h={height // 25}:color=white:t=fill"
+            for k in (2, 4, 5, 6)
+        ]
+        return ",".join([base, *boxes])
+    size_title, size_body = max(8, height // 11), max(6, height // 19)
+    lines = [
+        (title, size_title, height // 9),
+        ("• first point about the topic", size_body, height // 3),
+        ("• second point with numbers 12345", size_body, height * 4 // 9),
+        ("• third point", size_body, height * 5 // 9),
+    ]
+    texts = [
+        f"drawtext=fontfile={FONT_FILE}:text='{text}':fontsize={size}:fontcolor=white:x={width // 16}:y={y}"
+        for text, size, y in lines
+    ]
+    return ",".join([base, *texts])
+
+
+def make_slides(
+    path: Path,
+    *,
+    width: int = 320,
+    height: int = 180,
+    slide_seconds: float = 2.0,
+    slides: int = 3,
+    fps: int = 30,
+    audio: bool = True,
+    crf: int = 18,
+    preset: str = "veryfast",
+    ffmpeg_bin: str = FFMPEG,
+) -> Path:
+    """Slide-like clip: static pictures (text slides, smptehdbars, testsrc2, mandelbrot) that
+    change every ``slide_seconds``; ``slides`` pictures in total."""
+    kinds = [
+        lambda s: _text_slide("navy", "Lecture 1 - Introduction", width=width, height=height, fps=fps, seconds=s),
+        lambda s: _still("testsrc2", width=width, height=height, fps=fps, seconds=s),
+        lambda s: _text_slide("darkgreen", "Chapter 2 - Methods", width=width, height=height, fps=fps, seconds=s),
+        lambda s: _still("smptehdbars", width=width, height=height, fps=fps, seconds=s),
+        lambda s: _text_slide("maroon", "Summary and questions", width=width, height=height, fps=fps, seconds=s),
+        lambda s: _still("mandelbrot", width=width, height=height, fps=fps, seconds=s),
+    ]
+    chains = [f"{kinds[i % len(kinds)](slide_seconds)}[s{i}]" for i in range(slides)]
+    inputs = "".join(f"[s{i}]" for i in range(slides))
+    graph = ";".join([*chains, f"{inputs}concat=n={slides}:v=1:a=0,format=yuv420p[v]"])
+    duration = slide_seconds * slides
+    args = ["-filter_complex", graph]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=330:sample_rate=48000:duration={duration}"]
+    args += ["-map", "[v]"]
+    if audio:
+        args += ["-map", "0:a", "-c:a", "aac", "-b:a", "96k"]
+    args += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-g", str(fps * 2), "-t", f"{duration}", str(path)]
+    _run(args, ffmpeg_bin=ffmpeg_bin)
+    return path
