@@ -9,7 +9,7 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from media_library.models import Video
-from media_library.selectors import video_playback, videos_visible_to, videos_watchable_by
+from media_library.selectors import user_sees_all_videos, video_playback, videos_visible_to, videos_watchable_by
 from media_library.serializers import (
     PlaybackSerializer,
     RetranscodeSerializer,
@@ -92,8 +92,8 @@ class VideoViewSet(
     @action(detail=True, methods=["post"])
     def retranscode(self, request, pk=None):
         video = self.get_object()
-        if not request.user.is_staff:
-            raise PermissionDenied("only staff can start a transcode, because it spends budget; ask an administrator")
+        if not user_sees_all_videos(request.user):
+            raise PermissionDenied("only staff who manage all videos can start a transcode, because it spends budget; ask an administrator")
         if video.media_file_id is None:
             raise Conflict(f"video {video.id} has no original file to transcode (it only has a legacy URL)")
         job = transcode_enqueue(video=video, requested_by=request.user)

@@ -64,7 +64,8 @@ def user_sees_all_videos(user) -> bool:
 
 
 def videos_visible_to(*, user) -> QuerySet[Video]:
-    """Videos a user may see and manage: staff see all, others their own.
+    """Videos a user may see and manage: staff who see all videos (``user_sees_all_videos``) see
+    all, everyone else (instructors included) their own.
 
     Each row is annotated with ``current_job_status`` / ``current_job_progress`` of its
     latest transcode job (None when it never had one).
@@ -78,7 +79,7 @@ def videos_visible_to(*, user) -> QuerySet[Video]:
             current_job_progress=Subquery(latest.values("progress")[:1]),
         )
     )
-    if user.is_staff:
+    if user_sees_all_videos(user):
         return qs
     return qs.filter(owner=user)
 
@@ -86,7 +87,7 @@ def videos_visible_to(*, user) -> QuerySet[Video]:
 def videos_watchable_by(*, user) -> QuerySet[Video]:
     """Videos a user may play: their own and staff's all, or every video for any
     authenticated user when ``VIDEO_VISIBILITY=authenticated``."""
-    if user.is_staff or settings.VIDEO_VISIBILITY == "authenticated":
+    if user_sees_all_videos(user) or settings.VIDEO_VISIBILITY == "authenticated":
         return Video.objects.select_related("media_file").prefetch_related("renditions")
     return Video.objects.select_related("media_file").prefetch_related("renditions").filter(owner=user)
 
@@ -95,7 +96,7 @@ def video_can_watch(*, video: Video, user) -> bool:
     """True when ``user`` may play ``video`` (same rule as ``videos_watchable_by``)."""
     if not user.is_authenticated:
         return False
-    return user.is_staff or settings.VIDEO_VISIBILITY == "authenticated" or video.owner_id == user.pk
+    return user_sees_all_videos(user) or settings.VIDEO_VISIBILITY == "authenticated" or video.owner_id == user.pk
 
 
 def video_hls_prefix(*, video: Video) -> str:

@@ -18,6 +18,16 @@ def make_user(*, username: str | None = None, password: str = "pw-for-tests-1", 
 
 
 def make_staff(**extra):
+    """Platform staff: the admin plus every video (instructors are staff without that permission)."""
+    from django.contrib.auth.models import Permission
+
+    user = make_user(is_staff=True, **extra)
+    user.user_permissions.add(Permission.objects.get(codename="view_all_videos", content_type__app_label="media_library"))
+    return user
+
+
+def make_instructor(**extra):
+    """An instructor: admin access, sees only their own videos, uploads and jobs."""
     return make_user(is_staff=True, **extra)
 
 

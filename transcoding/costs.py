@@ -17,6 +17,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from media_library.models import MediaFile, Rendition, Video
+from media_library.selectors import user_sees_all_videos
 from transcoding import pricing
 from transcoding.models import BudgetPolicy, CostAlert, CostLogEntry, DeliveryTally, TranscodeJob
 from transcoding.selectors import (
@@ -241,9 +242,9 @@ def quota_check_upload(*, user, size_bytes: int | None) -> None:
 
     ``USER_MONTHLY_UPLOAD_GB`` (GB = 10**9 bytes): 413 when this month's uploads plus this
     one exceed it. ``USER_MONTHLY_TRANSCODE_MINUTES``: 429 when the month's transcoded
-    source minutes already reach it. 0 means unlimited; staff are not limited.
+    source minutes already reach it. 0 means unlimited; staff who manage all videos are not limited (instructors are).
     """
-    if user.is_staff:
+    if user_sees_all_videos(user):
         return
     used_bytes, used_minutes = user_month_usage(user=user)
     gb_quota = Decimal(settings.USER_MONTHLY_UPLOAD_GB)

@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.db import connections
 
 from tests.clips import make_clip
-from tests.factories import make_staff
+from tests.factories import make_instructor
 from unpuzzle.groups import FINANCE, INSTRUCTORS
 
 CHROMIUM = "/usr/bin/chromium"
@@ -103,7 +103,7 @@ def groups(transactional_db):
 @pytest.fixture
 def make_member(groups):
     def make(username: str, group: str):
-        user = make_staff(username=username, password=PASSWORD)
+        user = make_instructor(username=username, password=PASSWORD)
         user.groups.add(groups[group])
         return user
 

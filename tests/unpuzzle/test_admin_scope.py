@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from media_library.models import Video
-from tests.factories import make_media_file, make_staff, make_superuser, make_video
+from tests.factories import make_media_file, make_instructor, make_superuser, make_video
 from transcoding.models import TranscodeJob
 from unpuzzle.groups import FINANCE, INSTRUCTORS
 from uploads.models import UploadSession
@@ -24,7 +24,7 @@ def groups():
 
 
 def _instructor(groups, username):
-    user = make_staff(username=username)
+    user = make_instructor(username=username)
     user.groups.add(groups[INSTRUCTORS])
     return user
 
@@ -86,7 +86,7 @@ def test_instructor_cannot_open_or_act_on_another_instructors_video(client, two_
 
 
 def test_superuser_and_view_all_permission_see_everything(client, two_instructors):
-    viewer = make_staff(username="carol")
+    viewer = make_instructor(username="carol")
     viewer.user_permissions.add(
         Permission.objects.get(codename="view_all_videos"), Permission.objects.get(codename="view_video")
     )
@@ -149,5 +149,5 @@ def test_upload_page_renders_the_server_limits_for_instructors_only(client, sett
     assert config["maxBytes"] == 7 * 1024 * 1024 and config["allowedFormats"] == ["mp4", "webm"]
     assert config["endpoint"] == "/api/v1/uploads/" and config["csrfToken"]
     assert "uploads/vendor/tus-js-client/4.3.1/tus.min.js" in page
-    client.force_login(make_staff())
+    client.force_login(make_instructor())
     assert client.get(reverse("admin:media_library_video_upload")).status_code == 403
