@@ -278,3 +278,16 @@ def test_list_queries_do_not_grow_with_the_number_of_videos(user, hls_source):
         return len(queries)
 
     assert list_with(2) == list_with(6) <= 6
+
+
+def test_instructors_see_only_their_own_videos_through_the_api(user, video):
+    from tests.factories import make_instructor
+
+    instructor = make_instructor()
+    own = make_video(owner=instructor, media_file=make_media_file(owner=instructor))
+    client = _client(instructor)
+    assert client.get(f"/api/v1/videos/{video.id}/").status_code == 404
+    assert client.get(f"/api/v1/videos/{video.id}/playback/").status_code == 404
+    assert [item["id"] for item in client.get("/api/v1/videos/").json()["results"]] == [str(own.id)]
+    refused = client.post(f"/api/v1/videos/{own.id}/retranscode/")
+    assert refused.status_code == 403 and "spends budget" in refused.json()["detail"]
