@@ -73,6 +73,8 @@ def transcode_enqueue(*, video: Video, requested_by=None) -> TranscodeJob | None
 # Share of the progress bar the ffmpeg encode fills; poster, measuring and upload take the rest.
 ENCODE_PROGRESS_SHARE = 0.9
 PROGRESS_SAVE_SECONDS = 2.0
+WORK_DIR_PREFIX = "unpuzzle-transcode-"
+WORK_DIR_GRACE_S = 600
 POSTER_TIMEOUT_S = 300
 
 
@@ -423,7 +425,7 @@ def transcode_run(*, job_id) -> None:
         return
     started = time.monotonic()
     reporter = _Reporter(claim)
-    work = Path(tempfile.mkdtemp(prefix=f"unpuzzle-transcode-{claim.job_id}-"))
+    work = Path(tempfile.mkdtemp(prefix=f"{WORK_DIR_PREFIX}{claim.job_id}-"))
     try:
         with open_local_copy(claim.storage_key) as source:
             encoded = _encode(claim=claim, source=source, work=work, reporter=reporter)
@@ -496,6 +498,26 @@ def transcode_reap_stale(*, now=None) -> dict[str, int]:
     if any(counts.values()):
         logger.warning("reaper: %(requeued)d stale jobs requeued, %(failed)d failed", counts)
     return counts
+
+
+def transcode_work_dirs_sweep(*, now: float | None = None) -> int:
+    """Remove transcode temp dirs on this machine older than the transcode timeout.
+
+    A worker killed hard never reaches its ``finally``; no live job can be older than
+    ``TRANSCODE_TIMEOUT_S``, so such a folder is garbage. Returns how many were removed.
+    """
+    cutoff = (now or time.time()) - settings.TRANSCODE_TIMEOUT_S - WORK_DIR_GRACE_S
+    removed = 0
+    for path in Path(tempfile.gettempdir()).glob(f"{WORK_DIR_PREFIX}*"):
+        try:
+            if path.is_dir() and path.stat().st_mtime < cutoff:
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+        except FileNotFoundError:
+            continue
+    if removed:
+        logger.warning("removed %d abandoned transcode work dirs", removed)
+    return removed
 
 
 @transaction.atomic

@@ -14,10 +14,14 @@ def transcode_video(job_id: str) -> None:
 
 
 def transcode_reap_stale() -> dict[str, int]:
-    """Requeue or fail running transcode jobs whose worker stopped sending heartbeats."""
+    """Requeue or fail running transcode jobs whose worker stopped sending heartbeats, and
+    remove work dirs that killed workers left on this machine."""
     from transcoding.services import transcode_reap_stale as reap
+    from transcoding.services import transcode_work_dirs_sweep
 
-    return reap()
+    counts = reap()
+    transcode_work_dirs_sweep()
+    return counts
 
 
 def costs_daily() -> None:

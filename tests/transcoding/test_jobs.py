@@ -228,3 +228,23 @@ def test_admin_job_cancel_action(client, admin_user, user):
     assert "Cancelled 1 transcode job(s)" in text and "1 job(s) skipped" in text
     job.refresh_from_db()
     assert job.status == J.CANCELLED and job.error == f"cancelled by {admin_user.username}"
+
+
+def test_work_dirs_left_by_killed_workers_are_swept(settings, tmp_path, monkeypatch):
+    import os
+
+    from transcoding.services import WORK_DIR_PREFIX, transcode_work_dirs_sweep
+
+    settings.TRANSCODE_TIMEOUT_S = 3600
+    monkeypatch.setattr(services.tempfile, "gettempdir", lambda: str(tmp_path))
+    abandoned = tmp_path / f"{WORK_DIR_PREFIX}old-job"
+    live = tmp_path / f"{WORK_DIR_PREFIX}live-job"
+    unrelated = tmp_path / "someone-else"
+    for folder in (abandoned, live, unrelated):
+        (folder / "hls").mkdir(parents=True)
+    two_hours_ago = time.time() - 7200
+    for folder in (abandoned, unrelated):
+        os.utime(folder, (two_hours_ago, two_hours_ago))
+
+    assert transcode_work_dirs_sweep() == 1
+    assert not abandoned.exists() and live.exists() and unrelated.exists()
