@@ -8,11 +8,11 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ffmpeg \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY requirements.txt .
-RUN python -m venv /app/.venv && /app/.venv/bin/pip install --no-cache-dir -r requirements.txt
+COPY requirements.txt constraints.txt ./
+RUN python -m venv /app/.venv && /app/.venv/bin/pip install --no-cache-dir -r requirements.txt -c constraints.txt
 COPY . .
 # bootstrap.sh skips pip when this stamp matches the requirements files.
-RUN touch "/app/.venv/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)-requirements.txt" \
+RUN touch "/app/.venv/.installed-$(cat requirements*.txt constraints.txt | sha256sum | cut -c1-16)-requirements.txt" \
     && useradd --create-home --uid 10001 app && mkdir -p /app/var && chown -R app /app/var
 USER app
 EXPOSE 8000

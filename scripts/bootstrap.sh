@@ -26,10 +26,10 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 # Reinstall only when the requirements changed since the last successful install.
-STAMP=".venv/.installed-$(cat requirements*.txt | sha256sum | cut -c1-16)-$(basename "$REQUIREMENTS")"
+STAMP=".venv/.installed-$(cat requirements*.txt constraints.txt | sha256sum | cut -c1-16)-$(basename "$REQUIREMENTS")"
 if [ ! -f "$STAMP" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r "$REQUIREMENTS"
+  .venv/bin/python -m pip install -q -r "$REQUIREMENTS" -c constraints.txt
   touch "$STAMP"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
