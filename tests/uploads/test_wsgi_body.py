@@ -77,3 +77,12 @@ def test_pipelined_requests_are_each_read_to_their_own_end(gunicorn_port):
 
 def test_other_servers_get_no_socket_body():
     assert socket_body({"wsgi.input": object(), "CONTENT_LENGTH": "5"}, 5) is None
+
+
+def test_a_body_cut_short_ends_the_read_and_the_connection(gunicorn_port):
+    sent = os.urandom(5000)
+    with socket.create_connection(("127.0.0.1", gunicorn_port), timeout=10) as sock:
+        sock.sendall(b"PUT /x HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n" + sent)
+        sock.shutdown(socket.SHUT_WR)
+        assert _responses(sock, 1) == [_expected(sent)]
+        assert sock.recv(1) == b""  # and the connection is not reused
