@@ -4,7 +4,8 @@ Bytes of a tus upload go to ``UPLOAD_TEMP_DIR/<id>.part``. One writer at a time 
 is guaranteed by an exclusive ``flock`` on the part file, taken without waiting: the kernel
 drops it when the writing request's file is closed or its process dies, so a dead connection
 never leaves a stale lock, on SQLite and PostgreSQL alike. The database offset is then
-advanced with a compare-and-set inside a short transaction, never while bytes stream.
+advanced with a compare-and-set (one conditional UPDATE while an upload is uploading, a short
+locking transaction when its status changes), never while bytes stream.
 """
 from __future__ import annotations
 
