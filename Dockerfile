@@ -1,5 +1,6 @@
 # Web server and worker image: python slim + ffmpeg + gunicorn.
 # docker run -p 8000:8000 IMAGE                (web + worker, like scripts/run.sh)
+# Web size: WEB_WORKERS (default 1) x WEB_THREADS (default 32); README, "Sizing the web server".
 # docker run IMAGE python manage.py qcluster   (worker only)
 FROM python:3.11-slim-bookworm
 

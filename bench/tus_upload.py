@@ -2,15 +2,19 @@
 """Benchmark the tus endpoint as run in production (gunicorn gthread) against @tus/server.
 
     .venv/bin/python bench/tus_upload.py [--workdir /tmp/tus-bench] [--size-mb 1024] [--chunk-mb 8]
-        [--concurrent 20] [--concurrent-mb 50] [--small-mb 100] [--workers 2] [--threads 16]
-        [--database-url sqlite:///...]
+        [--concurrent 20] [--concurrent-mb 50] [--small-mb 100] [--workers 1] [--threads 32]
+        [--repeat 3] [--database-url postgres://...]
 
 Prints, for a single upload of --size-mb in --chunk-mb PATCHes over loopback: MB/s and the
 server's peak RSS (gunicorn master + workers, sampled every 20 ms), the same upload against
-the reference Node server (bench/tus-node, run `npm ci` there first) and the ratio; then
+the reference Node server (bench/tus-node, run `npm ci` there first), alternating, --repeat
+times each: median and best of each and the ratio of the medians; then
 --concurrent simultaneous uploads of --concurrent-mb each (aggregate MB/s, errors, peak RSS);
 then the peak RSS of a --small-mb upload. Data files and server state live in --workdir and
-are removed at the end. Not a test: it prints figures.
+are removed at the end (a --database-url database keeps its "bench" user and upload rows;
+BENCH_DATABASE_URL sets the default). Worker and thread counts default to WEB_WORKERS and
+WEB_THREADS, else scripts/run.sh's defaults. The load average is printed at start and end:
+on a shared machine, figures taken under load are not comparable. Not a test: it prints figures.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -161,10 +166,12 @@ def main() -> int:
     parser.add_argument("--concurrent", type=int, default=20)
     parser.add_argument("--concurrent-mb", type=int, default=50)
     parser.add_argument("--small-mb", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_WORKERS", 2)))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("WEB_THREADS", 16)))
-    parser.add_argument("--database-url", default="")
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_WORKERS", 1)))
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("WEB_THREADS", 32)))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", ""))
     args = parser.parse_args()
+    print("load average at start (1, 5, 15 min): " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
 
     work = Path(args.workdir)
     shutil.rmtree(work, ignore_errors=True)
@@ -178,6 +185,8 @@ def main() -> int:
         "MAX_VIDEO_SIZE_MB": str(max(args.size_mb, args.small_mb, args.concurrent_mb) + 1),
         "MAX_CONCURRENT_UPLOADS": str(args.concurrent + 5),
         "LOG_LEVEL": "WARNING",
+        # As scripts/run.sh sets it: 1 MiB upload buffers go back to the system when freed.
+        "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_", "131072"),
     }
     chunk = args.chunk_mb * MiB
     procs: list[subprocess.Popen] = []
@@ -193,7 +202,7 @@ def main() -> int:
         gunicorn = subprocess.Popen(
             [str(venv_bin / "gunicorn"), "unpuzzle.wsgi:application", "--bind", f"127.0.0.1:{port}",
              "--worker-class", "gthread", "--workers", str(args.workers), "--threads", str(args.threads),
-             "--timeout", "300", "--graceful-timeout", "30"],
+             "--timeout", "300", "--graceful-timeout", "30", "--access-logfile", "-"],
             cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         procs.append(gunicorn)
@@ -218,30 +227,38 @@ def main() -> int:
               f"DATABASE_URL={env['DATABASE_URL']}; chunks of {args.chunk_mb} MiB over loopback; "
               f"idle RSS after warm-up {idle / MiB:.1f} MiB")
 
-        # Best of two alternating runs each, after flushing dirty pages, so disk writeback of the
-        # previous run (or of the generated file) does not slow the next one down.
-        ours_best = node_best = float("inf")
+        # Alternating runs, after flushing dirty pages, so disk writeback of the previous run
+        # (or of the generated file) does not slow the next one down.
+        ours_times: list[float] = []
+        node_times: list[float] = []
         ours_peak = node_peak = 0
         same = True
-        for _ in range(2):
+        for _ in range(args.repeat):
             os.sync()
             with RssSampler(gunicorn.pid) as rss:
                 seconds, location = timed_upload(ours, big, chunk=chunk, headers=auth)
-            ours_best, ours_peak = min(ours_best, seconds), max(ours_peak, rss.peak)
+            ours_times.append(seconds)
+            ours_peak = max(ours_peak, rss.peak)
             stored = work / "var" / "uploads" / f"{location.rstrip('/').rsplit('/', 1)[-1]}.part"
             same = same and file_sha256(stored) == file_sha256(big)
             stored.unlink()
             os.sync()
             with RssSampler(node.pid) as node_rss:
                 seconds, _ = timed_upload(reference, big, chunk=chunk, headers={})
-            node_best, node_peak = min(node_best, seconds), max(node_peak, node_rss.peak)
+            node_times.append(seconds)
+            node_peak = max(node_peak, node_rss.peak)
             for leftover in (work / "node-files").iterdir():
                 leftover.unlink()
-        ours_mbs, node_mbs = args.size_mb / ours_best, args.size_mb / node_best
-        print(f"django      {args.size_mb} MiB: {ours_best:6.2f} s  {ours_mbs:7.1f} MiB/s  peak RSS {ours_peak / MiB:6.1f} MiB "
-              f"(+{(ours_peak - idle) / MiB:.1f})  stored sha256 {'matches' if same else 'DIFFERS'}")
-        print(f"@tus/server {args.size_mb} MiB: {node_best:6.2f} s  {node_mbs:7.1f} MiB/s  peak RSS {node_peak / MiB:6.1f} MiB")
-        print(f"throughput ratio django / @tus/server: {ours_mbs / node_mbs:.2f}")
+        ours_mbs, node_mbs = args.size_mb / statistics.median(ours_times), args.size_mb / statistics.median(node_times)
+        runs = f"median of {args.repeat} (best {{:.1f}}): "
+        print(f"django      {args.size_mb} MiB, {runs.format(args.size_mb / min(ours_times))}{ours_mbs:7.1f} MiB/s  "
+              f"peak RSS {ours_peak / MiB:6.1f} MiB (+{(ours_peak - idle) / MiB:.1f})  "
+              f"stored sha256 {'matches' if same else 'DIFFERS'}")
+        print(f"@tus/server {args.size_mb} MiB, {runs.format(args.size_mb / min(node_times))}{node_mbs:7.1f} MiB/s  "
+              f"peak RSS {node_peak / MiB:6.1f} MiB")
+        print("runs (s): django " + " ".join(f"{t:.2f}" for t in ours_times)
+              + "; @tus/server " + " ".join(f"{t:.2f}" for t in node_times))
+        print(f"throughput ratio django / @tus/server (medians): {ours_mbs / node_mbs:.2f}")
         big.unlink()
         shutil.rmtree(work / "node-files", ignore_errors=True)
 
@@ -280,6 +297,7 @@ def main() -> int:
         per_process = [p.memory_info().rss / MiB for p in [psutil.Process(gunicorn.pid),
                                                             *psutil.Process(gunicorn.pid).children()]]
         print("gunicorn RSS now per process (MiB): " + ", ".join(f"{v:.1f}" for v in per_process))
+        print("load average at end (1, 5, 15 min): " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
         return 1 if errors or not same else 0
     finally:
         for proc in procs:

@@ -30,9 +30,13 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-# Threads let one slow upload stream while other requests are served.
+# glibc otherwise raises its mmap threshold after the first freed 1 MiB upload buffer and keeps
+# later ones in per-thread arenas: 20 concurrent uploads left ~40 MiB behind instead of ~10.
+export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-131072}"
+# Threads let one slow upload stream while other requests are served. One process: uploads are
+# I/O-bound, and each extra worker costs ~80 MiB; scale with instances (README, "Sizing").
 setsid gunicorn unpuzzle.wsgi:application --bind "$HOST:$PORT" --worker-class gthread \
-  --workers "${WEB_WORKERS:-2}" --threads "${WEB_THREADS:-16}" --timeout 300 --graceful-timeout 30 \
+  --workers "${WEB_WORKERS:-1}" --threads "${WEB_THREADS:-32}" --timeout 300 --graceful-timeout 30 \
   --access-logfile - &
 pids+=($!)
 setsid python manage.py qcluster &

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,28 +17,27 @@ from typing import IO
 
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
-from storages.backends.s3 import S3Storage
-
-from media_library.playlists import content_headers_for_key
 
 logger = logging.getLogger(__name__)
 
 COPY_BUFFER_BYTES = 1024 * 1024
+S3_BACKEND_MODULE = "storages.backends.s3"
 
 
-class MediaS3Storage(S3Storage):
-    """S3Storage that writes an explicit Content-Type and Cache-Control on every object.
+def __getattr__(name: str):
+    # boto3 and botocore (~22 MiB per process) load only where the S3 backend is used:
+    # STORAGES names "unpuzzle.storage.MediaS3Storage", which resolves here on first use.
+    if name == "MediaS3Storage":
+        from unpuzzle.s3_storage import MediaS3Storage
 
-    The values come from the key's extension (``content_headers_for_key``) unless the
-    content being saved carries its own ``content_type`` / ``cache_control`` attributes.
-    """
+        return MediaS3Storage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    def _get_write_parameters(self, name, content=None):
-        params = self.get_object_parameters(name)
-        content_type, cache_control = content_headers_for_key(name)
-        params["ContentType"] = getattr(content, "forced_content_type", None) or content_type
-        params["CacheControl"] = getattr(content, "cache_control", None) or cache_control
-        return params
+
+def is_s3(storage: Storage | None = None) -> bool:
+    """True when the backend is django-storages' S3 backend (B2), without importing boto3 to ask."""
+    module = sys.modules.get(S3_BACKEND_MODULE)
+    return module is not None and isinstance(_backend(storage), module.S3Storage)
 
 
 class StoredContent(File):
@@ -134,7 +134,7 @@ def open_local_copy(key: str, *, storage: Storage | None = None, suffix: str = "
     try:
         target = Path(tmpdir) / f"object{suffix or Path(key).suffix}"
         with open(target, "wb") as out:
-            if isinstance(backend, S3Storage):
+            if is_s3(backend):
                 backend.bucket.Object(backend._normalize_name(key)).download_fileobj(
                     out, Config=backend.transfer_config
                 )
@@ -149,7 +149,7 @@ def open_local_copy(key: str, *, storage: Storage | None = None, suffix: str = "
 def iter_objects(prefix: str, *, storage: Storage | None = None) -> Iterator[tuple[str, int]]:
     """Yield ``(key, size)`` for every object whose key starts with ``prefix``."""
     backend = _backend(storage)
-    if isinstance(backend, S3Storage):
+    if is_s3(backend):
         for obj in backend.bucket.objects.filter(Prefix=backend._normalize_name(prefix)):
             yield obj.key, obj.size
         return
@@ -172,7 +172,7 @@ def delete_prefix(prefix: str, *, storage: Storage | None = None) -> int:
     if not prefix or not prefix.endswith("/") or prefix.startswith("/") or ".." in prefix.split("/"):
         raise ValueError(f"refusing to delete prefix {prefix!r}: it must be a relative folder ending in '/'")
     backend = _backend(storage)
-    if isinstance(backend, S3Storage):
+    if is_s3(backend):
         deleted = 0
         for response in backend.bucket.objects.filter(Prefix=backend._normalize_name(prefix)).delete():
             deleted += len(response.get("Deleted", []))
@@ -201,7 +201,7 @@ def delete_key(key: str, *, storage: Storage | None = None) -> None:
 def storage_url(key: str, *, expire_seconds: int | None = None, storage: Storage | None = None) -> str:
     """A URL that fetches the object: presigned (SigV4) on S3/B2, MEDIA_URL-based locally."""
     backend = _backend(storage)
-    if isinstance(backend, S3Storage):
+    if is_s3(backend):
         return backend.url(key, expire=expire_seconds)
     return backend.url(key)
 

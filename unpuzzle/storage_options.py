@@ -4,9 +4,6 @@ Kept free of Django imports so settings and tests build the same configuration.
 """
 from __future__ import annotations
 
-from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
-
 MIB = 1024 * 1024
 
 
@@ -37,6 +34,10 @@ def s3_storage_options(
     B2 rejects the CRC32 checksum headers boto3 >= 1.36 sends by default, refuses SigV2
     presigned URLs (region must be set for SigV4) and has no object ACLs.
     """
+    # Imported here: settings import this module, and local storage must not load boto3.
+    from boto3.s3.transfer import TransferConfig
+    from botocore.config import Config
+
     missing = [
         name
         for name, value in (

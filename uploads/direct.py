@@ -13,6 +13,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -22,7 +23,7 @@ from django.utils import timezone
 from media_library.playlists import content_headers_for_key
 from media_library.services import original_key
 from unpuzzle.exceptions import Conflict, DomainError, Gone, StorageUnavailable
-from unpuzzle.storage import MediaS3Storage, delete_key, get_storage, open_local_copy
+from unpuzzle.storage import delete_key, get_storage, is_s3, open_local_copy
 from uploads.models import UploadSession
 from uploads.multipart import (
     MultipartBucket,
@@ -39,6 +40,9 @@ from uploads.services import (
     upload_finalize_from_path,
     upload_session_fail,
 )
+
+if TYPE_CHECKING:
+    from unpuzzle.s3_storage import MediaS3Storage
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +96,7 @@ def _error_code(exc: ClientError) -> str:
 def multipart_bucket() -> tuple[MultipartBucket, MediaS3Storage]:
     """The bucket's multipart calls through the storage backend's boto3 client; 400 on local storage."""
     storage = get_storage()
-    if not isinstance(storage, MediaS3Storage):
+    if not is_s3(storage):
         raise DirectUploadsUnavailable(
             "direct-to-bucket uploads need S3-compatible storage (STORAGE_BACKEND=b2); "
             "this server stores files locally, so upload through the tus endpoint /api/v1/uploads/ instead"
@@ -425,7 +429,7 @@ def direct_uploads_cleanup(*, now: datetime | None = None) -> int:
     ago (failed commits, crashed transfers). Returns how many were aborted; 0 on local storage.
     """
     storage = get_storage()
-    if not isinstance(storage, MediaS3Storage):
+    if not is_s3(storage):
         return 0
     bucket, storage = multipart_bucket()
     now = now or timezone.now()

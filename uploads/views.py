@@ -31,6 +31,7 @@ from uploads.services import (
     upload_session_create,
     upload_session_terminate,
 )
+from uploads.wsgi_body import socket_body
 
 # tus recommends a 30 s read timeout; a stalled body then frees its upload's lock.
 BODY_READ_TIMEOUT_S = 30
@@ -46,7 +47,9 @@ def _body(request) -> tuple[IO[bytes], int | None]:
     django_request = request._request
     declared = django_request.META.get("CONTENT_LENGTH")
     if declared not in (None, ""):
-        return django_request, tus.parse_non_negative_int("Content-Length", declared)
+        length = tus.parse_non_negative_int("Content-Length", declared)
+        # Under gunicorn, read the socket directly into a reused buffer (see uploads/wsgi_body.py).
+        return socket_body(django_request.META, length) or django_request, length
     if "chunked" in django_request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
         if django_request.META.get("wsgi.input_terminated"):
             return django_request.META["wsgi.input"], None
