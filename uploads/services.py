@@ -186,6 +186,22 @@ def upload_admission_check(
 # --- creation -------------------------------------------------------------------------
 
 
+def _tus_session_new(*, upload_id: uuid.UUID, owner, metadata: dict[str, str], length: int | None, path: Path, **extra) -> UploadSession:
+    """The UploadSession row of a tus upload whose part file is ``path``."""
+    return UploadSession.objects.create(
+        id=upload_id,
+        owner=owner,
+        kind=UploadSession.Kind.TUS,
+        filename=_metadata_filename(metadata)[:255],
+        content_type=_metadata_filetype(metadata)[:100],
+        length=length,
+        metadata=metadata,
+        expires_at=_expiry(),
+        temp_path=str(path),
+        **extra,
+    )
+
+
 @transaction.atomic
 def upload_session_create(
     *, owner, length: int | None, metadata: dict[str, str], partial: bool = False
@@ -204,17 +220,8 @@ def upload_session_create(
     )
     upload_id = uuid.uuid4()
     path = part_path(upload_id)
-    session = UploadSession.objects.create(
-        id=upload_id,
-        owner=owner,
-        kind=UploadSession.Kind.TUS,
-        filename=_metadata_filename(metadata)[:255],
-        content_type=_metadata_filetype(metadata)[:100],
-        length=length,
-        metadata=metadata,
-        expires_at=_expiry(),
-        temp_path=str(path),
-        is_partial=partial,
+    session = _tus_session_new(
+        upload_id=upload_id, owner=owner, metadata=metadata, length=length, path=path, is_partial=partial
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(exist_ok=False)
@@ -264,16 +271,8 @@ def upload_session_concat(*, owner, partial_ids: list[uuid.UUID], metadata: dict
             _remove_part_file(str(path))
             raise Conflict(f"the partial uploads hold {out.tell()} bytes, not the {total} they declared")
     with transaction.atomic():
-        session = UploadSession.objects.create(
-            id=upload_id,
-            owner=owner,
-            kind=UploadSession.Kind.TUS,
-            filename=_metadata_filename(metadata)[:255],
-            content_type=_metadata_filetype(metadata)[:100],
-            length=total,
-            metadata=metadata,
-            expires_at=_expiry(),
-            temp_path=str(path),
+        session = _tus_session_new(
+            upload_id=upload_id, owner=owner, metadata=metadata, length=total, path=path,
             concat_parts=[str(p.id) for p in parts],
         )
         now = timezone.now()
