@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from media_library.playlists import content_headers_for_key
@@ -51,6 +52,8 @@ S = UploadSession.Status
 FIRST_PART_URLS = 20
 # Most part URLs one /parts/ request may ask for.
 MAX_PART_URLS_PER_REQUEST = 1000
+# A finalizer silent for this long is presumed dead and another may take over.
+FINALIZE_CLAIM_TTL = timedelta(hours=1)
 ORIGINALS_PREFIX = "originals/"
 _MISSING_UPLOAD_CODES = {"NoSuchUpload", "404"}
 _MISSING_OBJECT_CODES = {"NoSuchKey", "404", "NotFound"}
@@ -389,6 +392,17 @@ def direct_upload_finalize(*, session: UploadSession) -> UploadSession:
     reached the upload stays complete with the error noted and the scheduled retry runs it again.
     """
     key = session.storage_key
+    now = timezone.now()
+    # One finalizer at a time: the object may be gigabytes, and the scheduled retry must not
+    # start a second download while the first is still running.
+    claimed = (
+        UploadSession.objects.filter(pk=session.pk, status=S.COMPLETE)
+        .filter(Q(finalize_started_at__isnull=True) | Q(finalize_started_at__lt=now - FINALIZE_CLAIM_TTL))
+        .update(finalize_started_at=now)
+    )
+    if not claimed:
+        logger.info("upload_id=%s is being finalized by another worker", session.id)
+        return UploadSession.objects.get(pk=session.id)
     try:
         with open_local_copy(key) as path:
             session = upload_finalize_from_path(
@@ -416,7 +430,9 @@ def direct_upload_finalize(*, session: UploadSession) -> UploadSession:
 def _note_retry(session: UploadSession, exc: Exception) -> UploadSession:
     logger.warning("upload_id=%s could not read %s: %s", session.id, session.storage_key, exc)
     UploadSession.objects.filter(pk=session.id, status=S.COMPLETE).update(
-        error=f"could not read the uploaded object: {exc}; finalization will be retried", updated_at=timezone.now()
+        error=f"could not read the uploaded object: {exc}; finalization will be retried",
+        finalize_started_at=None,
+        updated_at=timezone.now(),
     )
     return UploadSession.objects.get(pk=session.id)
 

@@ -66,6 +66,9 @@ class UploadSession(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    finalize_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker began finalizing a direct upload (one finalizer at a time)"
+    )
     finalized_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

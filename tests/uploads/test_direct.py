@@ -297,3 +297,18 @@ def test_cleanup_aborts_expired_and_orphaned_multipart_uploads(api_client, big_c
 def test_cleanup_command_includes_direct_uploads(s3_storage, capsys):
     call_command("cleanup_uploads")
     assert "aborted 0 abandoned multipart uploads" in capsys.readouterr().out
+
+
+def test_a_second_finalizer_leaves_a_running_finalization_alone(api_client, big_clip, s3_storage):
+    start, etags = upload_all(api_client, big_clip)
+    session_id = start["id"]
+    response = complete(api_client, session_id, etags)
+    assert response.status_code == 202, response.content
+    UploadSession.objects.filter(pk=session_id).update(finalize_started_at=timezone.now() - timedelta(minutes=5))
+
+    assert upload_session_finalize(session_id=session_id).status == S.COMPLETE
+    assert not MediaFile.objects.exists(), "a finalization already under way is not started twice"
+
+    UploadSession.objects.filter(pk=session_id).update(finalize_started_at=timezone.now() - timedelta(hours=2))
+    assert upload_session_finalize(session_id=session_id).status == S.FINALIZED, "a dead finalizer's claim expires"
+    assert MediaFile.objects.count() == 1
