@@ -39,7 +39,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -50,13 +50,6 @@ PathLike = str | os.PathLike[str]
 #: Demuxers accepted for uploads; keeps ffmpeg away from playlists/concat files that could
 #: read other local files or URLs (the classic HLS-in-AVI trick).
 DEFAULT_DEMUXERS: tuple[str, ...] = ("mov", "matroska", "avi")
-
-#: Content types for the files this module writes (Debian's mimetypes maps .ts wrongly).
-HLS_CONTENT_TYPES: Mapping[str, str] = {
-    ".m3u8": "application/vnd.apple.mpegurl",
-    ".ts": "video/mp2t",
-    ".jpg": "image/jpeg",
-}
 
 MASTER_PLAYLIST_NAME = "master.m3u8"
 MEDIA_PLAYLIST_NAME = "index.m3u8"
@@ -1505,11 +1498,3 @@ def rewrite_master_playlist(
     temporary.replace(master)
     total = sum(output.bytes for output in outputs) + master.stat().st_size
     return HlsOutput(master_playlist=master, renditions=outputs, total_bytes=total)
-
-
-def iter_output_files(output_dir: PathLike) -> Iterable[tuple[Path, str]]:
-    """Every file under ``output_dir`` with its Content-Type, for uploading to storage."""
-    root = Path(output_dir)
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.name.endswith(".tmp"):
-            yield path, HLS_CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
