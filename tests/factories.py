@@ -26,6 +26,15 @@ def make_staff(**extra):
     return user
 
 
+def make_staff_with(*codenames: str, app_label: str = "transcoding"):
+    """Platform staff holding the named permissions of ``app_label`` (e.g. the cost permissions)."""
+    from django.contrib.auth.models import Permission
+
+    user = make_staff()
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames))
+    return user
+
+
 def make_instructor(**extra):
     """An instructor: admin access, sees only their own videos, uploads and jobs."""
     return make_user(is_staff=True, **extra)

@@ -6,12 +6,11 @@ import io
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
 from media_library.models import Video
-from tests.factories import make_media_file, make_staff, make_video
+from tests.factories import make_media_file, make_staff_with, make_video
 from transcoding.costs import budget_engage_kill_switch
 from transcoding.models import CostAlert, CostLogEntry
 from transcoding.selectors import budget_policy_get
@@ -22,12 +21,6 @@ pytestmark = pytest.mark.django_db
 DASHBOARD = "admin:transcoding_costdashboard_changelist"
 KILL_SWITCH = "admin:transcoding_costdashboard_kill_switch"
 EXPORT = "admin:transcoding_costdashboard_export"
-
-
-def _staff_with(*codenames):
-    user = make_staff()
-    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="transcoding", codename__in=codenames))
-    return user
 
 
 @pytest.fixture
@@ -72,7 +65,7 @@ def test_dashboard_permissions(client, user, staff_user):
     client.force_login(staff_user)
     assert client.get(url).status_code == 403
     assert client.get(reverse(EXPORT)).status_code == 403
-    client.force_login(_staff_with("view_costs"))
+    client.force_login(make_staff_with("view_costs"))
     assert client.get(url).status_code == 200
     response = client.get(url)
     assert 'id="kill-switch-form"' not in response.content.decode()  # viewing is not managing
@@ -83,7 +76,7 @@ def test_dashboard_permissions(client, user, staff_user):
 def test_kill_switch_button_requires_a_reason_and_csrf(user):
     from django.test import Client
 
-    manager = _staff_with("view_costs", "manage_budget")
+    manager = make_staff_with("view_costs", "manage_budget")
     client = Client(enforce_csrf_checks=True)
     client.force_login(manager)
     assert client.post(reverse(KILL_SWITCH), {"action": "engage", "reason": "no token"}).status_code == 403

@@ -5,11 +5,10 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tests.factories import make_media_file, make_staff, make_video
+from tests.factories import make_media_file, make_staff_with, make_video
 from transcoding.models import CostLogEntry
 from transcoding.selectors import budget_policy_get
 from transcoding.services import transcode_enqueue
@@ -27,20 +26,14 @@ def _client(user=None) -> APIClient:
     return client
 
 
-def _staff_with(*codenames):
-    user = make_staff()
-    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="transcoding", codename__in=codenames))
-    return user
-
-
 @pytest.fixture
 def viewer(db):
-    return _staff_with("view_costs")
+    return make_staff_with("view_costs")
 
 
 @pytest.fixture
 def manager(db):
-    return _staff_with("view_costs", "manage_budget")
+    return make_staff_with("view_costs", "manage_budget")
 
 
 @pytest.mark.parametrize("path", ["/api/v1/costs/", BUDGET, SUMMARY])
