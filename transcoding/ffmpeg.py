@@ -56,7 +56,7 @@ MEDIA_PLAYLIST_NAME = "index.m3u8"
 IFRAME_PLAYLIST_NAME = "iframes.m3u8"
 SEGMENT_TEMPLATE = "seg_%05d.ts"
 
-RateControl = Literal["capped_crf", "fixed_bitrate"]
+RateControl = Literal["capped_crf", "fixed_bitrate", "cbr"]
 
 
 # ---------------------------------------------------------------------------
@@ -628,8 +628,10 @@ def video_encoder_args(
 ) -> list[str]:
     """libx264 options for one output video stream (``stream`` is its index, None for a single output).
 
-    Capped CRF: constant quality, limited by maxrate/bufsize.  ``fixed_bitrate`` sets
-    ``-b:v = maxrate = tier bitrate`` (the CBR-like comparison point).  IDR frames are
+    Capped CRF: constant quality, limited by maxrate/bufsize.  Two comparison points for the
+    benchmark: ``fixed_bitrate`` sets ``-b:v = maxrate = tier bitrate`` (x264 may spend less on
+    easy pictures); ``cbr`` also sets ``minrate`` and HRD CBR signalling, so x264 pads with filler
+    data and every second costs the tier bitrate.  IDR frames are
     forced every ``keyframe_interval`` seconds by timestamp, so every tier cuts its
     segments at the same instants.
     """
@@ -644,8 +646,14 @@ def video_encoder_args(
         args += [f"-crf{spec}", f"{crf:g}"]
     elif rate_control == "fixed_bitrate":
         args += [f"-b{spec}", str(rendition.video_bitrate)]
+    elif rate_control == "cbr":
+        args += [
+            f"-b{spec}", str(rendition.video_bitrate),
+            f"-minrate{spec}", str(rendition.maxrate),
+            f"-x264-params{spec}", "nal-hrd=cbr",
+        ]
     else:
-        raise ValueError(f"unknown rate control {rate_control!r}; use 'capped_crf' or 'fixed_bitrate'")
+        raise ValueError(f"unknown rate control {rate_control!r}; use 'capped_crf', 'fixed_bitrate' or 'cbr'")
     args += [
         f"-maxrate{spec}", str(rendition.maxrate),
         f"-bufsize{spec}", str(rendition.bufsize),
@@ -749,7 +757,7 @@ def build_hls_command(
     ``cascade`` scales each lower tier from the next larger tier's picture (measured ~1/3
     less CPU than three separate processes on 1080p input); ``tier_presets`` overrides the
     x264 preset per rendition name; ``x264_threads`` None leaves x264's automatic choice;
-    ``rate_control="fixed_bitrate"`` exists for comparisons (benchmark), not production.
+    ``rate_control="fixed_bitrate"``/``"cbr"`` exist for comparisons (benchmark), not production.
     """
     _validate_renditions(renditions)
     ratio = segment_seconds / keyframe_interval if keyframe_interval > 0 else 0.0

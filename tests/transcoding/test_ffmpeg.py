@@ -339,6 +339,21 @@ def test_fixed_bitrate_sets_b_v_to_the_cap() -> None:
     assert "-crf:v" not in args
 
 
+def test_cbr_sets_minrate_and_hrd_cbr() -> None:
+    rendition = tx.plan_renditions(make_probe(1280, 720), DEFAULT_TIERS)[0]
+    args = tx.video_encoder_args(rendition=rendition, stream=1, frame_rate=30, rate_control="cbr")
+    assert args[args.index("-b:v:1") + 1] == args[args.index("-minrate:v:1") + 1] == "1500000"
+    assert args[args.index("-maxrate:v:1") + 1] == "1500000"
+    assert args[args.index("-x264-params:v:1") + 1] == "nal-hrd=cbr"
+    assert "-crf:v:1" not in args
+
+
+def test_unknown_rate_control_is_refused() -> None:
+    rendition = tx.plan_renditions(make_probe(1280, 720), DEFAULT_TIERS)[0]
+    with pytest.raises(ValueError, match="unknown rate control 'vbr'"):
+        tx.video_encoder_args(rendition=rendition, stream=None, frame_rate=30, rate_control="vbr")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(("duration", "expected"), [(100.0, 10.0), (1.0, 0.1), (0.05, 0.0)])
 def test_poster_time_stays_inside_short_clips(duration: float, expected: float) -> None:
     probe = make_probe(640, 360, duration=duration)
@@ -719,6 +734,16 @@ def test_capped_crf_spends_fewer_bytes_than_fixed_bitrate_on_slides(slides_clip:
     crf_bytes = sum(r.segment_bytes for r in crf.output.renditions)
     fixed_bytes = sum(r.segment_bytes for r in fixed.output.renditions)
     assert crf_bytes < 0.8 * fixed_bytes
+
+
+def test_cbr_spends_the_tier_bitrate_even_on_still_pictures(slides_clip: Path, tmp_path: Path) -> None:
+    # the benchmark's "every second costs the tier bitrate" comparison point really does
+    cbr = transcode(slides_clip, tmp_path / "cbr", drop_audio=True, rate_control="cbr")
+    fixed = transcode(slides_clip, tmp_path / "fixed", drop_audio=True, rate_control="fixed_bitrate")
+    duration = cbr.probe.duration
+    for planned, written, abr in zip(cbr.renditions, cbr.output.renditions, fixed.output.renditions, strict=True):
+        assert written.segment_bytes * 8 / duration >= 0.9 * planned.video_bitrate
+        assert abr.segment_bytes < written.segment_bytes
 
 
 # ---------------------------------------------------------------------------
