@@ -27,6 +27,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import errno
+import functools
 import itertools
 import json
 import logging
@@ -35,8 +37,10 @@ import os
 import queue
 import re
 import shlex
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -377,11 +381,56 @@ def _explain_probe_failure(stderr: str, path: Path) -> ProbeError:
     return ProbeError(f"ffprobe could not read the file: {_first_error_line(stderr)}", reason="unreadable")
 
 
+@functools.cache
+def _parent_death_prefix() -> tuple[str, ...]:
+    """``setpriv --pdeathsig KILL --`` where that works (Linux with util-linux >= 2.33), else nothing.
+
+    Decided once per process; a missing or unusable setpriv is logged once.
+    """
+    if not sys.platform.startswith("linux"):
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        logger.warning("setpriv (util-linux) not found: ffmpeg will outlive a worker that is killed")
+        return ()
+    prefix = (setpriv, "--pdeathsig", "KILL", "--")
+    # try it once: older util-linux has no --pdeathsig, and a sandbox may refuse the prctl
+    try:
+        check = subprocess.run(
+            [*prefix, setpriv, "--version"], capture_output=True, text=True, errors="replace", timeout=10,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        failure = str(exc)
+    else:
+        if check.returncode == 0:
+            return prefix
+        failure = _first_error_line(check.stderr)
+    logger.warning(
+        "%s cannot set a parent-death signal (%s): ffmpeg will outlive a worker that is killed", setpriv, failure
+    )
+    return ()
+
+
+def launch_command(cmd: Sequence[str]) -> list[str]:
+    """``cmd`` prefixed so that on Linux the tool is SIGKILLed when the thread that started it dies.
+
+    The parent-death signal follows the starting *thread*, so start the process from a thread
+    that waits for it.  A missing program raises FileNotFoundError, as Popen would without
+    the prefix (setpriv would report it only as exit code 127).
+    """
+    prefix = _parent_death_prefix()
+    if prefix and shutil.which(cmd[0]) is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), cmd[0])
+    return [*prefix, *cmd]
+
+
 def _run_tool(cmd: Sequence[str], *, timeout: float, what: str) -> subprocess.CompletedProcess[str]:
     logger.debug("running %s: %s", what, shlex.join(cmd))
     try:
         return subprocess.run(
-            list(cmd), capture_output=True, text=True, errors="replace", timeout=timeout, stdin=subprocess.DEVNULL
+            launch_command(cmd), capture_output=True, text=True, errors="replace", timeout=timeout,
+            stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired as exc:
         raise ProbeError(f"{what} did not finish within {timeout:g} s", reason="timeout") from exc
@@ -1033,8 +1082,9 @@ def run_ffmpeg(
     ``on_progress`` and ``should_cancel`` are called from the calling thread (safe for
     database access).  stderr is read in a thread and its last lines kept.  On timeout or
     cancellation the child is killed and reaped before TranscodeTimeout/TranscodeCancelled
-    is raised; a non-zero exit raises TranscodeFailed.  CPU time and peak RSS are those of
-    this child only (``os.wait4``).
+    is raised; a non-zero exit raises TranscodeFailed.  If the process dies meanwhile
+    (SIGKILL, OOM killer), Linux kills ffmpeg too (``launch_command``).  CPU time and peak
+    RSS are those of this child only (``os.wait4``).
     """
     tail: collections.deque[str] = collections.deque(maxlen=max(1, log_tail_lines))
     updates: queue.SimpleQueue[ProgressSnapshot] = queue.SimpleQueue()
@@ -1051,8 +1101,9 @@ def run_ffmpeg(
 
     logger.info("starting ffmpeg: %s", shlex.join(cmd))
     started = time.monotonic()
+    # This thread waits for ffmpeg until it is reaped, so the parent-death signal fires only when the worker dies.
     process = subprocess.Popen(
-        list(cmd),
+        launch_command(cmd),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

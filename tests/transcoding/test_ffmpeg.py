@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import re
+import shutil
+import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from tests import clips
@@ -759,6 +764,7 @@ def spawned(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[str]]:
     """Processes started by run_ffmpeg, to check they were killed and reaped."""
     started: list[subprocess.Popen[str]] = []
     original = subprocess.Popen
+    tx.launch_command(ENDLESS)  # its one-off setpriv check runs now, unrecorded
 
     def recording_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[str]:
         process = original(*args, **kwargs)
@@ -792,6 +798,84 @@ def test_cancel_kills_and_reaps(spawned: list[subprocess.Popen[str]]) -> None:
         )
     assert seen and caught.value.wall_seconds < 5
     assert_killed_and_reaped(spawned[0])
+
+
+# A worker stand-in: transcoding/ffmpeg.py has no Django imports, so a bare interpreter can run it.
+WORKER_SCRIPT = """
+import sys
+from transcoding import ffmpeg as tx
+tx.run_ffmpeg(sys.argv[1:], duration=60, timeout=600, on_progress=lambda percent: print(percent, flush=True))
+"""
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def gone(process: psutil.Process) -> bool:
+    """True once the process has exited (a zombie waiting for its new parent counts as exited)."""
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux-only")
+def test_ffmpeg_dies_with_a_hard_killed_worker() -> None:
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER_SCRIPT, *ENDLESS], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True,
+    )
+    children: list[psutil.Process] = []
+    try:
+        assert worker.stdout is not None
+        worker.stdout.readline()  # ffmpeg reported progress: it is running
+        children = psutil.Process(worker.pid).children()
+        assert [child.name() for child in children] == ["ffmpeg"]
+        worker.send_signal(signal.SIGKILL)
+        assert worker.wait() == -signal.SIGKILL
+        # a correctness bound, not a speed target: an orphaned ffmpeg would run for ever
+        deadline = time.monotonic() + 10
+        while not gone(children[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gone(children[0]), "ffmpeg kept running after its worker was killed"
+    finally:
+        worker.kill()
+        worker.wait()
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+
+
+@pytest.fixture
+def fresh_launch_prefix() -> Any:
+    """Let launch_command decide again (it decides once per process), here and after the test."""
+    tx._parent_death_prefix.cache_clear()
+    yield
+    tx._parent_death_prefix.cache_clear()
+
+
+def test_without_setpriv_ffmpeg_still_runs_and_it_is_logged_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fresh_launch_prefix: None
+) -> None:
+    only_ffmpeg = tmp_path / "bin"
+    only_ffmpeg.mkdir()
+    (only_ffmpeg / "ffmpeg").symlink_to(shutil.which("ffmpeg"))
+    monkeypatch.setenv("PATH", str(only_ffmpeg))
+    short = ["ffmpeg", "-nostdin", "-progress", "pipe:1", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=10",
+             "-t", "0.5", "-f", "null", "-"]
+    with caplog.at_level("WARNING", logger=tx.logger.name):
+        for _ in range(2):
+            assert tx.run_ffmpeg(short, duration=0.5, timeout=30).returncode == 0
+    assert tx.launch_command(short) == short
+    assert [r.getMessage() for r in caplog.records if "setpriv" in r.getMessage()] == [
+        "setpriv (util-linux) not found: ffmpeg will outlive a worker that is killed"
+    ]
+
+
+def test_a_missing_program_is_reported_as_missing(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="ffmpeg-that-is-not-installed"):
+        tx.run_ffmpeg(["ffmpeg-that-is-not-installed", "-version"], duration=1, timeout=30)
+    clip = tmp_path / "any.mp4"
+    clip.write_bytes(b"not empty")
+    with pytest.raises(FileNotFoundError, match="ffprobe-that-is-not-installed"):
+        tx.probe_file(clip, ffprobe_bin="ffprobe-that-is-not-installed")
 
 
 def test_failure_carries_the_log_tail(tmp_path: Path) -> None:
