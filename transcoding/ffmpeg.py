@@ -656,6 +656,23 @@ def plan_renditions(
 
 _SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
+X264_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
+)
+
+
+def check_crf(crf: float) -> None:
+    """Raise ValueError unless x264 capped CRF can use ``crf`` for HLS."""
+    # CRF 0 means lossless, which needs the High 4:4:4 profile players do not decode over HLS
+    if not 1 <= crf <= 51:
+        raise ValueError(f"CRF {crf:g} is outside 1-51 (lower is better quality and more bytes; 23 is the default)")
+
+
+def check_preset(preset: str) -> None:
+    """Raise ValueError unless ``preset`` is an x264 preset name."""
+    if preset not in X264_PRESETS:
+        raise ValueError(f"x264 preset {preset!r} is not one of {', '.join(X264_PRESETS)}")
+
 
 def keyframe_interval_frames(frame_rate: float, keyframe_interval: float) -> int:
     """GOP length in frames for a keyframe interval; 2 s at 30 fps is 60."""

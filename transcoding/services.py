@@ -262,7 +262,8 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
     command = ffmpeg.build_hls_command(
         ffmpeg_bin=settings.FFMPEG_BIN, input_path=source, output_dir=output_dir, probe=probe, renditions=renditions,
         segment_seconds=settings.HLS_SEGMENT_SECONDS, keyframe_interval=_keyframe_interval(settings.HLS_SEGMENT_SECONDS),
-        audio_bitrate=ffmpeg.parse_bitrate(settings.HLS_AUDIO_BITRATE),
+        audio_bitrate=ffmpeg.parse_bitrate(settings.HLS_AUDIO_BITRATE), crf=settings.HLS_CRF,
+        preset=settings.HLS_X264_PRESET,
     )
     try:
         result = ffmpeg.run_ffmpeg(

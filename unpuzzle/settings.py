@@ -186,6 +186,9 @@ FFPROBE_BIN = env.str("FFPROBE_BIN", default="ffprobe")
 HLS_LADDER = env.str("HLS_LADDER", default="240p:400k,480p:800k,720p:1500k")
 HLS_AUDIO_BITRATE = env.str("HLS_AUDIO_BITRATE", default="128k")
 HLS_SEGMENT_SECONDS = env.int("HLS_SEGMENT_SECONDS", default=6)
+# x264 capped CRF: the quality aimed at (lower = better, more bytes); the tier bitrate stays the cap.
+HLS_CRF = env.float("HLS_CRF", default=23.0)
+HLS_X264_PRESET = env.str("HLS_X264_PRESET", default="veryfast")
 TRANSCODE_TIMEOUT_S = env.int("TRANSCODE_TIMEOUT_S", default=4 * 3600)
 TRANSCODE_MAX_ATTEMPTS = env.int("TRANSCODE_MAX_ATTEMPTS", default=3)
 # A running job whose heartbeat (saved every ~2 s) is older than this lost its worker.

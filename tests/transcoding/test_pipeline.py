@@ -315,3 +315,16 @@ def test_output_layout_matches_the_ffmpeg_layer(user, no_audio_clip):
     run(video)
     names = {key.rsplit("/", 1)[1] for key in keys_under(f"videos/{video.id}/hls/1/180p/")}
     assert ffmpeg.MEDIA_PLAYLIST_NAME in names and ffmpeg.IFRAME_PLAYLIST_NAME in names
+
+
+def test_crf_and_preset_settings_reach_x264(user, no_audio_clip, settings):
+    settings.HLS_CRF = 31.5
+    settings.HLS_X264_PRESET = "ultrafast"
+    video = store_video(user, no_audio_clip)
+    job = run(video)
+    assert job.status == J.SUCCEEDED, job.error
+    first_segment = f"{video.hls_master_key.rsplit('/', 1)[0]}/120p/seg_00000.ts"
+    with storage.get_storage().open(first_segment, "rb") as fh:
+        head = fh.read(64 * 1024)
+    # x264 writes its options into the stream (an SEI message); ultrafast turns CABAC off
+    assert b"crf=31.5" in head and b"cabac=0" in head
