@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import posixpath
 import time
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
