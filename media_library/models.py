@@ -1,6 +1,7 @@
 """Stored media: original files, videos and their HLS renditions."""
 from __future__ import annotations
 
+import posixpath
 import uuid
 
 from django.conf import settings
@@ -168,3 +169,30 @@ class Rendition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.video_id} {self.name}"
+
+
+class PreviousHlsOutput(models.Model):
+    """An HLS folder a re-transcode replaced, kept for players that still hold its URLs.
+
+    Its app-served playback tokens stay valid and its objects stay stored until
+    ``HLS_PREVIOUS_OUTPUT_GRACE_S`` after ``superseded_at``; then the periodic sweep
+    (``transcoding.services.transcode_previous_outputs_sweep``) deletes both.
+    """
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="previous_outputs")
+    master_key = models.CharField(max_length=512, help_text="Master playlist of the replaced output")
+    superseded_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["superseded_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["video", "master_key"], name="previous_hls_output_unique_video_master"),
+        ]
+
+    def __str__(self) -> str:
+        return self.master_key
+
+    @property
+    def prefix(self) -> str:
+        """The replaced folder, ``videos/<id>/hls/<n>/``."""
+        return posixpath.dirname(self.master_key) + "/"

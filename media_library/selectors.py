@@ -15,22 +15,26 @@ settings and the storage backend:
 
 The two app-served modes put a short-lived HMAC token into the URL path
 (``/api/v1/videos/<id>/hls/<token>/master.m3u8``), so relative URIs inherit it and
-players need no cookies.
+players need no cookies. A token opens one output folder; after a re-transcode the
+replaced folder (``PreviousHlsOutput``) stays open to its tokens, and stored, for
+``HLS_PREVIOUS_OUTPUT_GRACE_S``, so players that started on it can finish.
 """
 from __future__ import annotations
 
 import posixpath
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from media_library.cdn import plain_cdn_url, signed_cdn_url
-from media_library.models import Video
+from media_library.models import PreviousHlsOutput, Video
 from transcoding.models import TranscodeJob
 from unpuzzle.exceptions import VideoNotReady
 from unpuzzle.storage import is_local, storage_url
@@ -169,35 +173,61 @@ def playback_mode() -> str:
     return MODE_LOCAL if is_local() else MODE_PRESIGNED
 
 
+@dataclass(frozen=True)
+class HlsTokenGrant:
+    """What a genuine app-served playback token opens: one HLS folder until ``expires``."""
+
+    expires: int
+    master_key: str
+    prefix: str
+
+
 def hls_token_make(*, video: Video, expires: int) -> str:
     """A URL-path-safe token granting the video's current HLS output until ``expires``."""
-    return f"{expires}-{_hls_token_mac(video=video, expires=expires)}"
+    return f"{expires}-{_hls_token_mac(video_id=video.id, master_key=video.hls_master_key, expires=expires)}"
 
 
-def hls_token_expiry(*, video: Video, token: str) -> int | None:
-    """The expiry (Unix seconds) of a genuine token for this video's current output, else None.
+def hls_token_grant(*, video: Video, token: str, now: datetime | None = None) -> HlsTokenGrant | None:
+    """The folder and expiry a genuine token of this video opens, else None (expiry not checked).
 
-    The token covers the master key too, so a re-transcode to a new attempt folder
-    retires the old links.
+    The token covers the master key, so it opens the output it was made for: the
+    current one, or one a re-transcode replaced less than ``HLS_PREVIOUS_OUTPUT_GRACE_S``
+    ago (players that started on it keep playing).
     """
     expires_text, dash, mac = token.partition("-")
-    if not dash or not expires_text.isdigit() or not video.hls_master_key:
+    if not dash or not expires_text.isdigit():
         return None
     expires = int(expires_text)
-    if not constant_time_compare(mac, _hls_token_mac(video=video, expires=expires)):
-        return None
-    return expires
+    for master_key in _grantable_master_keys(video=video, now=now):
+        if constant_time_compare(mac, _hls_token_mac(video_id=video.id, master_key=master_key, expires=expires)):
+            return HlsTokenGrant(expires=expires, master_key=master_key, prefix=posixpath.dirname(master_key) + "/")
+    return None
 
 
-def hls_app_url(*, video: Video, token: str, key: str, request=None) -> str:
-    """The app's own URL of a key in the video's HLS folder, carrying ``token``."""
-    relative = key[len(video_hls_prefix(video=video)) :]
+def previous_output_grace_cutoff(*, now: datetime | None = None) -> datetime:
+    """Previous HLS outputs superseded at or before this moment are past their grace period."""
+    return (now or timezone.now()) - timedelta(seconds=settings.HLS_PREVIOUS_OUTPUT_GRACE_S)
+
+
+def hls_app_url(*, video: Video, token: str, prefix: str, key: str, request=None) -> str:
+    """The app's own URL of ``key`` in the HLS folder ``prefix`` the token opens."""
+    relative = key[len(prefix) :]
     url = reverse("video-hls", kwargs={"video_id": video.id, "token": token, "path": relative})
     return request.build_absolute_uri(url) if request is not None else url
 
 
-def _hls_token_mac(*, video: Video, expires: int) -> str:
-    return salted_hmac(_HLS_TOKEN_SALT, f"{video.id}|{video.hls_master_key}|{expires}", algorithm="sha256").hexdigest()
+def _grantable_master_keys(*, video: Video, now: datetime | None) -> Iterator[str]:
+    """The current master key, then those of previous outputs still in their grace period."""
+    if video.hls_master_key:
+        yield video.hls_master_key
+    # Asked only when the current output did not match: the usual request costs no query.
+    yield from PreviousHlsOutput.objects.filter(
+        video=video, superseded_at__gt=previous_output_grace_cutoff(now=now)
+    ).values_list("master_key", flat=True)
+
+
+def _hls_token_mac(*, video_id, master_key: str, expires: int) -> str:
+    return salted_hmac(_HLS_TOKEN_SALT, f"{video_id}|{master_key}|{expires}", algorithm="sha256").hexdigest()
 
 
 class _PlaybackUrls:
@@ -230,5 +260,5 @@ class _PlaybackUrls:
         if self.mode == MODE_PRESIGNED and not key.endswith(".m3u8"):
             return storage_url(key, expire_seconds=min(settings.CDN_TOKEN_TTL, _MAX_PRESIGN_SECONDS))
         if in_folder:
-            return hls_app_url(video=self.video, token=self.token, key=key, request=self.request)
+            return hls_app_url(video=self.video, token=self.token, prefix=self.prefix, key=key, request=self.request)
         return storage_url(key)

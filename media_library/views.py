@@ -14,9 +14,7 @@ from media_library.playlists import AssetKind, asset_kind_for_key, resolve_playl
 from media_library.selectors import (
     PlaybackGrant,
     hls_app_url,
-    hls_token_expiry,
-    video_hls_prefix,
-    video_playable_hls,
+    hls_token_grant,
     video_playback,
     videos_watchable_by,
 )
@@ -33,24 +31,27 @@ _REWRITTEN_PLAYLIST_MAX_AGE = 3600
 
 @require_safe
 def video_hls(request: HttpRequest, video_id, token: str, path: str) -> HttpResponse:
-    """Serve a file of a ready video's HLS folder to the holder of a playback token.
+    """Serve a file of the HLS folder a playback token opens to the token's holder.
 
+    The token opens the folder it was made for until it expires: the video's current
+    output (also while a re-transcode runs), or one a re-transcode replaced less than
+    ``HLS_PREVIOUS_OUTPUT_GRACE_S`` ago, so a player that started on it keeps playing.
     Local storage: the file as stored (Range, ETag, CDN cache headers). S3/B2 storage:
     playlists are read and rewritten (variant playlists point back here, segments and
     other files at presigned storage URLs); any other file redirects to its presigned URL.
     """
     video = Video.objects.filter(pk=video_id).first()
-    if video is None or not video_playable_hls(video=video):
-        raise Http404("no playable video here")
-    expires = hls_token_expiry(video=video, token=token)
-    if expires is None:
+    if video is None:
+        raise Http404("no video here")
+    grant = hls_token_grant(video=video, token=token)
+    if grant is None:
         raise Http404("unknown playback token")
-    remaining = expires - int(time.time())
+    remaining = grant.expires - int(time.time())
     if remaining <= 0:
         return HttpResponseForbidden("this playback link has expired: ask /api/v1/videos/<id>/playback/ for a new one")
-    prefix = video_hls_prefix(video=video)
+    prefix = grant.prefix
     try:
-        key = resolve_playlist_uri(playlist_key=video.hls_master_key, uri=path, hls_prefix=prefix)
+        key = resolve_playlist_uri(playlist_key=grant.master_key, uri=path, hls_prefix=prefix)
     except ValueError:
         raise Http404("not a file of this video's HLS output") from None
 
@@ -68,7 +69,7 @@ def video_hls(request: HttpRequest, video_id, token: str, path: str) -> HttpResp
 
     def url_for_key(target: str) -> str:
         if asset_kind_for_key(target) == AssetKind.PLAYLIST:
-            return hls_app_url(video=video, token=token, key=target, request=request)
+            return hls_app_url(video=video, token=token, prefix=prefix, key=target, request=request)
         return storage_url(target, expire_seconds=remaining)
 
     body = rewrite_playlist_keys(text, playlist_key=key, hls_prefix=prefix, url_for_key=url_for_key)

@@ -1,4 +1,5 @@
-"""Writes for transcoding: queueing, running, cancelling and reaping HLS transcode jobs."""
+"""Writes for transcoding: queueing, running, cancelling and reaping HLS transcode jobs,
+and deleting the HLS folders re-transcodes replaced once their grace period is over."""
 from __future__ import annotations
 
 import logging
@@ -17,7 +18,8 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from media_library.models import MediaFile, Rendition, Video
+from media_library.models import MediaFile, PreviousHlsOutput, Rendition, Video
+from media_library.selectors import previous_output_grace_cutoff
 from transcoding import ffmpeg
 from transcoding.costs import cost_record_transcode
 from transcoding.models import TranscodeJob
@@ -105,7 +107,7 @@ class _Claim:
 
 
 def _hls_folder_number(key: str) -> int:
-    """The attempt number in ``videos/<id>/hls/<n>/master.m3u8``; 0 when there is none."""
+    """The attempt number in ``videos/<id>/hls/<n>/master.m3u8`` (or the folder ``…/<n>/``); 0 when there is none."""
     parts = key.split("/")
     return int(parts[3]) if len(parts) > 4 and parts[2] == "hls" and parts[3].isdigit() else 0
 
@@ -306,11 +308,17 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
 
 @transaction.atomic
 def _transcode_switch(*, claim: _Claim, encoded: _Encoded, stored: list[tuple[str, int]], wall_seconds: float) -> None:
-    """Make the new output the video's, in one transaction; the previous folders go after commit."""
+    """Make the new output the video's, in one transaction.
+
+    The replaced output is kept for ``HLS_PREVIOUS_OUTPUT_GRACE_S`` (a ``PreviousHlsOutput``
+    row; 0 deletes it at once); other lower-numbered folders go after commit.
+    """
     job, video = _lock(claim.job_id)
     if job is None or video is None or job.status != TranscodeJob.Status.RUNNING or job.attempts != claim.attempt:
         raise _LostJob("the job was cancelled, its video deleted, or another worker took it over")
     probe, output = encoded.probe, encoded.output
+    now = timezone.now()
+    _keep_previous_output(video=video, new_folder=_hls_folder_number(claim.prefix), now=now)
     Rendition.objects.filter(video=video).delete()
     Rendition.objects.bulk_create([
         Rendition(
@@ -320,7 +328,6 @@ def _transcode_switch(*, claim: _Claim, encoded: _Encoded, stored: list[tuple[st
         )
         for r in output.renditions
     ])
-    now = timezone.now()
     video.transition(Video.Status.READY)
     video.status_reason = ""
     video.hls_master_key = claim.prefix + ffmpeg.MASTER_PLAYLIST_NAME
@@ -345,21 +352,75 @@ def _transcode_switch(*, claim: _Claim, encoded: _Encoded, stored: list[tuple[st
     ])
     output_minutes = Decimal(str(probe.duration)) / 60 * len(output.renditions)
     cost_record_transcode(job=job, output_minutes=output_minutes, cpu_seconds=encoded.cpu_seconds)
-    transaction.on_commit(lambda: _delete_older_outputs(video_id=video.id, keep=_hls_folder_number(video.hls_master_key)))
+    # robust: a storage error while cleaning up must not reach transcode_run, whose error path
+    # would delete this attempt's folder, now the video's output.
+    transaction.on_commit(
+        lambda: _delete_older_outputs(video_id=video.id, keep=_hls_folder_number(video.hls_master_key)), robust=True
+    )
     logger.info(
         "job_id=%s video_id=%s ready: %d renditions, %d bytes, %.1f s wall, %.1f s CPU",
         job.id, video.id, len(output.renditions), job.output_bytes, wall_seconds, encoded.cpu_seconds,
     )
 
 
+def _keep_previous_output(*, video: Video, new_folder: int, now) -> None:
+    """Record the video's current output as replaced at ``now`` (caller holds the video's lock).
+
+    Nothing is recorded with ``HLS_PREVIOUS_OUTPUT_GRACE_S=0`` (the folder is then deleted
+    after commit with the other earlier folders), for a video without own output yet, or
+    for an output outside the numbered ``videos/<id>/hls/<n>/`` layout.
+    """
+    previous_folder = _hls_folder_number(video.hls_master_key)
+    if settings.HLS_PREVIOUS_OUTPUT_GRACE_S <= 0 or not 0 < previous_folder < new_folder:
+        return
+    PreviousHlsOutput.objects.update_or_create(
+        video=video, master_key=video.hls_master_key, defaults={"superseded_at": now}
+    )
+    logger.info(
+        "video_id=%s output %s kept for %d s after its replacement", video.id, video.hls_master_key,
+        settings.HLS_PREVIOUS_OUTPUT_GRACE_S,
+    )
+
+
 def _delete_older_outputs(*, video_id, keep: int) -> None:
-    """Delete every HLS folder of the video numbered below ``keep`` (earlier outputs, leftovers)."""
+    """Delete the video's HLS folders numbered below ``keep`` (leftovers of lost attempts, and the
+    replaced output when it is not kept), except previous outputs still waiting for the sweep."""
     root = f"videos/{video_id}/hls/"
+    kept = {
+        _hls_folder_number(master_key)
+        for master_key in PreviousHlsOutput.objects.filter(video_id=video_id).values_list("master_key", flat=True)
+    }
     folders = {key[len(root):].split("/", 1)[0] for key, _ in iter_objects(root)}
     for folder in sorted(folders):
-        if folder.isdigit() and int(folder) < keep:
+        if folder.isdigit() and int(folder) < keep and int(folder) not in kept:
             removed = delete_prefix(f"{root}{folder}/")
             logger.info("video_id=%s removed %d objects of the earlier output %s%s/", video_id, removed, root, folder)
+
+
+def transcode_previous_outputs_sweep(*, now=None) -> int:
+    """Delete the HLS folders re-transcodes replaced more than ``HLS_PREVIOUS_OUTPUT_GRACE_S`` ago.
+
+    Runs with the reaper schedule. Each folder is deleted, then its ``PreviousHlsOutput``
+    row; a storage error keeps the row for the next run. A video deleted meanwhile is fine
+    (``video_delete`` removed its objects; deleting nothing recreates nothing), and a
+    video's current folder is never deleted. Returns how many folders were deleted.
+    """
+    due = PreviousHlsOutput.objects.filter(superseded_at__lte=previous_output_grace_cutoff(now=now)).select_related("video")
+    removed = 0
+    for previous in list(due.order_by("superseded_at")):
+        prefix = previous.prefix
+        if _hls_folder_number(previous.master_key) == 0 or previous.video.hls_master_key.startswith(prefix):
+            logger.error("video_id=%s %s is the current output or not an attempt folder; not deleted", previous.video_id, prefix)
+        else:
+            try:
+                count = delete_prefix(prefix)
+            except Exception:
+                logger.exception("video_id=%s could not delete the previous output %s; next run retries", previous.video_id, prefix)
+                continue
+            removed += 1
+            logger.info("video_id=%s removed %d objects of the previous output %s", previous.video_id, count, prefix)
+        PreviousHlsOutput.objects.filter(pk=previous.pk).delete()
+    return removed
 
 
 def _is_transient(exc: BaseException) -> bool:

@@ -14,13 +14,15 @@ def transcode_video(job_id: str) -> None:
 
 
 def transcode_reap_stale() -> dict[str, int]:
-    """Requeue or fail running transcode jobs whose worker stopped sending heartbeats, and
-    remove work dirs that killed workers left on this machine."""
+    """Requeue or fail running transcode jobs whose worker stopped sending heartbeats, remove
+    work dirs that killed workers left on this machine, and delete HLS folders re-transcodes
+    replaced once ``HLS_PREVIOUS_OUTPUT_GRACE_S`` has passed."""
+    from transcoding.services import transcode_previous_outputs_sweep, transcode_work_dirs_sweep
     from transcoding.services import transcode_reap_stale as reap
-    from transcoding.services import transcode_work_dirs_sweep
 
     counts = reap()
     transcode_work_dirs_sweep()
+    counts["previous_outputs_deleted"] = transcode_previous_outputs_sweep()
     return counts
 
 

@@ -194,6 +194,13 @@ TRANSCODE_MAX_ATTEMPTS = env.int("TRANSCODE_MAX_ATTEMPTS", default=3)
 # A running job whose heartbeat (saved every ~2 s) is older than this lost its worker.
 TRANSCODE_HEARTBEAT_STALE_S = env.int("TRANSCODE_HEARTBEAT_STALE_S", default=300)
 TRANSCODE_REAP_EVERY_MINUTES = env.int("TRANSCODE_REAP_EVERY_MINUTES", default=5)
+# A superseded HLS folder stays this long after a re-transcode: players hold its URLs for at most
+# the longest lifetime of a playback URL the app hands out (CDN_TOKEN_TTL; STORAGE_URL_EXPIRE_S).
+HLS_PREVIOUS_OUTPUT_GRACE_S = env.int("HLS_PREVIOUS_OUTPUT_GRACE_S", default=max(CDN_TOKEN_TTL, STORAGE_URL_EXPIRE_S))
+if HLS_PREVIOUS_OUTPUT_GRACE_S < 0:
+    raise environ.ImproperlyConfigured(
+        f"HLS_PREVIOUS_OUTPUT_GRACE_S must be 0 (delete at once) or more seconds, not {HLS_PREVIOUS_OUTPUT_GRACE_S}"
+    )
 
 # --- Costs and budget -----------------------------------------------------------------
 MONTHLY_BUDGET_USD = env.str("MONTHLY_BUDGET_USD", default="100.00")

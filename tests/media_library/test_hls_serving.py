@@ -10,7 +10,9 @@ import pytest
 import requests
 from django.utils.http import http_date
 
+from media_library.models import Video
 from media_library.selectors import hls_token_make, video_playback
+from tests.hls_player import follow_playlists, playlist_uris, response_body
 from tests.media_library.hls_fixture import make_ready_video
 
 pytestmark = pytest.mark.django_db
@@ -31,10 +33,6 @@ def _url(video, name: str, *, expires: int | None = None) -> str:
     return f"/api/v1/videos/{video.id}/hls/{token}/{name}"
 
 
-def _body(response) -> bytes:
-    return b"".join(response.streaming_content) if response.streaming else response.content
-
-
 @pytest.mark.parametrize(
     ("name", "content_type", "cache_control"),
     [
@@ -52,7 +50,7 @@ def test_local_files_have_type_cache_headers_and_validators(client, video, hls_s
     assert response["Accept-Ranges"] == "bytes"
     expected = (hls_source / name).read_bytes()
     assert response["Content-Length"] == str(len(expected))
-    assert _body(response) == expected
+    assert response_body(response) == expected
     assert re.fullmatch(r'"[0-9a-f]+-[0-9a-f]+"', response["ETag"])
     assert response["Last-Modified"].endswith("GMT")
 
@@ -65,12 +63,12 @@ def test_range_request_answers_206_with_exactly_those_bytes(client, video, hls_s
     assert response.status_code == 206
     assert response["Content-Range"] == f"bytes 100-1123/{len(data)}"
     assert response["Content-Length"] == "1024"
-    assert _body(response) == data[100:1124]
+    assert response_body(response) == data[100:1124]
 
     tail = client.get(url, HTTP_RANGE="bytes=-188")
-    assert tail.status_code == 206 and _body(tail) == data[-188:]
+    assert tail.status_code == 206 and response_body(tail) == data[-188:]
     open_ended = client.get(url, HTTP_RANGE=f"bytes={len(data) - 10}-")
-    assert _body(open_ended) == data[-10:]
+    assert response_body(open_ended) == data[-10:]
 
 
 def test_unsatisfiable_range_is_416(client, video, hls_source):
@@ -100,14 +98,14 @@ def test_if_range_with_a_stale_validator_sends_the_whole_file(client, video, hls
     assert client.get(url, HTTP_RANGE="bytes=0-9", HTTP_IF_RANGE=etag).status_code == 206
     stale = client.get(url, HTTP_RANGE="bytes=0-9", HTTP_IF_RANGE='"stale"')
     assert stale.status_code == 200
-    assert _body(stale) == (hls_source / "240p/seg_00000.ts").read_bytes()
+    assert response_body(stale) == (hls_source / "240p/seg_00000.ts").read_bytes()
 
 
-def test_head_has_headers_and_no_body(client, video, hls_source):
+def test_head_has_headers_and_noresponse_body(client, video, hls_source):
     response = client.head(_url(video, "poster.jpg"))
     assert response.status_code == 200
     assert response["Content-Length"] == str((hls_source / "poster.jpg").stat().st_size)
-    assert _body(response) == b""
+    assert response_body(response) == b""
 
 
 def test_tokens_and_paths_are_checked(client, video, user, hls_source):
@@ -122,40 +120,18 @@ def test_tokens_and_paths_are_checked(client, video, user, hls_source):
     assert client.post(good).status_code == 405
 
 
+def test_a_grant_keeps_working_while_the_video_is_transcoded_again(client, video):
+    master, segment = _url(video, "master.m3u8"), _url(video, "240p/seg_00000.ts")
+    Video.objects.filter(pk=video.pk).update(status=Video.Status.PROCESSING)
+    assert client.get(master).status_code == 200
+    assert client.get(segment).status_code == 200
+
+
 def test_the_played_master_resolves_every_relative_uri(client, video, user):
     """What a player does on local storage: follow the master, then each playlist's URIs."""
     grant = video_playback(video=video, user=user)
-    fetched = _follow_playlists(client, grant.hls_url, fetch_external=None)
+    fetched = follow_playlists(client, grant.hls_url, fetch_external=None)
     assert any(url.endswith(".ts") for url in fetched)
-
-
-def _uris(playlist: str) -> list[str]:
-    uris = [line.strip() for line in playlist.splitlines() if line.strip() and not line.startswith("#")]
-    uris += re.findall(r'URI="([^"]+)"', playlist)
-    return uris
-
-
-def _follow_playlists(client, master_url: str, *, fetch_external) -> list[str]:
-    """Fetch a master and everything it references; assert each fetch is 200."""
-    fetched, queue = [], [master_url]
-    while queue:
-        url = queue.pop()
-        parts = urlsplit(url)
-        if parts.netloc in ("", "testserver"):
-            response = client.get(parts.path)
-            assert response.status_code == 200, (url, response.status_code)
-            body = _body(response)
-            content_type = response["Content-Type"]
-        else:
-            response = fetch_external(url)
-            assert response.status_code == 200, (url, response.status_code, response.text[:200])
-            body, content_type = response.content, response.headers["Content-Type"]
-        fetched.append(url)
-        if content_type == "application/vnd.apple.mpegurl":
-            base = url.rsplit("/", 1)[0]
-            for uri in _uris(body.decode()):
-                queue.append(uri if "://" in uri or uri.startswith("/") else f"{base}/{uri}")
-    return fetched
 
 
 def test_on_s3_every_uri_in_the_served_playlists_fetches(client, settings, s3_storage, user, hls_source):
@@ -168,16 +144,16 @@ def test_on_s3_every_uri_in_the_served_playlists_fetches(client, settings, s3_st
     assert master.status_code == 200
     assert master["Content-Type"] == "application/vnd.apple.mpegurl"
     assert master["Cache-Control"].startswith("private, max-age=")
-    variant_uris = _uris(master.content.decode())
+    variant_uris = playlist_uris(master.content.decode())
     assert variant_uris and all(uri.startswith(f"http://testserver/api/v1/videos/{video.id}/hls/") for uri in variant_uris)
 
     media = client.get(urlsplit(variant_uris[0]).path).content.decode()
-    segment_uris = _uris(media)
+    segment_uris = playlist_uris(media)
     assert len(segment_uris) == len(list(Path(hls_source, "240p").glob("*.ts")))
     assert all("X-Amz-Signature=" in uri for uri in segment_uris)
 
     session = requests.Session()
-    fetched = _follow_playlists(client, grant.hls_url, fetch_external=lambda url: session.get(url, timeout=10))
+    fetched = follow_playlists(client, grant.hls_url, fetch_external=lambda url: session.get(url, timeout=10))
     segments = [url for url in fetched if urlsplit(url).path.endswith(".ts")]
     assert len(segments) == len(segment_uris)
     first = session.get(segments[-1], timeout=10)

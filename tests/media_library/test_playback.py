@@ -5,11 +5,14 @@ import base64
 import hashlib
 import hmac
 import time
+from datetime import timedelta
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+from django.utils import timezone
 
-from media_library.selectors import hls_token_expiry, video_playback
+from media_library.models import PreviousHlsOutput
+from media_library.selectors import hls_token_grant, video_playback
 from tests.factories import make_video
 from tests.media_library.hls_fixture import make_ready_video
 from unpuzzle.exceptions import VideoNotReady
@@ -90,7 +93,9 @@ def test_local_storage_points_at_the_app_with_a_path_token(settings, video, user
     prefix = f"http://testserver/api/v1/videos/{video.id}/hls/"
     assert grant.hls_url.startswith(prefix) and grant.hls_url.endswith("/master.m3u8")
     token = grant.hls_url[len(prefix) :].split("/")[0]
-    assert hls_token_expiry(video=video, token=token) == int(grant.expires_at.timestamp())
+    opened = hls_token_grant(video=video, token=token)
+    assert opened.expires == int(grant.expires_at.timestamp())
+    assert (opened.master_key, opened.prefix) == (video.hls_master_key, f"videos/{video.id}/hls/1/")
     assert grant.poster_url == f"{prefix}{token}/poster.jpg"
     # Without a request the URLs are site-relative.
     assert video_playback(video=video, user=user).hls_url.startswith(f"/api/v1/videos/{video.id}/hls/")
@@ -111,11 +116,27 @@ def test_tokens_are_tied_to_the_video_and_its_current_output(video, user, hls_so
     grant = video_playback(video=video, user=user)
     token = grant.hls_url.split("/hls/")[1].split("/")[0]
     other = make_ready_video(owner=user, source=hls_source)
-    assert hls_token_expiry(video=other, token=token) is None
-    assert hls_token_expiry(video=video, token=token.replace("-", "-0", 1)) is None
-    assert hls_token_expiry(video=video, token="garbage") is None
+    assert hls_token_grant(video=other, token=token) is None
+    assert hls_token_grant(video=video, token=token.replace("-", "-0", 1)) is None
+    assert hls_token_grant(video=video, token="garbage") is None
     video.hls_master_key = f"videos/{video.id}/hls/2/master.m3u8"
-    assert hls_token_expiry(video=video, token=token) is None
+    assert hls_token_grant(video=video, token=token) is None, "the replaced output was not kept"
+
+
+def test_a_replaced_outputs_tokens_open_it_until_its_grace_period_ends(settings, video, user, hls_source):
+    settings.CDN_URL = ""
+    settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 600
+    token = video_playback(video=video, user=user).hls_url.split("/hls/")[1].split("/")[0]
+    replaced_at = timezone.now()
+    PreviousHlsOutput.objects.create(video=video, master_key=video.hls_master_key, superseded_at=replaced_at)
+    video.hls_master_key = f"videos/{video.id}/hls/2/master.m3u8"
+    video.save(update_fields=["hls_master_key"])
+
+    opened = hls_token_grant(video=video, token=token, now=replaced_at + timedelta(seconds=599))
+    assert (opened.master_key, opened.prefix) == (f"videos/{video.id}/hls/1/master.m3u8", f"videos/{video.id}/hls/1/")
+    assert hls_token_grant(video=video, token=token, now=replaced_at + timedelta(seconds=600)) is None
+    other = make_ready_video(owner=user, source=hls_source)
+    assert hls_token_grant(video=other, token=token, now=replaced_at) is None
 
 
 def test_not_ready_is_a_conflict_with_the_status(user):

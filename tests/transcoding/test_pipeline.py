@@ -2,18 +2,24 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import requests
+from django.utils import timezone
 from django_q.models import OrmQ
 
-from media_library.models import Rendition, Video
+from media_library.models import PreviousHlsOutput, Rendition, Video
+from media_library.selectors import video_playback
 from media_library.services import video_delete
 from tests.factories import make_media_file, make_video
+from tests.hls_player import follow_playlists
 from transcoding import ffmpeg
 from transcoding.models import CostLogEntry, TranscodeJob
 from transcoding.selectors import budget_policy_get
-from transcoding.services import transcode_enqueue, transcode_run
+from transcoding.services import transcode_enqueue, transcode_previous_outputs_sweep, transcode_run
 from unpuzzle import storage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,6 +55,11 @@ def run(video: Video) -> TranscodeJob:
 
 def keys_under(prefix: str) -> set[str]:
     return {key for key, _ in storage.iter_objects(prefix)}
+
+
+def folders(video: Video) -> set[str]:
+    """The HLS attempt folders stored for ``video``."""
+    return {key.split("/")[3] for key in keys_under(f"videos/{video.id}/hls/")}
 
 
 def read_text(key: str) -> str:
@@ -262,16 +273,151 @@ def test_storage_failures_stop_after_max_attempts(user, no_audio_clip, monkeypat
     assert video.status == Video.Status.FAILED and "unreachable" in video.status_reason
 
 
-def test_retranscode_switches_to_a_new_folder_and_deletes_the_old_one(user, no_audio_clip):
+def test_retranscode_switches_to_a_new_folder_and_deletes_the_old_one_after_the_grace_period(
+    user, no_audio_clip, client, settings
+):
+    settings.CDN_URL = ""
+    settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 3600
     video = store_video(user, no_audio_clip)
     run(video)
     first_renditions = set(Rendition.objects.filter(video=video).values_list("id", flat=True))
+    old_grant = video_playback(video=video, user=user)  # what a learner's player holds
     job = run(video)
     assert job.status == J.SUCCEEDED
     assert video.hls_master_key == f"videos/{video.id}/hls/2/master.m3u8"
-    assert {key.split("/")[3] for key in keys_under(f"videos/{video.id}/")} == {"2"}
     assert not Rendition.objects.filter(id__in=first_renditions).exists()
     assert CostLogEntry.objects.filter(kind="transcode", unit="minute").count() == 2
+
+    # Right after the switch the old folder is still stored and the old playlists play to the end.
+    assert folders(video) == {"1", "2"}
+    fetched = follow_playlists(client, old_grant.hls_url)
+    old_segments = {key.split("/hls/1/")[1] for key in keys_under(f"videos/{video.id}/hls/1/") if key.endswith(".ts")}
+    assert {url.split("/", 7)[7] for url in fetched if url.endswith(".ts")} == old_segments
+    previous = PreviousHlsOutput.objects.get(video=video)
+    assert previous.master_key == f"videos/{video.id}/hls/1/master.m3u8"
+
+    grace_end = previous.superseded_at + timedelta(seconds=3600)
+    assert transcode_previous_outputs_sweep(now=grace_end - timedelta(seconds=1)) == 0
+    assert folders(video) == {"1", "2"}
+    assert transcode_previous_outputs_sweep(now=grace_end) == 1
+    assert folders(video) == {"2"}
+    assert not PreviousHlsOutput.objects.exists()
+    assert client.get(old_grant.hls_url).status_code == 404
+    follow_playlists(client, video_playback(video=video, user=user).hls_url)
+
+
+def test_grace_zero_deletes_the_replaced_folder_at_once(user, no_audio_clip, settings):
+    settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 0
+    video = store_video(user, no_audio_clip)
+    run(video)
+    run(video)
+    assert video.hls_master_key == f"videos/{video.id}/hls/2/master.m3u8"
+    assert folders(video) == {"2"}
+    assert not PreviousHlsOutput.objects.exists()
+
+
+def test_each_replaced_folder_has_its_own_grace_and_the_current_one_is_never_deleted(user, no_audio_clip, settings):
+    from transcoding.tasks import transcode_reap_stale as reaper_task
+
+    settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 3600
+    video = store_video(user, no_audio_clip)
+    for _ in range(3):
+        run(video)
+    assert folders(video) == {"1", "2", "3"}
+    previous = {row.prefix: row for row in PreviousHlsOutput.objects.filter(video=video)}
+    root = f"videos/{video.id}/hls/"
+    assert set(previous) == {f"{root}1/", f"{root}2/"}
+
+    # Only the first replaced folder's grace is over; the reaper schedule's task sweeps it.
+    PreviousHlsOutput.objects.filter(pk=previous[f"{root}1/"].pk).update(superseded_at=timezone.now() - timedelta(hours=2))
+    assert reaper_task() == {"requeued": 0, "failed": 0, "previous_outputs_deleted": 1}
+    assert folders(video) == {"2", "3"}
+
+    # A row naming the current folder (the pipeline never writes one) does not delete it.
+    PreviousHlsOutput.objects.create(video=video, master_key=video.hls_master_key, superseded_at=timezone.now() - timedelta(days=1))
+    assert transcode_previous_outputs_sweep(now=timezone.now() + timedelta(hours=2)) == 1
+    assert folders(video) == {"3"}
+    assert not PreviousHlsOutput.objects.exists()
+    assert storage.object_exists(video.hls_master_key)
+
+
+def test_a_failed_retranscode_deletes_its_own_folder_at_once_and_keeps_the_others(user, no_audio_clip, monkeypatch, settings):
+    settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 3600
+    settings.TRANSCODE_MAX_ATTEMPTS = 1
+    video = store_video(user, no_audio_clip)
+    run(video)
+    run(video)
+    real_save_file = storage.save_file
+    written = []
+
+    def save_file_then_fail(key, path, **kwargs):
+        if len(written) == 3:
+            raise ConnectionResetError("connection reset by the object store")
+        written.append(key)
+        return real_save_file(key, path, **kwargs)
+
+    monkeypatch.setattr(storage, "save_file", save_file_then_fail)
+    job = run(video)
+    assert job.status == J.FAILED and "connection reset" in job.error
+    assert all(key.startswith(f"videos/{video.id}/hls/3/") for key in written)
+    assert video.status == Video.Status.READY and video.hls_master_key == f"videos/{video.id}/hls/2/master.m3u8"
+    assert folders(video) == {"1", "2"}, "the failed attempt's folder 3 is gone, the replaced folder 1 waits"
+
+
+def test_deleting_a_video_within_the_grace_period_deletes_every_folder(user, no_audio_clip, settings):
+    settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 3600
+    video = store_video(user, no_audio_clip)
+    run(video)
+    run(video)
+    assert folders(video) == {"1", "2"}
+    video_delete(video=video, deleted_by=user)
+    assert keys_under(f"videos/{video.id}/") == set()
+    assert not PreviousHlsOutput.objects.exists()
+    assert transcode_previous_outputs_sweep(now=timezone.now() + timedelta(days=1)) == 0
+    assert keys_under(f"videos/{video.id}/") == set()
+
+
+def test_a_storage_error_while_cleaning_up_after_the_switch_keeps_the_new_output(user, no_audio_clip, monkeypatch, settings):
+    from transcoding import services
+
+    settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 0
+    video = store_video(user, no_audio_clip)
+    run(video)
+
+    def unreachable(prefix, **kwargs):
+        raise ConnectionResetError("object store unreachable")
+
+    monkeypatch.setattr(services, "iter_objects", unreachable)
+    job = run(video)
+    assert job.status == J.SUCCEEDED
+    assert video.status == Video.Status.READY and video.hls_master_key == f"videos/{video.id}/hls/2/master.m3u8"
+    assert storage.object_exists(video.hls_master_key)
+    assert folders(video) == {"1", "2"}, "the earlier folder waits for the next switch"
+
+
+@pytest.mark.slow
+def test_on_s3_the_replaced_folder_plays_until_the_sweep_deletes_it(user, no_audio_clip, client, settings, s3_storage):
+    from transcoding.tasks import transcode_reap_stale as reaper_task
+
+    settings.CDN_URL = ""
+    settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 3600
+    video = store_video(user, no_audio_clip)
+    run(video)
+    old_grant = video_playback(video=video, user=user)
+    assert old_grant.mode == "presigned"
+    run(video)
+    assert folders(video) == {"1", "2"}
+
+    session = requests.Session()
+    fetched = follow_playlists(client, old_grant.hls_url, fetch_external=lambda url: session.get(url, timeout=10))
+    old_segments = [url for url in fetched if urlsplit(url).path.endswith(".ts")]
+    assert old_segments and all(f"/videos/{video.id}/hls/1/" in url for url in old_segments)
+
+    PreviousHlsOutput.objects.filter(video=video).update(superseded_at=timezone.now() - timedelta(seconds=3601))
+    assert reaper_task()["previous_outputs_deleted"] == 1
+    assert folders(video) == {"2"}
+    assert session.get(old_segments[0], timeout=10).status_code == 404
+    follow_playlists(client, video_playback(video=video, user=user).hls_url, fetch_external=lambda url: session.get(url, timeout=10))
 
 
 def test_kill_switch_blocks_the_job_before_it_starts(user, no_audio_clip):

@@ -111,6 +111,14 @@ def test_unknown_storage_backend_is_refused():
     assert "STORAGE_BACKEND must be 'local' or 'b2'" in result.stderr
 
 
+def test_previous_output_grace_defaults_to_the_longest_playback_url_lifetime():
+    assert json.loads(_settings_value("settings.HLS_PREVIOUS_OUTPUT_GRACE_S").stdout) == 21600
+    longer_storage_urls = _settings_value("settings.HLS_PREVIOUS_OUTPUT_GRACE_S", CDN_TOKEN_TTL="600", STORAGE_URL_EXPIRE_S="7200")
+    assert json.loads(longer_storage_urls.stdout) == 7200
+    refused = _settings_value("1", HLS_PREVIOUS_OUTPUT_GRACE_S="-1")
+    assert refused.returncode != 0 and "HLS_PREVIOUS_OUTPUT_GRACE_S must be 0" in refused.stderr
+
+
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
