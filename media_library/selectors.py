@@ -111,15 +111,19 @@ def video_hls_prefix(*, video: Video) -> str:
 
 
 def video_playable_hls(*, video: Video) -> bool:
-    """True when the video's own HLS output may be handed to players."""
-    return video.status == Video.Status.READY and bool(video.hls_master_key)
+    """True when the video has its own HLS output to hand to players.
+
+    A ready video being transcoded again (queued, processing, or blocked by the kill
+    switch) keeps serving its current output until the new one replaces it.
+    """
+    return bool(video.hls_master_key) and video.status != Video.Status.FAILED
 
 
 def video_playback(*, video: Video, user, request=None) -> PlaybackGrant:
     """Build the playback URLs of ``video`` for ``user``.
 
-    Own HLS is used once the video is ready; otherwise a legacy ``video_url`` is
-    returned as it is. ``user=None`` skips the access check (internal callers such
+    Own HLS is used once the video has an output (also while it is transcoded again);
+    otherwise a legacy ``video_url`` is returned as it is. ``user=None`` skips the access check (internal callers such
     as ``Video.playback_url()``); ``request`` makes app-served URLs absolute.
 
     Raises:

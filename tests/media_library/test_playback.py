@@ -147,6 +147,17 @@ def test_not_ready_is_a_conflict_with_the_status(user):
     assert caught.value.extra["status"] == "processing"
 
 
+@pytest.mark.parametrize("status", ["queued", "processing", "blocked"])
+def test_a_video_being_transcoded_again_keeps_playing_its_current_output(video, user, status, client):
+    video.status = status
+    video.save(update_fields=["status"])
+    grant = video_playback(video=video, user=user)
+    assert grant.mode == "local" and f"/videos/{video.id}/hls/" in grant.hls_url
+    client.force_login(user)
+    master = client.get(grant.hls_url)
+    assert master.status_code == 200 and b"#EXTM3U" in b"".join(master.streaming_content if master.streaming else [master.content])
+
+
 def test_legacy_video_returns_its_provider_url(user):
     video = make_video(owner=user, status="ready", video_url="https://vimeo.com/76979871", video_provider="vimeo")
     grant = video_playback(video=video, user=user)
