@@ -116,7 +116,10 @@ def video_playable_hls(*, video: Video) -> bool:
     A ready video being transcoded again (queued, processing, or blocked by the kill
     switch) keeps serving its current output until the new one replaces it.
     """
-    return bool(video.hls_master_key) and video.status != Video.Status.FAILED
+    return bool(video.hls_master_key) and video.status in _SERVES_ITS_OUTPUT
+
+
+_SERVES_ITS_OUTPUT = frozenset({Video.Status.READY, Video.Status.QUEUED, Video.Status.PROCESSING, Video.Status.BLOCKED})
 
 
 def video_playback(*, video: Video, user, request=None) -> PlaybackGrant:
