@@ -84,6 +84,67 @@ def make_tiny(directory: Path) -> Path:
     return make_clip(directory / "tiny.mp4", width=160, height=90, duration=3.0)
 
 
+def make_interlaced(directory: Path, *, duration: float = 2.0) -> Path:
+    """320x180 H.264 interlaced top field first (25 frames/s of 50 fields), MP4, no audio.
+
+    testsrc2 moves every 1/50 s and each field is taken from its own picture, so moving
+    edges comb as in camcorder 1080i/576i footage; x264 codes it as interlaced.
+    """
+    path = directory / "interlaced_tff.mp4"
+    _run([
+        "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=50:duration={duration}",
+        "-vf", "interlace=scan=tff",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "50",
+        "-flags", "+ildct+ilme", "-field_order", "tt",
+        str(path),
+    ])
+    return path
+
+
+def make_dv_pal(directory: Path, *, duration: float = 2.0) -> Path:
+    """PAL DV in AVI as MiniDV camcorders write it: 720x576 (16:15 pixels), bottom field first.
+
+    The stream states no field order; only the decoded frames say they are interlaced.
+    """
+    path = directory / "dv_pal.avi"
+    _run([
+        "-f", "lavfi", "-i", f"testsrc2=size=720x576:rate=50:duration={duration}",
+        "-vf", "interlace=scan=bff,setsar=16/15",
+        "-c:v", "dvvideo", "-pix_fmt", "yuv420p", "-f", "avi",
+        str(path),
+    ])
+    return path
+
+
+def make_ten_bit(
+    path: Path,
+    *,
+    encoder: str = "libx264",
+    primaries: str | None = None,
+    transfer: str | None = None,
+    matrix: str | None = None,
+    duration: float = 2.0,
+) -> Path:
+    """320x180 10-bit 4:2:0 (x264 High 10 or x265 Main 10), optionally tagged with colour
+    primaries/transfer/matrix, e.g. ``bt2020``/``arib-std-b67``/``bt2020nc`` for a phone's HLG.
+
+    The pixels are ordinary testsrc2 values: the tags make it HDR, not the picture.
+    """
+    args = [
+        "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=30:duration={duration}",
+        "-c:v", encoder, "-preset", "ultrafast", "-pix_fmt", "yuv420p10le",
+    ]
+    if encoder == "libx264":
+        args += ["-profile:v", "high10"]
+    else:
+        args += ["-x265-params", "log-level=error"]
+    for option, value in (("-color_primaries", primaries), ("-color_trc", transfer), ("-colorspace", matrix)):
+        if value:
+            args += [option, value]
+    _run([*args, str(path)])
+    return path
+
+
 def make_truncated_faststart(directory: Path) -> Path:
     """MP4 with moov at the front (faststart), cut to 60%: ffprobe still reports the full duration."""
     full = make_clip(directory / "faststart_full.mp4", duration=4.0, faststart=True)

@@ -157,6 +157,26 @@ def tiny_clip(clip_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def interlaced_clip(clip_dir: Path) -> Path:
+    """320x180 H.264 interlaced, top field first, 25 frames/s, 2 s."""
+    return clips.make_interlaced(clip_dir)
+
+
+@pytest.fixture(scope="session")
+def dv_pal_clip(clip_dir: Path) -> Path:
+    """720x576 PAL DV in AVI, bottom field first, no field order on the stream, 2 s."""
+    return clips.make_dv_pal(clip_dir)
+
+
+@pytest.fixture(scope="session")
+def hlg_clip(clip_dir: Path) -> Path:
+    """320x180 HEVC Main 10 tagged HLG / BT.2020, like a phone's HDR clip, 2 s."""
+    return clips.make_ten_bit(
+        clip_dir / "hlg.mp4", encoder="libx265", primaries="bt2020", transfer="arib-std-b67", matrix="bt2020nc"
+    )
+
+
+@pytest.fixture(scope="session")
 def truncated_faststart_clip(clip_dir: Path) -> Path:
     """moov at the front, then cut: passes ffprobe, fails the stream-copy pass."""
     return clips.make_truncated_faststart(clip_dir)

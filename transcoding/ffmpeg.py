@@ -6,12 +6,14 @@ and storage.  The flow for one video is::
 
     probe = probe_file(path)                                  # or ProbeError
     renditions = plan_renditions(probe, parse_ladder(settings.HLS_LADDER))
+    conversion = source_conversion(probe, renditions=renditions,
+                                   available=available_filters())   # deinterlace, HDR -> SDR
     cmd = build_hls_command(input_path=path, output_dir=tmp, probe=probe,
-                            renditions=renditions)
+                            renditions=renditions, conversion=conversion)
     result = run_ffmpeg(cmd, duration=probe.duration, on_progress=..., timeout=...)
     output = rewrite_master_playlist(output_dir=tmp, renditions=renditions, probe=probe)
     run_ffmpeg(poster_command(input_path=path, output_path=tmp / "poster.jpg",
-                              probe=probe), duration=probe.duration, timeout=...)
+                              probe=probe, conversion=conversion), duration=probe.duration, timeout=...)
 
 Output layout inside ``output_dir`` (every path relative to it)::
 
@@ -43,7 +45,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -61,6 +63,16 @@ IFRAME_PLAYLIST_NAME = "iframes.m3u8"
 SEGMENT_TEMPLATE = "seg_%05d.ts"
 
 RateControl = Literal["capped_crf", "fixed_bitrate", "cbr"]
+
+#: ffprobe ``field_order`` values of interlaced video (tt/bb: top/bottom field first; tb/bt:
+#: coded in one order, shown in the other).  ``progressive`` and ``unknown`` are not.
+INTERLACED_FIELD_ORDERS = frozenset({"tt", "bb", "tb", "bt"})
+
+#: ffprobe ``color_transfer`` values of HDR video, with the names people know them by.
+HDR_TRANSFERS: Mapping[str, str] = {"smpte2084": "PQ", "arib-std-b67": "HLG"}
+
+#: ffprobe's words for "not stated"; stored as None.
+_UNSTATED = {"", "unknown", "unspecified", "reserved"}
 
 
 # ---------------------------------------------------------------------------
@@ -86,7 +98,9 @@ class ProbeResult:
     """What the pipeline needs to know about a source file.
 
     ``width``/``height`` are the display size: rotation (90/270 swap them) and a
-    non-square sample aspect ratio are already applied.
+    non-square sample aspect ratio are already applied.  ``field_order`` is the stream's
+    (``progressive``, ``tt``, ``bb``...), else read from the first decoded frame (DV
+    reports none); the ``color_*`` fields are ffprobe's names, None when not stated.
     """
 
     duration: float
@@ -107,6 +121,26 @@ class ProbeResult:
     video_stream_index: int = 0
     audio_stream_index: int | None = None
     audio_channels: int | None = None
+    field_order: str | None = None
+    color_transfer: str | None = None
+    color_primaries: str | None = None
+    color_space: str | None = None
+    color_range: str | None = None
+
+    @property
+    def is_interlaced(self) -> bool:
+        """True for interlaced video (camcorder 1080i/576i footage): fields, not frames."""
+        return self.field_order in INTERLACED_FIELD_ORDERS
+
+    @property
+    def hdr_format(self) -> str | None:
+        """``PQ`` or ``HLG`` for HDR sources (by their transfer function), else None."""
+        return HDR_TRANSFERS.get(self.color_transfer or "")
+
+    @property
+    def is_wide_gamut(self) -> bool:
+        """True for BT.2020 primaries: HDR phone clips, and the rare wide-gamut SDR file."""
+        return self.color_primaries == "bt2020"
 
     @property
     def short_side(self) -> int:
@@ -145,6 +179,24 @@ def _parse_ratio(value: Any) -> float | None:
     if num is None or not den:
         return None
     return num / den
+
+
+def _stated(value: Any) -> str | None:
+    text = str(value).strip().lower() if value is not None else ""
+    return None if text in _UNSTATED else text
+
+
+def _field_order(video: Mapping[str, Any], frames: Sequence[Mapping[str, Any]]) -> str | None:
+    """The stream's field order, else the first decoded frame's (``-show_frames`` output)."""
+    stated = _stated(video.get("field_order"))
+    if stated is not None or not frames:
+        return stated
+    frame = frames[0]
+    if "interlaced_frame" not in frame:
+        return None
+    if not _to_int(frame.get("interlaced_frame")):
+        return "progressive"
+    return "tt" if _to_int(frame.get("top_field_first")) else "bb"
 
 
 def _stream_rotation(stream: Mapping[str, Any]) -> int:
@@ -234,6 +286,11 @@ def parse_probe(data: Mapping[str, Any]) -> ProbeResult:
         video_stream_index=_to_int(video.get("index")) or 0,
         audio_stream_index=_to_int(audio.get("index")) if audio else None,
         audio_channels=_to_int(audio.get("channels")) if audio else None,
+        field_order=_field_order(video, list(data.get("frames") or [])),
+        color_transfer=_stated(video.get("color_transfer")),
+        color_primaries=_stated(video.get("color_primaries")),
+        color_space=_stated(video.get("color_space")),
+        color_range=_stated(video.get("color_range")),
     )
 
 
@@ -266,6 +323,32 @@ def probe_command(
         "json",
         "-show_format",
         "-show_streams",
+        _input_url(path),
+    ]
+
+
+def first_frame_command(
+    path: PathLike,
+    *,
+    stream_index: int,
+    ffprobe_bin: str = "ffprobe",
+    allowed_demuxers: Sequence[str] | None = DEFAULT_DEMUXERS,
+) -> list[str]:
+    """ffprobe argument list printing the interlacing flags of one stream's first frame as JSON."""
+    return [
+        ffprobe_bin,
+        "-hide_banner",
+        "-v",
+        "error",
+        *_whitelist_args(allowed_demuxers),
+        "-select_streams",
+        str(stream_index),
+        "-read_intervals",
+        "%+#1",
+        "-show_entries",
+        "frame=interlaced_frame,top_field_first",
+        "-print_format",
+        "json",
         _input_url(path),
     ]
 
@@ -467,6 +550,21 @@ def probe_file(
     except json.JSONDecodeError as exc:
         raise ProbeError(f"ffprobe printed unreadable output: {exc}", reason="unreadable") from exc
     result = parse_probe(data)
+    if result.field_order is None:
+        # some codecs (DV) state no field order on the stream; their decoded frames do
+        frames = _run_tool(
+            first_frame_command(
+                file_path, stream_index=result.video_stream_index, ffprobe_bin=ffprobe_bin,
+                allowed_demuxers=allowed_demuxers,
+            ),
+            timeout=timeout,
+            what="ffprobe (first frame)",
+        )
+        with contextlib.suppress(json.JSONDecodeError):
+            found = json.loads(frames.stdout or "{}").get("frames") if frames.returncode == 0 else None
+            if found:
+                data = {**data, "frames": found}
+                result = parse_probe(data)
 
     if check_integrity:
         copied = _run_tool(
@@ -744,38 +842,213 @@ def audio_encoder_args(*, stream: int | None, audio_bitrate: int = 128_000) -> l
     ]
 
 
+_FILTER_LINE_RE = re.compile(r"^\s*[T.][S.][C.]\s+(\S+)\s+\S*->\S*\s")
+_filters_by_binary: dict[str, frozenset[str]] = {}
+
+
+def available_filters(ffmpeg_bin: str = "ffmpeg", *, timeout: float = 30.0) -> frozenset[str]:
+    """Names of the filters this ffmpeg build has (``ffmpeg -filters``), remembered per binary.
+
+    An ffmpeg that cannot list its filters gives an empty set (not remembered): every
+    optional conversion is then reported as skipped, and the transcode itself will say
+    what is wrong with the binary.
+    """
+    if ffmpeg_bin in _filters_by_binary:
+        return _filters_by_binary[ffmpeg_bin]
+    try:
+        completed = subprocess.run(
+            [ffmpeg_bin, "-hide_banner", "-nostdin", "-filters"],
+            capture_output=True, text=True, errors="replace", timeout=timeout, stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        logger.warning("could not list the filters of %s: %s", ffmpeg_bin, exc)
+        return frozenset()
+    names = frozenset(
+        match.group(1) for line in completed.stdout.splitlines() if (match := _FILTER_LINE_RE.match(line))
+    )
+    if completed.returncode != 0 or not names:
+        logger.warning("could not list the filters of %s: %s", ffmpeg_bin, _first_error_line(completed.stderr))
+        return frozenset()
+    _filters_by_binary[ffmpeg_bin] = names
+    return names
+
+
+#: What the pipeline uses when it is not told which filters exist (Debian's ffmpeg has them all).
+PIPELINE_FILTERS = frozenset({"bwdif", "yadif", "zscale", "tonemap", "colorspace"})
+
+#: Output colour tags for every converted source: the ladder is 8-bit BT.709 SDR.
+BT709_TAGS: tuple[tuple[str, str], ...] = (
+    ("color_primaries", "bt709"), ("color_trc", "bt709"), ("colorspace", "bt709"), ("color_range", "tv"),
+)
+
+# source colour names zscale accepts as input (ffprobe spells them the same way)
+_ZSCALE_PRIMARIES = {"bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "film", "bt2020", "smpte428",
+                     "smpte431", "smpte432"}
+_ZSCALE_MATRICES = {"bt709", "fcc", "bt470bg", "smpte170m", "bt2020nc", "bt2020c"}
+# source transfers the colorspace filter understands, for wide-gamut SDR
+_COLORSPACE_TRANSFERS = {"bt709", "bt470m", "bt470bg", "gamma22", "gamma28", "smpte170m", "smpte240m",
+                         "iec61966-2-1", "iec61966-2-4", "bt2020-10", "bt2020-12"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceConversion:
+    """Filters run once on the decoded source, before the ladder is split and scaled.
+
+    ``notes`` say what was done and why (they go to the job log); ``warnings`` are the
+    notes about conversions this ffmpeg lacked a filter for, where the picture was only
+    approximated; ``tag_bt709`` makes the encoder tag every output BT.709 (sources whose
+    own tags would be wrong for the 8-bit SDR ladder).
+    """
+
+    filters: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    tag_bt709: bool = False
+
+
+def _deinterlace(probe: ProbeResult, filters: Collection[str]) -> tuple[list[str], str, bool]:
+    # one frame per frame keeps the frame rate (25i stays 25p); parity from each frame's flags
+    for name in ("bwdif", "yadif"):
+        if name in filters:
+            return (
+                [f"{name}=mode=send_frame:parity=auto:deint=all"],
+                f"interlaced source (field order {probe.field_order}): deinterlaced with {name}, "
+                f"one frame per frame",
+                False,
+            )
+    return [], (
+        f"WARNING: interlaced source (field order {probe.field_order}) but this ffmpeg has neither bwdif nor "
+        f"yadif: encoded without deinterlacing, moving edges will show combing"
+    ), True
+
+
+def _range_word(probe: ProbeResult) -> str:
+    return "pc" if probe.color_range == "pc" else "tv"
+
+
+def _hdr_to_sdr(
+    probe: ProbeResult, filters: Collection[str], size: tuple[int, int] | None
+) -> tuple[list[str], str, bool]:
+    hdr = probe.hdr_format
+    described = (
+        f"HDR source ({hdr}, {probe.color_primaries or 'unstated'} primaries, "
+        f"{probe.pix_fmt or 'unknown pixel format'})"
+    )
+    if {"zscale", "tonemap"} <= set(filters):
+        primaries = probe.color_primaries if probe.color_primaries in _ZSCALE_PRIMARIES else "bt2020"
+        matrix = probe.color_space if probe.color_space in _ZSCALE_MATRICES else "bt2020nc"
+        # the first zscale also sizes the picture for the top tier: tone mapping in float on
+        # fewer pixels costs far less CPU than at a 4K source's size
+        resize = f"w={size[0]}:h={size[1]}:f=bicubic:" if size else ""
+        chain = [
+            f"zscale={resize}tin={probe.color_transfer}:pin={primaries}:min={matrix}:rin={_range_word(probe)}"
+            f":t=linear:npl=100",
+            "format=gbrpf32le",
+            "zscale=p=bt709",
+            "tonemap=tonemap=hable:desat=0",
+            "zscale=t=bt709:m=bt709:r=tv",
+            "format=yuv420p",
+        ]
+        return chain, f"{described}: tone-mapped to BT.709 SDR 8-bit with zscale and tonemap (hable)", False
+    if "colorspace" in filters:
+        chain = [f"colorspace=all=bt709:iall=bt2020:itrc=bt2020-10:irange={_range_word(probe)}:format=yuv420p"]
+        return chain, (
+            f"WARNING: {described}: this ffmpeg has no zscale/tonemap, so it was NOT tone-mapped; colours were "
+            f"converted BT.2020 to BT.709 with the colorspace filter, reading the {hdr} signal as SDR BT.2020 "
+            f"(highlights clip; PQ sources look dark and flat)"
+        ), True
+    return [], (
+        f"WARNING: {described}: this ffmpeg has neither zscale/tonemap nor colorspace, so colours were NOT "
+        f"converted; the output is tagged BT.709 SDR and will look washed out"
+    ), True
+
+
+def _wide_gamut_to_bt709(probe: ProbeResult, filters: Collection[str]) -> tuple[list[str], str, bool]:
+    transfer = probe.color_transfer if probe.color_transfer in _COLORSPACE_TRANSFERS else "bt2020-10"
+    if "colorspace" in filters:
+        return [
+            f"colorspace=all=bt709:iall=bt2020:itrc={transfer}:irange={_range_word(probe)}:format=yuv420p"
+        ], "wide-gamut SDR source (BT.2020 primaries): colours converted to BT.709 with the colorspace filter", False
+    return [], (
+        "WARNING: wide-gamut SDR source (BT.2020 primaries) but this ffmpeg has no colorspace filter: colours "
+        "were NOT converted; the output is tagged BT.709 and looks less saturated"
+    ), True
+
+
+def source_conversion(
+    probe: ProbeResult,
+    *,
+    renditions: Sequence[PlannedRendition] = (),
+    available: Collection[str] | None = None,
+) -> SourceConversion:
+    """Decide how the decoded source is prepared once before the ladder (pure).
+
+    Interlaced sources are deinterlaced first (bwdif, one frame per frame, so the frame
+    rate stays); HDR sources (PQ/HLG) are tone-mapped to 8-bit BT.709 SDR, at the size of
+    the largest of ``renditions`` when given; BT.2020 SDR sources get BT.709 colours.
+    ``available`` is the set of filters the ffmpeg build has (``available_filters``);
+    None means the usual ones are there.  A missing filter gives a weaker conversion and a
+    WARNING note instead of a failed transcode.
+    """
+    filters = PIPELINE_FILTERS if available is None else available
+    size = None
+    if renditions:
+        top = max(renditions, key=lambda rendition: rendition.width * rendition.height)
+        size = (top.width, top.height)
+    steps: list[tuple[list[str], str, bool]] = []
+    if probe.is_interlaced:
+        steps.append(_deinterlace(probe, filters))
+    if probe.hdr_format:
+        steps.append(_hdr_to_sdr(probe, filters, size))
+    elif probe.is_wide_gamut:
+        steps.append(_wide_gamut_to_bt709(probe, filters))
+    return SourceConversion(
+        filters=tuple(name for step_filters, _, _ in steps for name in step_filters),
+        notes=tuple(note for _, note, _ in steps),
+        warnings=tuple(note for _, note, degraded in steps if degraded),
+        tag_bt709=bool(probe.hdr_format or probe.is_wide_gamut),
+    )
+
+
 def scale_filter(rendition: PlannedRendition) -> str:
     """Exact-size bicubic scale to 8-bit 4:2:0 with square pixels."""
     return f"scale={rendition.width}:{rendition.height},format=yuv420p,setsar=1"
 
 
 def build_filter_graph(
-    *, video_input: str, renditions: Sequence[PlannedRendition], cascade: bool = True
+    *,
+    video_input: str,
+    renditions: Sequence[PlannedRendition],
+    cascade: bool = True,
+    source_filters: Sequence[str] = (),
 ) -> tuple[str, list[str]]:
     """filter_complex text and the output label of each rendition (same order as ``renditions``).
 
-    With ``cascade`` each tier is scaled from the next larger tier's picture instead of
-    from the source, which is much cheaper when the source is large.
+    ``source_filters`` (deinterlacing, tone mapping: ``SourceConversion.filters``) run once
+    on the source picture, before anything is split.  With ``cascade`` each tier is scaled
+    from the next larger tier's picture instead of from the source, which is much cheaper
+    when the source is large.
     """
     order = sorted(range(len(renditions)), key=lambda i: renditions[i].width * renditions[i].height, reverse=True)
     labels = [f"v{i}" for i in range(len(renditions))]
+    source = f"[{video_input}]" + "".join(f"{name}," for name in source_filters)
     parts: list[str] = []
     if cascade:
-        current = video_input
+        current = source
         for position, index in enumerate(order):
-            chain = f"[{current}]{scale_filter(renditions[index])}"
+            chain = f"{current}{scale_filter(renditions[index])}"
             if position == len(order) - 1:
                 parts.append(f"{chain}[{labels[index]}]")
             else:
                 next_input = f"c{position}"
                 parts.append(f"{chain},split=2[{labels[index]}][{next_input}]")
-                current = next_input
+                current = f"[{next_input}]"
     else:
         if len(renditions) == 1:
-            parts.append(f"[{video_input}]{scale_filter(renditions[0])}[{labels[0]}]")
+            parts.append(f"{source}{scale_filter(renditions[0])}[{labels[0]}]")
         else:
             split_labels = [f"s{i}" for i in range(len(renditions))]
-            parts.append(f"[{video_input}]split={len(renditions)}" + "".join(f"[{s}]" for s in split_labels))
+            parts.append(f"{source}split={len(renditions)}" + "".join(f"[{s}]" for s in split_labels))
             for index, rendition in enumerate(renditions):
                 parts.append(f"[{split_labels[index]}]{scale_filter(rendition)}[{labels[index]}]")
     return ";".join(parts), labels
@@ -810,6 +1083,7 @@ def build_hls_command(
     x264_threads: int | None = None,
     rate_control: RateControl = "capped_crf",
     cascade: bool = True,
+    conversion: SourceConversion | None = None,
     allowed_demuxers: Sequence[str] | None = DEFAULT_DEMUXERS,
     loglevel: str = "warning",
 ) -> list[str]:
@@ -824,6 +1098,8 @@ def build_hls_command(
     less CPU than three separate processes on 1080p input); ``tier_presets`` overrides the
     x264 preset per rendition name; ``x264_threads`` None leaves x264's automatic choice;
     ``rate_control="fixed_bitrate"``/``"cbr"`` exist for comparisons (benchmark), not production.
+    ``conversion`` prepares interlaced and HDR sources (default: ``source_conversion``
+    assuming the usual filters exist; pass the one made with ``available_filters``).
     """
     _validate_renditions(renditions)
     ratio = segment_seconds / keyframe_interval if keyframe_interval > 0 else 0.0
@@ -836,9 +1112,12 @@ def build_hls_command(
     if "%" in os.fspath(out):
         raise ValueError(f"output_dir {out} must not contain '%' (ffmpeg treats it as a pattern)")
     tier_presets = tier_presets or {}
+    if conversion is None:
+        conversion = source_conversion(probe, renditions=renditions)
 
     graph, labels = build_filter_graph(
-        video_input=f"0:{probe.video_stream_index}", renditions=renditions, cascade=cascade
+        video_input=f"0:{probe.video_stream_index}", renditions=renditions, cascade=cascade,
+        source_filters=conversion.filters,
     )
     cmd: list[str] = [
         ffmpeg_bin,
@@ -869,6 +1148,8 @@ def build_hls_command(
             threads=x264_threads,
             rate_control=rate_control,
         )
+        if conversion.tag_bt709:
+            cmd += [arg for option, value in BT709_TAGS for arg in (f"-{option}:v:{index}", value)]
     if with_audio:
         cmd += audio_encoder_args(stream=None, audio_bitrate=audio_bitrate)
     if with_audio:
@@ -910,15 +1191,21 @@ def poster_command(
     height: int | None = None,
     position: float = 0.1,
     quality: int = 3,
+    conversion: SourceConversion | None = None,
     allowed_demuxers: Sequence[str] | None = DEFAULT_DEMUXERS,
 ) -> list[str]:
     """JPEG poster from ~10% into the video (display orientation, square pixels).
 
     ``width``/``height`` default to the source display size (use the top rendition's).
-    ffmpeg exits 0 without writing a file if no frame exists there: check the file.
+    ``conversion`` is the ladder's, so the poster is deinterlaced and tone-mapped the same
+    way (default: ``source_conversion`` of the probe).  ffmpeg exits 0 without writing a
+    file if no frame exists there: check the file.
     """
     target_width = width or _even_floor(probe.width)
     target_height = height or _even_floor(probe.height)
+    if conversion is None:
+        conversion = source_conversion(probe)
+    video_filter = ",".join([*conversion.filters, f"scale={target_width}:{target_height},setsar=1"])
     return [
         ffmpeg_bin,
         "-hide_banner",
@@ -930,7 +1217,7 @@ def poster_command(
         "-i", _input_url(input_path),
         "-map", f"0:{probe.video_stream_index}",
         "-frames:v", "1",
-        "-vf", f"scale={target_width}:{target_height},setsar=1",
+        "-vf", video_filter,
         "-q:v", str(quality),
         "-f", "image2",
         "-update", "1",

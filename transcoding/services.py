@@ -259,13 +259,19 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
         "job_id=%s video_id=%s source %dx%d %.1fs -> %s", claim.job_id, claim.video_id, probe.width, probe.height,
         probe.duration, ", ".join(f"{r.name} {r.width}x{r.height}" for r in renditions),
     )
+    conversion = ffmpeg.source_conversion(
+        probe, renditions=renditions, available=ffmpeg.available_filters(settings.FFMPEG_BIN)
+    )
+    for note in conversion.notes:
+        log = logger.warning if note in conversion.warnings else logger.info
+        log("job_id=%s video_id=%s %s", claim.job_id, claim.video_id, note)
     output_dir = work / "hls"
     output_dir.mkdir()
     command = ffmpeg.build_hls_command(
         ffmpeg_bin=settings.FFMPEG_BIN, input_path=source, output_dir=output_dir, probe=probe, renditions=renditions,
         segment_seconds=settings.HLS_SEGMENT_SECONDS, keyframe_interval=_keyframe_interval(settings.HLS_SEGMENT_SECONDS),
         audio_bitrate=ffmpeg.parse_bitrate(settings.HLS_AUDIO_BITRATE), crf=settings.HLS_CRF,
-        preset=settings.HLS_X264_PRESET,
+        preset=settings.HLS_X264_PRESET, conversion=conversion,
     )
     try:
         result = ffmpeg.run_ffmpeg(
@@ -279,7 +285,9 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
             f"encoding took longer than TRANSCODE_TIMEOUT_S={settings.TRANSCODE_TIMEOUT_S} s and was stopped", log_tail=exc.log_tail
         ) from exc
     except ffmpeg.TranscodeFailed as exc:
-        raise _Permanent(f"ffmpeg could not decode or encode the original: {exc}", log_tail=exc.log_tail) from exc
+        raise _Permanent(
+            f"ffmpeg could not decode or encode the original: {exc}", log_tail=[*conversion.notes, *exc.log_tail]
+        ) from exc
     reporter.check(ENCODE_PROGRESS_SHARE * 100)
 
     top = renditions[0]
@@ -288,7 +296,7 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
     try:
         poster_result = ffmpeg.run_ffmpeg(
             ffmpeg.poster_command(ffmpeg_bin=settings.FFMPEG_BIN, input_path=source, output_path=poster, probe=probe,
-                                  width=top.width, height=top.height),
+                                  width=top.width, height=top.height, conversion=conversion),
             duration=probe.duration, timeout=min(POSTER_TIMEOUT_S, settings.TRANSCODE_TIMEOUT_S),
             should_cancel=reporter.should_cancel,
         )
@@ -303,7 +311,11 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
         output = ffmpeg.rewrite_master_playlist(output_dir=output_dir, renditions=renditions, probe=probe)
     except ffmpeg.HlsOutputError as exc:
         raise _Permanent(f"ffmpeg's output is unusable: {exc}", log_tail=result.log_tail) from exc
-    return _Encoded(probe=probe, output=output, has_poster=has_poster, cpu_seconds=cpu, log_tail=result.log_tail)
+    # what was done to the source heads the job's log, above ffmpeg's own lines
+    return _Encoded(
+        probe=probe, output=output, has_poster=has_poster, cpu_seconds=cpu,
+        log_tail=[*conversion.notes, *result.log_tail],
+    )
 
 
 @transaction.atomic

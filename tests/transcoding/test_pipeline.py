@@ -474,3 +474,36 @@ def test_crf_and_preset_settings_reach_x264(user, no_audio_clip, settings):
         head = fh.read(64 * 1024)
     # x264 writes its options into the stream (an SEI message); ultrafast turns CABAC off
     assert b"crf=31.5" in head and b"cabac=0" in head
+
+
+@pytest.mark.parametrize(
+    ("clip", "first_line", "stored"),
+    [
+        ("dv_pal_clip", "interlaced source (field order bb): deinterlaced with bwdif",
+         lambda probe: probe["frames"] == [{"interlaced_frame": 1, "top_field_first": 0}]),
+        ("hlg_clip", "HDR source (HLG, bt2020 primaries, yuv420p10le): tone-mapped to BT.709 SDR",
+         lambda probe: probe["streams"][0]["color_transfer"] == "arib-std-b67"),
+    ],
+)
+def test_camcorder_and_phone_hdr_originals_are_converted_and_say_so(user, request, clip, first_line, stored):
+    video = store_video(user, request.getfixturevalue(clip))
+    job = run(video)
+    assert job.status == J.SUCCEEDED, job.error
+    assert video.status == Video.Status.READY
+    # what was done to the source heads the job log shown in the admin
+    assert job.log_tail.splitlines()[0].startswith(first_line)
+    media = video.media_file
+    media.refresh_from_db()
+    assert stored(media.probe)
+
+
+def test_hdr_on_an_ffmpeg_without_zscale_is_approximated_with_a_warning(user, hlg_clip, monkeypatch, caplog):
+    # as on an ffmpeg built without libzimg: the colorspace filter is all there is
+    monkeypatch.setattr(ffmpeg, "available_filters", lambda *args, **kwargs: frozenset({"bwdif", "colorspace"}))
+    video = store_video(user, hlg_clip)
+    with caplog.at_level("WARNING", logger="transcoding.services"):
+        job = run(video)
+    assert job.status == J.SUCCEEDED, job.error
+    first = job.log_tail.splitlines()[0]
+    assert first.startswith("WARNING: HDR source (HLG") and "NOT tone-mapped" in first
+    assert any("NOT tone-mapped" in record.getMessage() for record in caplog.records)
