@@ -3,9 +3,11 @@ and deleting the HLS folders re-transcodes replaced once their grace period is o
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -77,6 +79,7 @@ ENCODE_PROGRESS_SHARE = 0.9
 PROGRESS_SAVE_SECONDS = 2.0
 WORK_DIR_PREFIX = "unpuzzle-transcode-"
 WORK_DIR_GRACE_S = 600
+_WORK_DIR_RE = re.compile(rf"^{WORK_DIR_PREFIX}(?P<job>[0-9a-f-]{{36}})-a(?P<attempt>\d+)-")
 POSTER_TIMEOUT_S = 300
 
 
@@ -499,7 +502,9 @@ def transcode_run(*, job_id) -> None:
         return
     started = time.monotonic()
     reporter = _Reporter(claim)
-    work = Path(tempfile.mkdtemp(prefix=f"{WORK_DIR_PREFIX}{claim.job_id}-"))
+    # Leftovers of attempts that died on this machine go before this one adds its own copy.
+    transcode_work_dirs_sweep()
+    work = Path(tempfile.mkdtemp(prefix=f"{WORK_DIR_PREFIX}{claim.job_id}-a{claim.attempt}-"))
     try:
         with open_local_copy(claim.storage_key) as source:
             encoded = _encode(claim=claim, source=source, work=work, reporter=reporter)
@@ -575,23 +580,48 @@ def transcode_reap_stale(*, now=None) -> dict[str, int]:
 
 
 def transcode_work_dirs_sweep(*, now: float | None = None) -> int:
-    """Remove transcode temp dirs on this machine older than the transcode timeout.
+    """Remove transcode temp dirs on this machine whose attempt is over; returns how many.
 
-    A worker killed hard never reaches its ``finally``; no live job can be older than
-    ``TRANSCODE_TIMEOUT_S``, so such a folder is garbage. Returns how many were removed.
+    A worker killed hard never reaches its ``finally``, and its dir holds a copy of the
+    original. A dir is named after its job and attempt: it goes as soon as that attempt is
+    no longer the job's running one (requeued by the reaper, failed, cancelled, deleted).
+    Any dir older than ``TRANSCODE_TIMEOUT_S`` goes too (no live attempt runs that long).
+    Runs before every transcode on the worker's machine and with the reaper schedule.
     """
     cutoff = (now or time.time()) - settings.TRANSCODE_TIMEOUT_S - WORK_DIR_GRACE_S
-    removed = 0
+    candidates: dict[Path, tuple[str, int] | None] = {}
     for path in Path(tempfile.gettempdir()).glob(f"{WORK_DIR_PREFIX}*"):
+        candidates[path] = _work_dir_owner(path.name)
+    running = {
+        (str(job_id), attempts)
+        for job_id, attempts in TranscodeJob.objects.filter(
+            pk__in={owner[0] for owner in candidates.values() if owner}, status=TranscodeJob.Status.RUNNING
+        ).values_list("id", "attempts")
+    }
+    removed = 0
+    for path, owner in candidates.items():
         try:
-            if path.is_dir() and path.stat().st_mtime < cutoff:
+            if not path.is_dir():
+                continue
+            if (owner is not None and owner not in running) or path.stat().st_mtime < cutoff:
                 shutil.rmtree(path, ignore_errors=True)
                 removed += 1
         except FileNotFoundError:
             continue
     if removed:
-        logger.warning("removed %d abandoned transcode work dirs", removed)
+        logger.warning("removed %d transcode work dirs of attempts that are over", removed)
     return removed
+
+
+def _work_dir_owner(name: str) -> tuple[str, int] | None:
+    """(job id, attempt) a transcode work dir belongs to, from its name; None if it does not say."""
+    match = _WORK_DIR_RE.match(name)
+    if match is None:
+        return None
+    try:
+        return str(uuid.UUID(match.group("job"))), int(match.group("attempt"))
+    except ValueError:
+        return None
 
 
 @transaction.atomic

@@ -248,3 +248,41 @@ def test_work_dirs_left_by_killed_workers_are_swept(settings, tmp_path, monkeypa
 
     assert transcode_work_dirs_sweep() == 1
     assert not abandoned.exists() and live.exists() and unrelated.exists()
+
+
+def test_work_dirs_of_attempts_that_are_over_go_at_once(user, tmp_path, monkeypatch):
+    from transcoding.services import WORK_DIR_PREFIX, transcode_work_dirs_sweep
+
+    monkeypatch.setattr(services.tempfile, "gettempdir", lambda: str(tmp_path))
+    running = TranscodeJob.objects.create(video=make_video(owner=user), status=J.RUNNING, attempts=2)
+    finished = TranscodeJob.objects.create(video=make_video(owner=user), status=J.SUCCEEDED, attempts=1)
+    current = tmp_path / f"{WORK_DIR_PREFIX}{running.id}-a2-x1"
+    killed_earlier = tmp_path / f"{WORK_DIR_PREFIX}{running.id}-a1-x2"  # the reaper requeued attempt 1
+    after_success = tmp_path / f"{WORK_DIR_PREFIX}{finished.id}-a1-x3"
+    job_deleted = tmp_path / f"{WORK_DIR_PREFIX}00000000-0000-4000-8000-000000000000-a1-x4"
+    not_a_uuid = tmp_path / f"{WORK_DIR_PREFIX}{'-' * 36}-a1-x5"  # fresh and unreadable: left to the age rule
+    for folder in (current, killed_earlier, after_success, job_deleted, not_a_uuid):
+        (folder / "hls").mkdir(parents=True)
+
+    assert transcode_work_dirs_sweep() == 3
+    assert current.exists() and not_a_uuid.exists()
+    assert not killed_earlier.exists() and not after_success.exists() and not job_deleted.exists()
+
+
+def test_a_transcode_first_removes_what_a_killed_attempt_left_on_this_machine(user, no_audio_clip, tmp_path, monkeypatch):
+    from transcoding.services import WORK_DIR_PREFIX
+
+    monkeypatch.setattr(services.tempfile, "gettempdir", lambda: str(tmp_path))
+    video = store_video(user, no_audio_clip)
+    job = transcode_enqueue(video=video)
+    # attempt 1 died with its worker (SIGKILL) after copying the original; the reaper requeued the job
+    TranscodeJob.objects.filter(pk=job.pk).update(attempts=1)
+    leftover = tmp_path / f"{WORK_DIR_PREFIX}{job.id}-a1-dead"
+    leftover.mkdir()
+    (leftover / "original.mp4").write_bytes(no_audio_clip.read_bytes())
+
+    transcode_run(job_id=job.id)
+    job.refresh_from_db()
+    assert job.status == J.SUCCEEDED and job.attempts == 2, job.error
+    assert not leftover.exists()
+    assert list(tmp_path.glob(f"{WORK_DIR_PREFIX}*")) == []
