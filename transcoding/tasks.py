@@ -7,9 +7,11 @@ logger = logging.getLogger(__name__)
 
 
 def transcode_video(job_id: str) -> None:
-    """Run one transcode job (the pipeline lives in ``transcoding.services``)."""
-    from transcoding.services import transcode_run
+    """Run one transcode job (the pipeline lives in ``transcoding.services``), after removing work
+    dirs that killed workers left on this machine: the reaper may run on another one."""
+    from transcoding.services import transcode_run, transcode_work_dirs_sweep
 
+    transcode_work_dirs_sweep()
     transcode_run(job_id=job_id)
 
 

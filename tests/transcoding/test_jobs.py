@@ -248,3 +248,22 @@ def test_work_dirs_left_by_killed_workers_are_swept(settings, tmp_path, monkeypa
 
     assert transcode_work_dirs_sweep() == 1
     assert not abandoned.exists() and live.exists() and unrelated.exists()
+
+
+def test_the_transcode_task_sweeps_its_own_machine(settings, tmp_path, monkeypatch, user):
+    """Transcode clusters may run where the reaper never does: each transcode task sweeps first."""
+    import os
+
+    from transcoding.services import WORK_DIR_PREFIX
+    from transcoding.tasks import transcode_video
+
+    settings.TRANSCODE_TIMEOUT_S = 3600
+    monkeypatch.setattr(services.tempfile, "gettempdir", lambda: str(tmp_path))
+    abandoned = tmp_path / f"{WORK_DIR_PREFIX}old-job"
+    abandoned.mkdir()
+    two_hours_ago = time.time() - 7200
+    os.utime(abandoned, (two_hours_ago, two_hours_ago))
+    done = TranscodeJob.objects.create(video=make_video(owner=user), status=J.SUCCEEDED)
+
+    transcode_video(str(done.id))
+    assert not abandoned.exists()
