@@ -1,7 +1,7 @@
 # Web server and worker image: python slim + ffmpeg + gunicorn.
-# docker run -p 8000:8000 IMAGE                (web + worker, like scripts/run.sh)
+# docker run -p 8000:8000 IMAGE                (web + both django-q2 clusters, like scripts/run.sh)
 # Web size: WEB_WORKERS (default 1) x WEB_THREADS (default 32); README, "Sizing the web server".
-# docker run IMAGE python manage.py qcluster   (worker only)
+# docker run -e Q_CLUSTER_NAME=transcode IMAGE python manage.py qcluster   (one more transcode cluster)
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 VAR_DIR=/app/var HOST=0.0.0.0 PORT=8000

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up and run the product: web server (gunicorn) and django-q2 worker; Ctrl-C stops both.
+# Set up and run the product: web server (gunicorn) and the two django-q2 clusters (short tasks;
+# transcodes); Ctrl-C stops all three.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh" requirements.txt
 
@@ -20,12 +21,14 @@ pids=()
 # django-q2's cluster deadlocks when a second stop signal arrives while it is stopping.
 stop() {
   trap - INT TERM EXIT
+  echo "run: stopping (at most 30 s; tasks still running then are killed and picked up again later)"
   kill -TERM "${pids[@]}" 2>/dev/null || true
   for _ in $(seq 1 60); do
     kill -0 "${pids[@]}" 2>/dev/null || break
     sleep 0.5
   done
-  kill -KILL "${pids[@]}" 2>/dev/null || true
+  # The whole session: a cluster waits for a busy worker (a transcode) and would leave it running.
+  for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
   wait "${pids[@]}" 2>/dev/null || true
 }
 trap stop INT TERM EXIT
@@ -39,7 +42,15 @@ setsid gunicorn unpuzzle.wsgi:application --bind "$HOST:$PORT" --worker-class gt
   --workers "${WEB_WORKERS:-1}" --threads "${WEB_THREADS:-32}" --timeout 300 --graceful-timeout 30 \
   --access-logfile - &
 pids+=($!)
-setsid python manage.py qcluster &
+# Short tasks (upload finalization, schedules) and transcodes each have their own cluster, so the
+# short ones never wait behind an hours-long transcode (README, "Operations").
+Q_CLUSTER_NAME= setsid python manage.py qcluster &
 pids+=($!)
-echo "run: web on http://$HOST:$PORT/admin/ (health: http://$HOST:$PORT/healthz); worker started. Ctrl-C stops both."
+workers="short-task worker"
+if [ "${TRANSCODE_WORKERS:-1}" != 0 ]; then
+  Q_CLUSTER_NAME=transcode setsid python manage.py qcluster &
+  pids+=($!)
+  workers="short-task and transcode workers"
+fi
+echo "run: web on http://$HOST:$PORT/admin/ (health: http://$HOST:$PORT/healthz); $workers started. Ctrl-C stops them all."
 wait -n "${pids[@]}"

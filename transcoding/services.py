@@ -35,7 +35,10 @@ TRANSCODE_TASK = "transcoding.tasks.transcode_video"
 
 
 def _dispatch(job_id) -> None:
-    task_id = async_task(TRANSCODE_TASK, str(job_id), task_name=f"transcode-{job_id}", group="transcode")
+    # Its own cluster: hours-long transcodes never hold up the short tasks, and keep their long timeout.
+    task_id = async_task(
+        TRANSCODE_TASK, str(job_id), task_name=f"transcode-{job_id}", group="transcode", cluster=settings.TRANSCODE_CLUSTER
+    )
     TranscodeJob.objects.filter(pk=job_id).update(task_id=str(task_id or ""))
 
 

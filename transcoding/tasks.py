@@ -7,7 +7,8 @@ logger = logging.getLogger(__name__)
 
 
 def transcode_video(job_id: str) -> None:
-    """Run one transcode job (the pipeline lives in ``transcoding.services``)."""
+    """Run one transcode job (the pipeline lives in ``transcoding.services``; it first removes
+    work dirs that killed workers left on this machine: the reaper may run on another one)."""
     from transcoding.services import transcode_run
 
     transcode_run(job_id=job_id)

@@ -43,10 +43,13 @@ def _check_binary(name: str) -> dict:
 def _check_queue() -> dict:
     from django_q.brokers import get_broker
 
-    broker = get_broker()
-    if not broker.ping():
-        raise RuntimeError("broker did not answer")
-    return {"broker": type(broker).__name__, "queued": broker.queue_size()}
+    queues = {}
+    for cluster in (settings.SHORT_TASKS_CLUSTER, settings.TRANSCODE_CLUSTER):
+        broker = get_broker(cluster)
+        if not broker.ping():
+            raise RuntimeError(f"the broker of cluster {cluster!r} did not answer")
+        queues[cluster] = broker.queue_size()
+    return {"broker": type(broker).__name__, "queued": sum(queues.values()), "queues": queues}
 
 
 def run_checks() -> tuple[bool, dict]:

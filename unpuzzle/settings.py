@@ -218,14 +218,40 @@ COST_ALERT_EMAILS = env.list("COST_ALERT_EMAILS", default=[])
 ADMINS = [(addr, addr) for addr in env.list("ADMIN_EMAILS", default=[])]
 
 # --- Background tasks (django-q2) -----------------------------------------------------
+# Two clusters on one ORM broker, each polling its own queue (OrmQ.key = cluster name): short
+# tasks (upload finalization, the schedules) never wait behind an hours-long transcode. A qcluster
+# process serves the cluster its Q_CLUSTER_NAME names; without it, the short-task one.
+SHORT_TASKS_CLUSTER = "unpuzzle"
+TRANSCODE_CLUSTER = "transcode"
+# Finalizing one upload (sha256, integrity pass, copy to storage of a multi-GB file) fits well within this.
+Q_TIMEOUT_S = env.int("Q_TIMEOUT_S", default=2 * 3600)
+Q_WORKERS = env.int("Q_WORKERS", default=2)
+# 0: scripts/run.sh starts no transcode cluster (transcodes run in other containers).
+TRANSCODE_WORKERS = env.int("TRANSCODE_WORKERS", default=1)
+if Q_WORKERS < 1:
+    # django-q2 reads 0 workers as "one per CPU core", not as "none".
+    raise environ.ImproperlyConfigured(f"Q_WORKERS must be 1 or more, not {Q_WORKERS}")
+if TRANSCODE_WORKERS < 0:
+    raise environ.ImproperlyConfigured(
+        f"TRANSCODE_WORKERS must be 0 (scripts/run.sh starts no transcode cluster) or more, not {TRANSCODE_WORKERS}"
+    )
+if Q_TIMEOUT_S < 60:
+    raise environ.ImproperlyConfigured(f"Q_TIMEOUT_S must be at least 60 seconds, not {Q_TIMEOUT_S}")
+_q_cluster_name = env.str("Q_CLUSTER_NAME", default="")
+if _q_cluster_name not in ("", SHORT_TASKS_CLUSTER, TRANSCODE_CLUSTER):
+    raise environ.ImproperlyConfigured(
+        f"Q_CLUSTER_NAME={_q_cluster_name!r} names no cluster: use {TRANSCODE_CLUSTER!r} for transcodes, "
+        f"{SHORT_TASKS_CLUSTER!r} or nothing for the short tasks"
+    )
 Q_CLUSTER = {
-    "name": "unpuzzle",
+    "name": SHORT_TASKS_CLUSTER,
     "orm": "default",
-    "workers": env.int("Q_WORKERS", default=2),
-    # A task is killed after `timeout`; `retry` must be longer so a running transcode is
-    # never handed to a second worker.
-    "timeout": TRANSCODE_TIMEOUT_S + 300,
-    "retry": TRANSCODE_TIMEOUT_S + 900,
+    "workers": Q_WORKERS,
+    # A task is killed after `timeout`; `retry` (when the broker hands a task out again) must be
+    # longer, so a running task is never given to a second worker.
+    "timeout": Q_TIMEOUT_S,
+    "retry": Q_TIMEOUT_S + 600,
+    # Retries are the services' (they know whether another attempt can help), not the broker's.
     "max_attempts": 1,
     "queue_limit": 4,
     "recycle": 50,
@@ -234,6 +260,18 @@ Q_CLUSTER = {
     "ack_failures": True,
     "save_limit": 1000,
     "sync": env.bool("Q_SYNC", default=False),
+    "ALT_CLUSTERS": {
+        TRANSCODE_CLUSTER: {
+            # A transcode cluster started where TRANSCODE_WORKERS=0 still gets one worker, not one per core.
+            "workers": max(TRANSCODE_WORKERS, 1),
+            "timeout": TRANSCODE_TIMEOUT_S + 300,
+            "retry": TRANSCODE_TIMEOUT_S + 900,
+            # The pusher takes tasks off the queue ahead of a free worker; hold as few as it allows.
+            "queue_limit": 1,
+            # Schedules belong to the short-task cluster.
+            "scheduler": False,
+        },
+    },
 }
 
 # --- Email ----------------------------------------------------------------------------

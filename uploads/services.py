@@ -553,8 +553,11 @@ def uploads_cleanup(*, now: datetime | None = None) -> dict[str, int]:
 
 
 def upload_finalize_enqueue(*, session_id: uuid.UUID) -> None:
-    """Queue finalization of a complete upload on the django-q2 worker."""
-    async_task(FINALIZE_TASK, str(session_id), task_name=f"finalize-upload-{session_id}", group="uploads")
+    """Queue finalization of a complete upload on the short-task django-q2 cluster."""
+    async_task(
+        FINALIZE_TASK, str(session_id), task_name=f"finalize-upload-{session_id}", group="uploads",
+        cluster=settings.SHORT_TASKS_CLUSTER,
+    )
 
 
 def _file_digest(path: str | os.PathLike) -> tuple[str, int]:

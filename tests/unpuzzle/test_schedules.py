@@ -41,3 +41,13 @@ def test_the_daily_task_runs_the_whole_cost_day(user):
     make_video(owner=user, media_file=make_media_file(owner=user, size=10**9))
     costs_daily()
     assert CostLogEntry.objects.filter(kind="storage").count() == 1
+
+
+def test_schedules_are_pinned_to_the_short_task_cluster(settings):
+    # A database set up before transcodes had their own cluster holds schedules without one.
+    Schedule.objects.create(
+        name="transcode-reap-stale", func="transcoding.tasks.transcode_reap_stale", schedule_type=Schedule.MINUTES, minutes=5
+    )
+    call_command("setup_schedules", verbosity=0)
+    assert Schedule.objects.count() == len(SCHEDULES)
+    assert set(Schedule.objects.values_list("cluster", flat=True)) == {settings.SHORT_TASKS_CLUSTER}

@@ -1,5 +1,6 @@
 from datetime import datetime, time, timedelta
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django_q.models import Schedule
@@ -20,9 +21,11 @@ def next_daily_run(daily_at: str, *, now: datetime | None = None) -> datetime:
 
 
 def schedule_defaults(spec: ScheduleSpec) -> dict:
+    # Pinned to the short-task cluster: its scheduler creates the task and its workers run it.
+    common = {"func": spec.func, "repeats": -1, "cluster": settings.SHORT_TASKS_CLUSTER}
     if spec.daily_at:
-        return {"func": spec.func, "schedule_type": Schedule.DAILY, "next_run": next_daily_run(spec.daily_at), "repeats": -1}
-    return {"func": spec.func, "schedule_type": Schedule.MINUTES, "minutes": spec.minutes, "repeats": -1}
+        return {**common, "schedule_type": Schedule.DAILY, "next_run": next_daily_run(spec.daily_at)}
+    return {**common, "schedule_type": Schedule.MINUTES, "minutes": spec.minutes}
 
 
 class Command(BaseCommand):
