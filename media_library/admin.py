@@ -10,8 +10,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from media_library.models import MediaFile, Rendition, Video
-from media_library.selectors import video_playable_hls, video_playback
+from media_library.models import MediaFile, PreviousHlsOutput, Rendition, Video
+from media_library.selectors import previous_output_grace_cutoff, video_playable_hls, video_playback
 from media_library.services import video_delete
 from media_library.views import player_context
 from transcoding.models import TranscodeJob
@@ -271,3 +271,30 @@ class RenditionAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     search_fields = ("video__title", "video__id")
     list_select_related = ("video",)
     readonly_fields = ("video", "name", "width", "height", "bandwidth", "average_bandwidth", "codecs", "playlist_key", "bytes", "segment_count", "created_at")
+
+
+@admin.register(PreviousHlsOutput)
+class PreviousHlsOutputAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
+    """HLS folders a re-transcode replaced, still stored for players that started on them (view only:
+    the reaper schedule deletes folder and row once the grace period is over)."""
+
+    owner_path = "video__owner"
+
+    list_display = ("video", "master_key", "superseded_at", "deleted_from")
+    search_fields = ("video__title", "video__id", "master_key")
+    list_select_related = ("video",)
+    readonly_fields = ("video", "master_key", "superseded_at", "deleted_from")
+
+    @admin.display(description="deleted from")
+    def deleted_from(self, obj: PreviousHlsOutput):
+        # the grace period as configured now: the cutoff is "now - grace", so this is superseded_at + grace
+        return obj.superseded_at + (timezone.now() - previous_output_grace_cutoff())
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
