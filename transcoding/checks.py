@@ -2,36 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.conf import settings
 from django.core import checks
 
 from transcoding import ffmpeg
 
 
+def _check_segment_seconds(value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{value} must be at least 1 second")
+
+
+# setting, the function that raises ValueError with what to fix, and the check's number
+_VALIDATORS: tuple[tuple[str, Callable[[Any], object], int], ...] = (
+    ("HLS_LADDER", ffmpeg.parse_ladder, 1),
+    ("HLS_AUDIO_BITRATE", ffmpeg.parse_bitrate, 2),
+    ("HLS_SEGMENT_SECONDS", _check_segment_seconds, 3),
+    ("HLS_CRF", ffmpeg.check_crf, 4),
+    ("HLS_X264_PRESET", ffmpeg.check_preset, 5),
+)
+
+
 @checks.register()
 def transcoding_settings_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """HLS_LADDER, HLS_AUDIO_BITRATE, HLS_SEGMENT_SECONDS, HLS_CRF and HLS_X264_PRESET parse and make sense."""
     errors: list[checks.CheckMessage] = []
-
-    def error(setting: str, message: str, code: int) -> None:
-        errors.append(checks.Error(f"{setting}: {message}", id=f"transcoding.E{code:03d}"))
-
-    try:
-        ffmpeg.parse_ladder(settings.HLS_LADDER)
-    except ValueError as exc:
-        error("HLS_LADDER", str(exc), 1)
-    try:
-        ffmpeg.parse_bitrate(settings.HLS_AUDIO_BITRATE)
-    except ValueError as exc:
-        error("HLS_AUDIO_BITRATE", str(exc), 2)
-    if settings.HLS_SEGMENT_SECONDS < 1:
-        error("HLS_SEGMENT_SECONDS", f"{settings.HLS_SEGMENT_SECONDS} must be at least 1 second", 3)
-    try:
-        ffmpeg.check_crf(settings.HLS_CRF)
-    except ValueError as exc:
-        error("HLS_CRF", str(exc), 4)
-    try:
-        ffmpeg.check_preset(settings.HLS_X264_PRESET)
-    except ValueError as exc:
-        error("HLS_X264_PRESET", str(exc), 5)
+    for name, validate, code in _VALIDATORS:
+        try:
+            validate(getattr(settings, name))
+        except ValueError as exc:
+            errors.append(checks.Error(f"{name}: {exc}", id=f"transcoding.E{code:03d}"))
     return errors

@@ -306,6 +306,11 @@ def _whitelist_args(allowed_demuxers: Sequence[str] | None) -> list[str]:
     return args
 
 
+def _ffprobe_args(ffprobe_bin: str, allowed_demuxers: Sequence[str] | None) -> list[str]:
+    """The start of every ffprobe command: quiet except errors, local files of allowed formats only."""
+    return [ffprobe_bin, "-hide_banner", "-v", "error", *_whitelist_args(allowed_demuxers)]
+
+
 def probe_command(
     path: PathLike,
     *,
@@ -314,11 +319,7 @@ def probe_command(
 ) -> list[str]:
     """ffprobe argument list printing format and streams as JSON."""
     return [
-        ffprobe_bin,
-        "-hide_banner",
-        "-v",
-        "error",
-        *_whitelist_args(allowed_demuxers),
+        *_ffprobe_args(ffprobe_bin, allowed_demuxers),
         "-print_format",
         "json",
         "-show_format",
@@ -336,11 +337,7 @@ def first_frame_command(
 ) -> list[str]:
     """ffprobe argument list printing the interlacing flags of one stream's first frame as JSON."""
     return [
-        ffprobe_bin,
-        "-hide_banner",
-        "-v",
-        "error",
-        *_whitelist_args(allowed_demuxers),
+        *_ffprobe_args(ffprobe_bin, allowed_demuxers),
         "-select_streams",
         str(stream_index),
         "-read_intervals",
