@@ -17,6 +17,7 @@ import logging
 import mimetypes
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -735,14 +736,26 @@ def upload_session_ingest(*, owner, path: str | os.PathLike, title: str = "") ->
     return upload_finalize_from_path(session=session, path=source)
 
 
-def upload_sessions_retry_finalization(*, now: datetime | None = None) -> int:
-    """Finalize complete uploads whose finalization did not happen (worker down, storage outage)."""
+def upload_sessions_retry_finalization(*, now: datetime | None = None, time_budget_s: float | None = None) -> int:
+    """Finalize complete uploads whose finalization did not happen (worker down, storage outage).
+
+    Oldest first, one after another, and no new one once ``time_budget_s`` (default: half
+    the short-task cluster's ``Q_TIMEOUT_S``) has passed: after an outage a backlog of large
+    uploads is worked off over several scheduled runs instead of the task being killed mid-file.
+    """
     cutoff = (now or timezone.now()) - FINALIZE_RETRY_AFTER
-    pending = UploadSession.objects.filter(
-        status=S.COMPLETE, is_partial=False, completed_at__lt=cutoff
-    ).values_list("id", flat=True)
+    budget = settings.Q_TIMEOUT_S / 2 if time_budget_s is None else time_budget_s
+    pending = list(
+        UploadSession.objects.filter(status=S.COMPLETE, is_partial=False, completed_at__lt=cutoff)
+        .order_by("completed_at")
+        .values_list("id", flat=True)
+    )
+    started = time.monotonic()
     done = 0
-    for session_id in list(pending):
+    for position, session_id in enumerate(pending):
+        if position and time.monotonic() - started >= budget:
+            logger.info("finalization retry: %d uploads left for the next run", len(pending) - position)
+            break
         if upload_session_finalize(session_id=session_id).status != S.COMPLETE:
             done += 1
     return done

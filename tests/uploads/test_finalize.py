@@ -99,6 +99,21 @@ def test_container_not_in_allowed_formats_fails(user, tiny_clip, settings):
     assert "not accepted" in session.error and "webm" in session.error
 
 
+def test_the_retry_works_off_a_backlog_over_several_runs(user, tiny_clip, other_user):
+    data = tiny_clip.read_bytes()
+    older = complete_upload(user, data, filename="older.mp4")
+    newer = complete_upload(other_user, data, filename="newer.mp4")
+    later = timezone.now() + timedelta(minutes=3)
+    # a spent time budget still finalizes one upload per run, the oldest first
+    assert upload_sessions_retry_finalization(now=later, time_budget_s=0) == 1
+    older.refresh_from_db()
+    newer.refresh_from_db()
+    assert (older.status, newer.status) == (UploadSession.Status.FINALIZED, UploadSession.Status.COMPLETE)
+    assert upload_sessions_retry_finalization(now=later, time_budget_s=0) == 1
+    newer.refresh_from_db()
+    assert newer.status == UploadSession.Status.FINALIZED
+
+
 def test_same_file_twice_is_stored_once(user, other_user, tiny_clip):
     data = tiny_clip.read_bytes()
     first = upload_session_finalize(session_id=complete_upload(user, data, filename="a.mp4").id)
