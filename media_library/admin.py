@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from media_library.models import MediaFile, PreviousHlsOutput, Rendition, Video
-from media_library.selectors import previous_output_grace_cutoff, video_playable_hls, video_playback
+from media_library.selectors import previous_output_grace, video_playable_hls, video_playback
 from media_library.services import video_delete
 from media_library.views import player_context
 from transcoding.models import TranscodeJob
@@ -287,8 +287,7 @@ class PreviousHlsOutputAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="deleted from")
     def deleted_from(self, obj: PreviousHlsOutput):
-        # the grace period as configured now: the cutoff is "now - grace", so this is superseded_at + grace
-        return obj.superseded_at + (timezone.now() - previous_output_grace_cutoff())
+        return obj.superseded_at + previous_output_grace()
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -211,9 +211,14 @@ def hls_token_grant(*, video: Video, token: str, now: datetime | None = None) ->
     return None
 
 
+def previous_output_grace() -> timedelta:
+    """How long a replaced HLS output stays stored and playable (``HLS_PREVIOUS_OUTPUT_GRACE_S``)."""
+    return timedelta(seconds=settings.HLS_PREVIOUS_OUTPUT_GRACE_S)
+
+
 def previous_output_grace_cutoff(*, now: datetime | None = None) -> datetime:
     """Previous HLS outputs superseded at or before this moment are past their grace period."""
-    return (now or timezone.now()) - timedelta(seconds=settings.HLS_PREVIOUS_OUTPUT_GRACE_S)
+    return (now or timezone.now()) - previous_output_grace()
 
 
 def hls_app_url(*, video: Video, token: str, prefix: str, key: str, request=None) -> str:

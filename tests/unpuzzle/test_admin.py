@@ -67,3 +67,12 @@ def test_video_list_filters_by_status(client, admin_user, populated):
 
 def test_admin_login_page_answers(client):
     assert client.get("/admin/login/").status_code == 200
+
+
+def test_replaced_outputs_show_when_they_go(populated, settings):
+    from datetime import timedelta
+
+    settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 3600
+    previous = populated["previoushlsoutput"]
+    model_admin = admin.site._registry[PreviousHlsOutput]
+    assert model_admin.deleted_from(previous) == previous.superseded_at + timedelta(hours=1)
