@@ -9,7 +9,7 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from media_library.models import Video
-from media_library.selectors import user_sees_all_videos, video_playback, videos_visible_to, videos_watchable_by
+from media_library.selectors import video_playback, videos_visible_to, videos_watchable_by
 from media_library.serializers import (
     PlaybackSerializer,
     RetranscodeSerializer,
@@ -19,6 +19,7 @@ from media_library.serializers import (
 from media_library.services import media_file_record_access, video_delete, video_update
 from transcoding.services import transcode_enqueue
 from unpuzzle.exceptions import Conflict
+from unpuzzle.permissions import user_sees_all_videos
 
 STATUS_PARAMETER = OpenApiParameter(
     "status", OpenApiTypes.STR, enum=[value for value, _ in Video.Status.choices], description="Only videos in this status"

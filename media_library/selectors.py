@@ -37,6 +37,7 @@ from media_library.cdn import plain_cdn_url, signed_cdn_url
 from media_library.models import PreviousHlsOutput, Video
 from transcoding.models import TranscodeJob
 from unpuzzle.exceptions import VideoNotReady
+from unpuzzle.permissions import user_sees_all_videos
 from unpuzzle.storage import is_local, storage_url
 
 MODE_SIGNED_CDN = "signed_cdn"
@@ -59,12 +60,6 @@ class PlaybackGrant:
     poster_url: str | None
     expires_at: datetime | None
     renditions: list[dict] = field(default_factory=list)
-
-
-def user_sees_all_videos(user) -> bool:
-    """True for superusers and holders of ``media_library.view_all_videos``; in the admin
-    everyone else (instructors) sees only their own videos, uploads and jobs."""
-    return bool(user and user.is_active and (user.is_superuser or user.has_perm("media_library.view_all_videos")))
 
 
 def videos_visible_to(*, user) -> QuerySet[Video]:

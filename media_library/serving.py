@@ -13,8 +13,8 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.utils.cache import get_conditional_response
 from django.utils.http import http_date, parse_http_date_safe
 
-from media_library.playlists import content_headers_for_key
 from media_library.ranges import RangeNotSatisfiable, parse_range_header
+from unpuzzle.content_types import content_headers_for_key
 from unpuzzle.storage import get_storage, is_local
 
 CHUNK_BYTES = 64 * 1024

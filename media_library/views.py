@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
 from media_library.models import Video
-from media_library.playlists import AssetKind, asset_kind_for_key, resolve_playlist_uri, rewrite_playlist_keys
+from media_library.playlists import resolve_playlist_uri, rewrite_playlist_keys
 from media_library.selectors import (
     PlaybackGrant,
     hls_app_url,
@@ -20,6 +20,7 @@ from media_library.selectors import (
 )
 from media_library.serving import serve_local_file
 from media_library.services import media_file_record_access
+from unpuzzle.content_types import AssetKind, asset_kind_for_key
 from unpuzzle.exceptions import VideoNotReady
 from unpuzzle.storage import get_storage, is_local, storage_url
 

@@ -17,7 +17,6 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from media_library.models import MediaFile, Rendition, Video
-from media_library.selectors import user_sees_all_videos
 from transcoding import pricing
 from transcoding.models import BudgetPolicy, CostAlert, CostLogEntry, DeliveryTally, TranscodeJob
 from transcoding.selectors import (
@@ -28,6 +27,7 @@ from transcoding.selectors import (
     user_month_usage,
 )
 from unpuzzle.exceptions import Conflict, DomainError, PayloadTooLarge, TooManyRequests
+from unpuzzle.permissions import user_sees_all_videos
 
 logger = logging.getLogger(__name__)
 
@@ -237,16 +237,17 @@ def cost_estimate_delivery(*, day: date) -> list[CostLogEntry]:
 
 # --- Quotas ---------------------------------------------------------------------------
 
-def quota_check_upload(*, user, size_bytes: int | None) -> None:
+def quota_check_upload(*, user, size_bytes: int | None, pending_upload_bytes: int) -> None:
     """Refuse a new upload of ``size_bytes`` when it would break ``user``'s monthly quotas.
 
-    ``USER_MONTHLY_UPLOAD_GB`` (GB = 10**9 bytes): 413 when this month's uploads plus this
-    one exceed it. ``USER_MONTHLY_TRANSCODE_MINUTES``: 429 when the month's transcoded
+    ``USER_MONTHLY_UPLOAD_GB`` (GB = 10**9 bytes): 413 when this month's stored originals, the
+    ``pending_upload_bytes`` of the user's uploads still in progress, and this one exceed it. ``USER_MONTHLY_TRANSCODE_MINUTES``: 429 when the month's transcoded
     source minutes already reach it. 0 means unlimited; staff who manage all videos are not limited (instructors are).
     """
     if user_sees_all_videos(user):
         return
     used_bytes, used_minutes = user_month_usage(user=user)
+    used_bytes += pending_upload_bytes
     gb_quota = Decimal(settings.USER_MONTHLY_UPLOAD_GB)
     if gb_quota:
         after = pricing.bytes_to_gb(used_bytes + int(size_bytes or 0))

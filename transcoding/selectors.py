@@ -97,14 +97,12 @@ def budget_limit_reason(*, policy: BudgetPolicy, month_to_date: Decimal, forecas
 
 
 def user_month_usage(*, user, day: date | None = None) -> tuple[int, Decimal]:
-    """Bytes ``user`` uploaded and source minutes transcoded in ``day``'s month.
+    """Bytes of originals ``user`` stored and source minutes transcoded in ``day``'s month.
 
-    Uploaded bytes: originals stored this month (deleted ones too) plus the declared
-    length of uploads still in progress. Minutes: the source duration of every transcode
-    recorded in the ledger this month (a re-transcode counts again).
+    Stored bytes count deleted originals too. Minutes: the source duration of every transcode
+    recorded in the ledger this month (a re-transcode counts again). Uploads still in progress
+    are the uploads app's to count (``quota_check_upload(pending_upload_bytes=…)``).
     """
-    from uploads.models import UploadSession
-
     day = day or timezone.localdate()
     start, end = pricing.month_bounds(day)
     tz = timezone.get_current_timezone()
@@ -113,15 +111,11 @@ def user_month_usage(*, user, day: date | None = None) -> tuple[int, Decimal]:
     stored = MediaFile.objects.filter(owner=user, created_at__gte=start_dt, created_at__lt=end_dt).aggregate(
         total=Coalesce(Sum("size"), 0)
     )["total"]
-    in_progress = UploadSession.objects.filter(
-        owner=user, status__in=UploadSession.ACTIVE_STATUSES + (UploadSession.Status.COMPLETE,), length__isnull=False,
-        created_at__gte=start_dt, created_at__lt=end_dt,
-    ).aggregate(total=Coalesce(Sum("length"), 0))["total"]
     seconds = CostLogEntry.objects.filter(
         owner=user, kind=CostLogEntry.Kind.TRANSCODE, unit="minute", date__gte=start, date__lte=end
     ).aggregate(total=Coalesce(Sum("video__duration"), 0.0, output_field=FloatField()))["total"]
     minutes = pricing.quantize_quantity(pricing.to_decimal(float(seconds)) / 60)
-    return int(stored) + int(in_progress), minutes
+    return int(stored), minutes
 
 
 def user_transcode_quota_reason(*, user, day: date | None = None) -> str:

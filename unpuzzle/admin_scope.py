@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 
-from media_library.selectors import user_sees_all_videos
+from unpuzzle.permissions import user_sees_all_videos
 
 
 class OwnerListFilter(admin.SimpleListFilter):

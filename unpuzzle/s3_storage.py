@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from storages.backends.s3 import S3Storage
 
-from media_library.playlists import content_headers_for_key
+from unpuzzle.content_types import content_headers_for_key
 
 
 class MediaS3Storage(S3Storage):

@@ -21,8 +21,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from media_library.playlists import content_headers_for_key
 from media_library.services import original_key
+from unpuzzle.content_types import content_headers_for_key
 from unpuzzle.exceptions import Conflict, DomainError, Gone, StorageUnavailable
 from unpuzzle.storage import delete_key, get_storage, is_s3, open_local_copy
 from uploads.models import UploadSession

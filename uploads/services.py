@@ -26,6 +26,8 @@ from typing import IO, BinaryIO
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -180,8 +182,21 @@ def upload_admission_check(
         _check_length(length)
     if not partial:
         _check_format(filename=filename, filetype=filetype)
-        quota_check_upload(user=owner, size_bytes=length)
+        quota_check_upload(user=owner, size_bytes=length, pending_upload_bytes=upload_sessions_pending_bytes(user=owner))
     _check_active_limit(owner=owner, partial=partial)
+
+
+def upload_sessions_pending_bytes(*, user) -> int:
+    """Declared length of ``user``'s uploads created this month that are not finalized yet
+    (in progress or complete): they count against the monthly upload quota like stored originals."""
+    start = timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    pending = UploadSession.objects.filter(
+        owner=user,
+        status__in=UploadSession.ACTIVE_STATUSES + (UploadSession.Status.COMPLETE,),
+        length__isnull=False,
+        created_at__gte=start,
+    ).aggregate(total=Coalesce(Sum("length"), 0))["total"]
+    return int(pending)
 
 
 # --- creation -------------------------------------------------------------------------
@@ -259,7 +274,7 @@ def upload_session_concat(*, owner, partial_ids: list[uuid.UUID], metadata: dict
     total = sum(p.length or 0 for p in parts)
     _check_length(total)
     _check_format(filename=_metadata_filename(metadata), filetype=_metadata_filetype(metadata))
-    quota_check_upload(user=owner, size_bytes=total)
+    quota_check_upload(user=owner, size_bytes=total, pending_upload_bytes=upload_sessions_pending_bytes(user=owner))
     upload_id = uuid.uuid4()
     path = part_path(upload_id)
     path.parent.mkdir(parents=True, exist_ok=True)

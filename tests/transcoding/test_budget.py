@@ -135,7 +135,7 @@ def test_release_requeues_every_blocked_video_oldest_first(user, staff_user):
         assert transcode_enqueue(video=video) is None
     assert set(Video.objects.values_list("status", flat=True)) == {"blocked"}
     # Uploads stay accepted while engaged: the quota check does not look at the switch.
-    costs.quota_check_upload(user=user, size_bytes=10**9)
+    costs.quota_check_upload(user=user, size_bytes=10**9, pending_upload_bytes=0)
 
     costs.budget_release_kill_switch(by=staff_user, reason="budget approved")
 
@@ -189,9 +189,9 @@ def test_day_over_day_spike_alerts_once(mailoutbox):
 def test_upload_quota_refuses_with_413_naming_the_quota(user, settings):
     settings.USER_MONTHLY_UPLOAD_GB = "2"
     make_media_file(owner=user, size=1_500_000_000)
-    costs.quota_check_upload(user=user, size_bytes=500_000_000)  # exactly 2 GB is allowed
+    costs.quota_check_upload(user=user, size_bytes=500_000_000, pending_upload_bytes=0)  # exactly 2 GB is allowed
     with pytest.raises(costs.UploadQuotaExceeded) as exc:
-        costs.quota_check_upload(user=user, size_bytes=500_000_001)
+        costs.quota_check_upload(user=user, size_bytes=500_000_001, pending_upload_bytes=0)
     assert exc.value.status_code == 413
     assert "USER_MONTHLY_UPLOAD_GB" in exc.value.message and "1.500 GB uploaded" in exc.value.message and "2 GB quota" in exc.value.message
 
@@ -202,12 +202,12 @@ def test_minutes_quota_refuses_uploads_with_429_and_blocks_transcodes(user, sett
     job = TranscodeJob.objects.create(video=video, status="succeeded")
     costs.cost_record_transcode(job=job, output_minutes=30, cpu_seconds=1)
     assert user_month_usage(user=user)[1] == Decimal("9.983333")
-    costs.quota_check_upload(user=user, size_bytes=1)
+    costs.quota_check_upload(user=user, size_bytes=1, pending_upload_bytes=0)
 
     video.duration = 600.0
     video.save(update_fields=["duration"])
     with pytest.raises(costs.TranscodeQuotaExceeded) as exc:
-        costs.quota_check_upload(user=user, size_bytes=1)
+        costs.quota_check_upload(user=user, size_bytes=1, pending_upload_bytes=0)
     assert exc.value.status_code == 429 and "10.000000 of 10 minutes" in exc.value.message
 
     other = make_video(owner=user, media_file=make_media_file(owner=user))
@@ -235,7 +235,7 @@ def test_daily_run_retries_quota_blocked_videos_once_allowed(user, settings):
 
 def test_staff_have_no_quota(staff_user, settings):
     settings.USER_MONTHLY_UPLOAD_GB = "1"
-    costs.quota_check_upload(user=staff_user, size_bytes=5 * 10**9)
+    costs.quota_check_upload(user=staff_user, size_bytes=5 * 10**9, pending_upload_bytes=0)
 
 
 def test_video_monthly_storage_estimate(user, settings):
