@@ -19,7 +19,7 @@ What it measures:
    (a) ``build_hls_command`` — decode once, cascaded split+scale, all tiers in one process;
    (b) the naive plan — one ffmpeg process per tier, run one after another, each decoding
    and scaling the source itself, with the *same* per-tier x264/AAC settings
-   (``video_encoder_args``/``audio_encoder_args`` from ``transcoding.ffmpeg``).
+   (``video_encoder_args``/``audio_encoder_args`` from ``transcoding.ffmpeg.commands``).
    Wall time, CPU time and peak RSS of the ffmpeg children (``os.wait4``), realtime factor
    and the ratio a/b.  Target: a/b <= 0.70.  Per-tier bytes and SSIM of (a) and (b) show
    that the cheaper pipeline delivers the same quality.
@@ -51,7 +51,23 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from tests import clips  # noqa: E402
-from transcoding import ffmpeg as tx  # noqa: E402
+from transcoding.ffmpeg.commands import (  # noqa: E402
+    EncoderOptions,
+    RateControl,
+    audio_encoder_args,
+    build_hls_command,
+    video_encoder_args,
+)
+from transcoding.ffmpeg.filters import scale_filter  # noqa: E402
+from transcoding.ffmpeg.ladder import PlannedRendition, parse_ladder, plan_renditions  # noqa: E402
+from transcoding.ffmpeg.probe import ProbeResult, probe_file  # noqa: E402
+from transcoding.ffmpeg.process import FfmpegResult, run_ffmpeg  # noqa: E402
+from transcoding.hls.playlists import (  # noqa: E402
+    MEDIA_PLAYLIST_NAME,
+    SEGMENT_TEMPLATE,
+    read_media_playlist,
+    rewrite_master_playlist,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +97,7 @@ class RunStats:
     cpu: float = 0.0
     max_rss_kb: int = 0
 
-    def add(self, result: tx.FfmpegResult) -> None:
+    def add(self, result: FfmpegResult) -> None:
         """Accumulate a sequential run."""
         self.wall += result.wall_seconds
         self.cpu += result.cpu_seconds
@@ -126,22 +142,24 @@ def slides_source(cache: Path, *, duration: int, ffmpeg_bin: str) -> Path:
 
 
 def pipeline_command(
-    settings: Settings, *, ffmpeg_bin: str, source: Path, out: Path, probe: tx.ProbeResult,
-    renditions: Sequence[tx.PlannedRendition], rate_control: tx.RateControl = "capped_crf",
+    settings: Settings, *, ffmpeg_bin: str, source: Path, out: Path, probe: ProbeResult,
+    renditions: Sequence[PlannedRendition], rate_control: RateControl = "capped_crf",
 ) -> list[str]:
     """The production command (a)."""
-    return tx.build_hls_command(
+    return build_hls_command(
         ffmpeg_bin=ffmpeg_bin, input_path=source, output_dir=out, probe=probe, renditions=renditions,
         segment_seconds=settings.segment_seconds, keyframe_interval=settings.keyframe_interval,
         audio_bitrate=settings.audio_bitrate, crf=settings.crf, preset=settings.preset,
-        tier_presets=settings.tier_presets, x264_threads=settings.threads, rate_control=rate_control,
-        cascade=settings.cascade,
+        options=EncoderOptions(
+            cascade=settings.cascade, tier_presets=settings.tier_presets, x264_threads=settings.threads,
+            rate_control=rate_control,
+        ),
     )
 
 
 def naive_command(
-    settings: Settings, *, ffmpeg_bin: str, source: Path, out: Path, probe: tx.ProbeResult,
-    rendition: tx.PlannedRendition,
+    settings: Settings, *, ffmpeg_bin: str, source: Path, out: Path, probe: ProbeResult,
+    rendition: PlannedRendition,
 ) -> list[str]:
     """Baseline (b): one tier per process, decoding and scaling the source itself, same encoder settings."""
     directory = out / rendition.name
@@ -152,49 +170,49 @@ def naive_command(
     ]
     if probe.has_audio:
         cmd += ["-map", f"0:{probe.audio_stream_index}"]
-    cmd += ["-vf", tx.scale_filter(rendition)]
-    cmd += tx.video_encoder_args(
+    cmd += ["-vf", scale_filter(rendition)]
+    cmd += video_encoder_args(
         rendition=rendition, stream=None, frame_rate=probe.frame_rate, crf=settings.crf,
         preset=settings.preset_for(rendition.name), keyframe_interval=settings.keyframe_interval,
         threads=settings.threads,
     )
     if probe.has_audio:
-        cmd += tx.audio_encoder_args(stream=None, audio_bitrate=settings.audio_bitrate)
+        cmd += audio_encoder_args(stream=None, audio_bitrate=settings.audio_bitrate)
     cmd += [
         "-map_metadata", "-1", "-f", "hls", "-hls_time", f"{settings.segment_seconds:g}",
         "-hls_playlist_type", "vod", "-hls_list_size", "0", "-hls_flags", "independent_segments",
-        "-hls_segment_filename", str(directory / tx.SEGMENT_TEMPLATE), str(directory / tx.MEDIA_PLAYLIST_NAME),
+        "-hls_segment_filename", str(directory / SEGMENT_TEMPLATE), str(directory / MEDIA_PLAYLIST_NAME),
     ]
     return cmd
 
 
-def run_pipeline(settings: Settings, *, ffmpeg_bin: str, source: Path, out: Path, probe: tx.ProbeResult,
-                 renditions: Sequence[tx.PlannedRendition], rate_control: tx.RateControl = "capped_crf") -> RunStats:
+def run_pipeline(settings: Settings, *, ffmpeg_bin: str, source: Path, out: Path, probe: ProbeResult,
+                 renditions: Sequence[PlannedRendition], rate_control: RateControl = "capped_crf") -> RunStats:
     """Run (a) and return its resources."""
     out.mkdir(parents=True, exist_ok=True)
     stats = RunStats()
     cmd = pipeline_command(settings, ffmpeg_bin=ffmpeg_bin, source=source, out=out, probe=probe,
                            renditions=renditions, rate_control=rate_control)
-    stats.add(tx.run_ffmpeg(cmd, duration=probe.duration, timeout=3600))
+    stats.add(run_ffmpeg(cmd, duration=probe.duration, timeout=3600))
     return stats
 
 
-def run_naive(settings: Settings, *, ffmpeg_bin: str, source: Path, out: Path, probe: tx.ProbeResult,
-              renditions: Sequence[tx.PlannedRendition]) -> RunStats:
+def run_naive(settings: Settings, *, ffmpeg_bin: str, source: Path, out: Path, probe: ProbeResult,
+              renditions: Sequence[PlannedRendition]) -> RunStats:
     """Run (b): the tiers one after another."""
     stats = RunStats()
     for rendition in renditions:
         cmd = naive_command(settings, ffmpeg_bin=ffmpeg_bin, source=source, out=out, probe=probe, rendition=rendition)
-        stats.add(tx.run_ffmpeg(cmd, duration=probe.duration, timeout=3600))
+        stats.add(run_ffmpeg(cmd, duration=probe.duration, timeout=3600))
     return stats
 
 
-def ssim_per_tier(*, ffmpeg_bin: str, source: Path, out: Path, renditions: Sequence[tx.PlannedRendition],
+def ssim_per_tier(*, ffmpeg_bin: str, source: Path, out: Path, renditions: Sequence[PlannedRendition],
                   work: Path) -> dict[str, float]:
     """Mean SSIM (All) of each tier's HLS output against the source scaled to the tier size (one process)."""
     cmd = [ffmpeg_bin, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", str(source)]
     for rendition in renditions:
-        cmd += ["-i", str(out / rendition.name / tx.MEDIA_PLAYLIST_NAME)]
+        cmd += ["-i", str(out / rendition.name / MEDIA_PLAYLIST_NAME)]
     count = len(renditions)
     graph = [f"[0:v]setpts=PTS-STARTPTS,split={count}" + "".join(f"[src{i}]" for i in range(count))]
     stats_files = []
@@ -220,9 +238,9 @@ def ssim_per_tier(*, ffmpeg_bin: str, source: Path, out: Path, renditions: Seque
     return result
 
 
-def video_bytes_per_minute(out: Path, rendition: tx.PlannedRendition) -> tuple[float, float]:
+def video_bytes_per_minute(out: Path, rendition: PlannedRendition) -> tuple[float, float]:
     """Segment bytes per minute (MB) and the peak segment bitrate (kbit/s) of one tier."""
-    segments = tx.read_media_playlist(out / rendition.name / tx.MEDIA_PLAYLIST_NAME)
+    segments = read_media_playlist(out / rendition.name / MEDIA_PLAYLIST_NAME)
     total = sum(s.bytes for s in segments)
     seconds = sum(s.duration for s in segments)
     peak = max(s.bytes * 8 / s.duration for s in segments)
@@ -243,8 +261,8 @@ def fmt_mb(kb: int) -> str:
 
 def throughput(args: argparse.Namespace, settings: Settings, source: Path, work: Path) -> None:
     """Part 1: (a) one process versus (b) one process per tier."""
-    probe = tx.probe_file(source, ffprobe_bin=args.ffprobe, ffmpeg_bin=args.ffmpeg)
-    renditions = tx.plan_renditions(probe, tx.parse_ladder(settings.ladder))
+    probe = probe_file(source, ffprobe_bin=args.ffprobe, ffmpeg_bin=args.ffmpeg)
+    renditions = plan_renditions(probe, parse_ladder(settings.ladder))
     print(f"\n== 1. Throughput: {source.name} ({probe.width}x{probe.height}, {probe.frame_rate:g} fps, "
           f"{probe.duration:g} s, {probe.bitrate / 1e6 if probe.bitrate else 0:.1f} Mbit/s, audio {probe.audio_codec})")
     print("renditions: " + ", ".join(f"{r.name} {r.width}x{r.height} cap {r.maxrate // 1000}k" for r in renditions))
@@ -283,7 +301,7 @@ def throughput(args: argparse.Namespace, settings: Settings, source: Path, work:
     print(f"ratio a/b: wall {wall_ratio:.3f}, CPU {cpu_ratio:.3f}  -> {verdict} the <= 0.70 target")
 
     started = time.monotonic()
-    output = tx.rewrite_master_playlist(output_dir=work / "a0", renditions=renditions, probe=probe)
+    output = rewrite_master_playlist(output_dir=work / "a0", renditions=renditions, probe=probe)
     print(f"master rewrite + I-frame playlists: {time.monotonic() - started:.2f} s "
           f"({output.total_bytes / 1e6:.1f} MB scanned)")
 
@@ -304,12 +322,12 @@ def throughput(args: argparse.Namespace, settings: Settings, source: Path, work:
 def rate_control(args: argparse.Namespace, settings: Settings, label: str, source: Path, work: Path,
                  sweep: Sequence[float]) -> None:
     """Part 2: capped CRF versus fixed bitrate on one clip (video only)."""
-    probe = tx.probe_file(source, ffprobe_bin=args.ffprobe, ffmpeg_bin=args.ffmpeg)
+    probe = probe_file(source, ffprobe_bin=args.ffprobe, ffmpeg_bin=args.ffmpeg)
     video_only = dataclasses.replace(probe, has_audio=False, audio_codec=None, audio_stream_index=None)
-    renditions = tx.plan_renditions(probe, tx.parse_ladder(settings.ladder))
+    renditions = plan_renditions(probe, parse_ladder(settings.ladder))
     print(f"\n== 2. Rate control on the {label} clip ({source.name}, {probe.duration:g} s, video only)")
     results: dict[str, tuple[dict[str, tuple[float, float]], dict[str, float]]] = {}
-    modes: list[tuple[str, tx.RateControl, Settings]] = [
+    modes: list[tuple[str, RateControl, Settings]] = [
         (f"capped CRF {settings.crf:g}", "capped_crf", settings),
         ("fixed bitrate", "fixed_bitrate", settings),
         ("CBR (filler)", "cbr", settings),

@@ -8,7 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from transcoding import ffmpeg
+from transcoding.ffmpeg.commands import check_crf, check_preset
+from transcoding.ffmpeg.ladder import parse_bitrate, parse_ladder
 
 
 def _check_segment_seconds(value: int) -> None:
@@ -18,11 +19,11 @@ def _check_segment_seconds(value: int) -> None:
 
 # setting, the function that raises ValueError with what to fix, and the check's number
 _VALIDATORS: tuple[tuple[str, Callable[[Any], object], int], ...] = (
-    ("HLS_LADDER", ffmpeg.parse_ladder, 1),
-    ("HLS_AUDIO_BITRATE", ffmpeg.parse_bitrate, 2),
+    ("HLS_LADDER", parse_ladder, 1),
+    ("HLS_AUDIO_BITRATE", parse_bitrate, 2),
     ("HLS_SEGMENT_SECONDS", _check_segment_seconds, 3),
-    ("HLS_CRF", ffmpeg.check_crf, 4),
-    ("HLS_X264_PRESET", ffmpeg.check_preset, 5),
+    ("HLS_CRF", check_crf, 4),
+    ("HLS_X264_PRESET", check_preset, 5),
 )
 
 
