@@ -1,25 +1,17 @@
-"""The video API: list, retrieve, edit, delete, playback grants and retranscoding."""
+"""The video API: list, retrieve, edit, delete and playback grants (the transcoding app adds retranscoding)."""
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from media_library.models import Video
 from media_library.selectors import video_playback, videos_visible_to, videos_watchable_by
-from media_library.serializers import (
-    PlaybackSerializer,
-    RetranscodeSerializer,
-    VideoNotReadySerializer,
-    VideoSerializer,
-)
+from media_library.serializers import PlaybackSerializer, VideoNotReadySerializer, VideoSerializer
 from media_library.services import media_file_record_access, video_delete, video_update
-from transcoding.services import transcode_enqueue
-from unpuzzle.exceptions import Conflict
-from unpuzzle.permissions import user_sees_all_videos
 
 STATUS_PARAMETER = OpenApiParameter(
     "status", OpenApiTypes.STR, enum=[value for value, _ in Video.Status.choices], description="Only videos in this status"
@@ -83,21 +75,3 @@ class VideoViewSet(
         grant = video_playback(video=video, user=request.user, request=request)
         media_file_record_access(media_file_id=video.media_file_id)
         return Response(PlaybackSerializer(grant).data)
-
-    @extend_schema(
-        summary="Transcode the video again (staff only)",
-        description="Staff only, since transcoding spends budget: owners get 403. Idempotent while a job is active.",
-        request=None,
-        responses={202: RetranscodeSerializer},
-    )
-    @action(detail=True, methods=["post"])
-    def retranscode(self, request, pk=None):
-        video = self.get_object()
-        if not user_sees_all_videos(request.user):
-            raise PermissionDenied("only staff who manage all videos can start a transcode, because it spends budget; ask an administrator")
-        if video.media_file_id is None:
-            raise Conflict(f"video {video.id} has no original file to transcode (it only has a legacy URL)")
-        job = transcode_enqueue(video=video, requested_by=request.user)
-        video.refresh_from_db(fields=["status", "status_reason"])
-        body = {"video_status": video.status, "status_reason": video.status_reason, "job_id": job.id if job else None}
-        return Response(RetranscodeSerializer(body).data, status=status.HTTP_202_ACCEPTED)

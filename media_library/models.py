@@ -130,20 +130,6 @@ class Video(models.Model):
         """Move to ``new`` if the state machine allows it; returns the old status."""
         return apply_transition(self, allowed=self.TRANSITIONS, new=new)
 
-    def playback_url(self) -> str | None:
-        """Own HLS master playlist URL once ready, else the legacy provider URL, else None.
-
-        Same URLs as the playback API (``media_library.selectors.video_playback``), with
-        no access check: callers decide who sees it.
-        """
-        from media_library.selectors import video_playback
-        from unpuzzle.exceptions import VideoNotReady
-
-        try:
-            return video_playback(video=self, user=None).hls_url
-        except VideoNotReady:
-            return None
-
 
 class Rendition(models.Model):
     """One tier of a video's HLS ladder."""
@@ -176,7 +162,7 @@ class PreviousHlsOutput(models.Model):
 
     Its app-served playback tokens stay valid and its objects stay stored until
     ``HLS_PREVIOUS_OUTPUT_GRACE_S`` after ``superseded_at``; then the periodic sweep
-    (``transcoding.services.transcode_previous_outputs_sweep``) deletes both.
+    (``transcoding.services.maintenance.transcode_previous_outputs_sweep``) deletes both.
     """
 
     video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="previous_outputs")

@@ -1,6 +1,6 @@
 """Pure HLS helpers: playlist URI rewriting and key resolution.
 
-No Django imports: storage helpers and the transcoding pipeline call these with
+No Django imports: the app-served HLS view calls these with
 plain strings. Keys are storage keys (``videos/<id>/hls/1/480p/index.m3u8``), not
 URLs, and never start with ``/``.
 """

@@ -1,7 +1,7 @@
 """Reads for media: who may see a video, and the playback URLs players get.
 
 Playback has one entry point, ``video_playback``, used by the API, the player page,
-the admin preview and ``Video.playback_url()``. It picks the delivery mode from the
+the admin preview and ``video_playback_url``. It picks the delivery mode from the
 settings and the storage backend:
 
 * ``signed_cdn``: ``CDN_URL`` and ``CDN_TOKEN_KEY`` set. Bunny directory token whose
@@ -26,16 +26,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from media_library.cdn import plain_cdn_url, signed_cdn_url
 from media_library.models import PreviousHlsOutput, Video
-from transcoding.models import TranscodeJob
 from unpuzzle.exceptions import VideoNotReady
 from unpuzzle.permissions import user_sees_all_videos
 from unpuzzle.storage import is_local, storage_url
@@ -62,22 +62,10 @@ class PlaybackGrant:
     renditions: list[dict] = field(default_factory=list)
 
 
-def videos_visible_to(*, user) -> QuerySet[Video]:
+def videos_visible_to(*, user: Any) -> QuerySet[Video]:
     """Videos a user may see and manage: staff who see all videos (``user_sees_all_videos``) see
-    all, everyone else (instructors included) their own.
-
-    Each row is annotated with ``current_job_status`` / ``current_job_progress`` of its
-    latest transcode job (None when it never had one).
-    """
-    latest = TranscodeJob.objects.filter(video=OuterRef("pk")).order_by("-created_at")
-    qs = (
-        Video.objects.select_related("media_file", "owner")
-        .prefetch_related("renditions")
-        .annotate(
-            current_job_status=Subquery(latest.values("status")[:1]),
-            current_job_progress=Subquery(latest.values("progress")[:1]),
-        )
-    )
+    all, everyone else (instructors included) their own."""
+    qs = Video.objects.select_related("media_file", "owner").prefetch_related("renditions")
     if user_sees_all_videos(user):
         return qs
     return qs.filter(owner=user)
@@ -122,7 +110,7 @@ def video_playback(*, video: Video, user, request=None) -> PlaybackGrant:
 
     Own HLS is used once the video has an output (also while it is transcoded again);
     otherwise a legacy ``video_url`` is returned as it is. ``user=None`` skips the access check (internal callers such
-    as ``Video.playback_url()``); ``request`` makes app-served URLs absolute.
+    as ``video_playback_url``); ``request`` makes app-served URLs absolute.
 
     Raises:
         VideoNotReady: (409) nothing is playable yet; the body carries the status.
@@ -159,6 +147,18 @@ def video_playback(*, video: Video, user, request=None) -> PlaybackGrant:
         expires_at=urls.expires_at,
         renditions=renditions,
     )
+
+
+def video_playback_url(*, video: Video) -> str | None:
+    """Own HLS master playlist URL once ready, else the legacy provider URL, else None.
+
+    Same URLs as the playback API (``video_playback``), with no access check: callers
+    decide who sees it.
+    """
+    try:
+        return video_playback(video=video, user=None).hls_url
+    except VideoNotReady:
+        return None
 
 
 def video_poster_url(*, video: Video, request=None) -> str | None:

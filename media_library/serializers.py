@@ -6,7 +6,6 @@ from rest_framework import serializers
 
 from media_library.models import MediaFile, Rendition, Video
 from media_library.selectors import video_poster_url
-from transcoding.selectors import video_monthly_storage_estimate_usd
 
 
 class RenditionSerializer(serializers.ModelSerializer):
@@ -32,36 +31,17 @@ class VideoSerializer(serializers.ModelSerializer):
     """A video; only ``title`` and ``description`` can be changed."""
 
     owner = serializers.CharField(source="owner.get_username", read_only=True)
-    job_status = serializers.SerializerMethodField(help_text="Status of the latest transcode job")
-    progress = serializers.SerializerMethodField(help_text="Percent done of the latest transcode job")
     poster_url = serializers.SerializerMethodField()
     media = MediaProbeSerializer(source="media_file", read_only=True, allow_null=True)
     renditions = RenditionSerializer(many=True, read_only=True)
-    monthly_storage_estimate_usd = serializers.SerializerMethodField(
-        help_text="Estimated storage cost per month (original + renditions); null until renditions exist"
-    )
 
     class Meta:
         model = Video
         fields = [
-            "id", "title", "description", "owner", "status", "status_reason", "job_status", "progress",
-            "duration", "max_quality", "poster_url", "media", "renditions", "monthly_storage_estimate_usd", "video_url", "video_provider",
-            "created_at", "updated_at", "ready_at",
+            "id", "title", "description", "owner", "status", "status_reason", "duration", "max_quality", "poster_url",
+            "media", "renditions", "video_url", "video_provider", "created_at", "updated_at", "ready_at",
         ]
         read_only_fields = [name for name in fields if name not in ("title", "description")]
-
-    @extend_schema_field(serializers.CharField(allow_null=True))
-    def get_job_status(self, video: Video) -> str | None:
-        return getattr(video, "current_job_status", None)
-
-    @extend_schema_field(serializers.IntegerField(allow_null=True, min_value=0, max_value=100))
-    def get_progress(self, video: Video) -> int | None:
-        return getattr(video, "current_job_progress", None)
-
-    @extend_schema_field(serializers.DecimalField(max_digits=14, decimal_places=6, allow_null=True))
-    def get_monthly_storage_estimate_usd(self, video: Video) -> str | None:
-        estimate = video_monthly_storage_estimate_usd(video=video)
-        return None if estimate is None else str(estimate)
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_poster_url(self, video: Video) -> str | None:
@@ -89,12 +69,6 @@ class PlaybackSerializer(serializers.Serializer):
     poster_url = serializers.URLField(allow_null=True)
     expires_at = serializers.DateTimeField(allow_null=True, help_text="When the URLs stop working; null = never")
     renditions = PlaybackRenditionSerializer(many=True)
-
-
-class RetranscodeSerializer(serializers.Serializer):
-    video_status = serializers.CharField()
-    status_reason = serializers.CharField(allow_blank=True)
-    job_id = serializers.UUIDField(allow_null=True, help_text="The queued (or already active) job; null when blocked")
 
 
 class VideoNotReadySerializer(serializers.Serializer):

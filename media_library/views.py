@@ -18,8 +18,8 @@ from media_library.selectors import (
     video_playback,
     videos_watchable_by,
 )
-from media_library.serving import serve_local_file
 from media_library.services import media_file_record_access
+from media_library.serving import serve_local_file
 from unpuzzle.content_types import AssetKind, asset_kind_for_key
 from unpuzzle.exceptions import VideoNotReady
 from unpuzzle.storage import get_storage, is_local, storage_url

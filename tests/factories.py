@@ -4,10 +4,15 @@ from __future__ import annotations
 import hashlib
 import itertools
 import uuid
+from datetime import date
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from media_library.models import MediaFile, Video
+from transcoding.models import CostLogEntry, TranscodeJob
+from uploads.models import UploadSession
 
 _counter = itertools.count(1)
 
@@ -62,3 +67,32 @@ def make_media_file(*, owner, content: bytes | None = None, **fields) -> MediaFi
 def make_video(*, owner, media_file: MediaFile | None = None, **fields) -> Video:
     fields.setdefault("title", f"Lecture {next(_counter)}")
     return Video.objects.create(owner=owner, media_file=media_file, **fields)
+
+
+def make_job(*, video: Video | None = None, owner=None, **fields) -> TranscodeJob:
+    """A transcode job; without ``video``, one of a new video of ``owner`` (or of a new user)."""
+    if video is None:
+        video = make_video(owner=owner or make_user())
+    return TranscodeJob.objects.create(video=video, **fields)
+
+
+def make_upload_session(*, owner=None, **fields) -> UploadSession:
+    """A tus upload session row (no part file on disk); ``length`` defaults to 10 bytes."""
+    fields.setdefault("length", 10)
+    return UploadSession.objects.create(owner=owner or make_user(), **fields)
+
+
+COST_UNITS = {"storage": "GB-day", "egress": "GB", "transcode": "minute", "requests": "10k class B"}
+
+
+def make_cost_entry(
+    *, kind: str = "transcode", day: date | None = None, quantity="1", unit_price="0.005", amount=None, **fields
+) -> CostLogEntry:
+    """A ledger line; ``unit`` follows ``kind`` and ``amount`` is quantity × unit price unless given."""
+    fields.setdefault("unit", COST_UNITS[kind])
+    if amount is None:
+        amount = Decimal(str(quantity)) * Decimal(str(unit_price))
+    return CostLogEntry.objects.create(
+        date=day or timezone.localdate(), kind=kind, quantity=quantity, unit_price=unit_price, amount=amount, **fields
+    )
+

@@ -1,3 +1,4 @@
+"""Admin for transcoding: jobs, the Video admin extended with its jobs and transcode operations, and costs."""
 import csv
 import itertools
 from datetime import date, timedelta
@@ -5,18 +6,37 @@ from datetime import date, timedelta
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import BadRequest, PermissionDenied
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect, StreamingHttpResponse
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from media_library import admin as media_admin
 from media_library.models import Video
-from transcoding import charts, costs, pricing, selectors
+from transcoding.costs import budget, charts, pricing
+from transcoding.costs import selectors as cost_selectors
+from transcoding.costs.selectors import budget_status, user_can_manage_budget, user_can_view_costs
 from transcoding.models import BudgetPolicy, CostAlert, CostDashboard, CostLogEntry, TranscodeJob
-from transcoding.selectors import budget_status, user_can_manage_budget, user_can_view_costs
+from transcoding.selectors import videos_with_latest_job
+from transcoding.services.jobs import transcode_cancel, transcode_enqueue
+from transcoding.services.videos import video_delete
 from unpuzzle.admin_scope import OwnerListFilter, OwnerScopedAdminMixin
 from unpuzzle.exceptions import DomainError
+
+
+def cancel_jobs(model_admin, request, jobs) -> None:
+    """Cancel each active job through the service and report how many stopped."""
+    cancelled = 0
+    for job in jobs:
+        try:
+            transcode_cancel(job=job, by=request.user)
+            cancelled += 1
+        except DomainError as exc:
+            model_admin.message_user(request, f"job {job.id}: {exc.message}", messages.WARNING)
+    level = messages.SUCCESS if cancelled else messages.WARNING
+    model_admin.message_user(request, f"Cancelled {cancelled} transcode job(s).", level)
 
 
 @admin.register(TranscodeJob)
@@ -36,13 +56,163 @@ class TranscodeJobAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected queued or running jobs")
     def cancel(self, request, queryset):
-        from media_library.admin import cancel_jobs
-
         active = queryset.filter(status__in=TranscodeJob.ACTIVE_STATUSES)
         skipped = queryset.count() - active.count()
         if skipped:
             self.message_user(request, f"{skipped} job(s) skipped: they already ended.", messages.WARNING)
         cancel_jobs(self, request, active)
+
+
+class TranscodeJobInline(admin.TabularInline):
+    """The video's transcode jobs, newest first, read-only: what ran, how far, why it ended."""
+
+    model = TranscodeJob
+    fk_name = "video"
+    extra = 0
+    can_delete = False
+    ordering = ("-created_at",)
+    verbose_name = "transcode job"
+    verbose_name_plural = "job history"
+    fields = ("created_at", "status", "attempts", "progress", "wall_seconds", "requested_by", "error", "ffmpeg_log")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="ffmpeg log tail")
+    def ffmpeg_log(self, job):
+        if not job.log_tail:
+            return "-"
+        lines = job.log_tail.count("\n") + 1
+        return format_html('<details class="job-log"><summary>{} lines</summary><pre>{}</pre></details>', lines, job.log_tail)
+
+
+class VideoAdmin(media_admin.VideoAdmin):
+    """The Video admin with the latest job's column, the job history, and retry, re-transcode and cancel
+    as list actions and change-page buttons; deleting a video cancels its active jobs first."""
+
+    list_display = (
+        "title", "status_badge", "transcode", "duration_display", "size_display", "renditions_display", "owner", "created",
+    )
+    readonly_fields = (
+        "id", "status", "status_reason", "transcode", "hls_master_key", "poster_key", "duration", "max_quality",
+        "created_at", "updated_at", "ready_at",
+    )
+    inlines = [*media_admin.VideoAdmin.inlines, TranscodeJobInline]
+    actions = ["retry_transcode", "retranscode", "cancel_transcode"]
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/transcode/<str:operation>/",
+                self.admin_site.admin_view(self.transcode_view),
+                name="{}_{}_transcode".format(*info),
+            ),
+        ] + super().get_urls()
+
+    def get_queryset(self, request):
+        return videos_with_latest_job(
+            queryset=super().get_queryset(request), prefix="job_", fields=("status", "progress", "attempts", "error")
+        )
+
+    @admin.display(description="job")
+    def transcode(self, obj):
+        """Latest job: status, progress while it runs, and why it ended otherwise."""
+        return format_html('<span class="video-job" data-video-id="{}">{}</span>', obj.pk, self._job_text(obj))
+
+    @staticmethod
+    def _job_text(obj) -> str:
+        status = getattr(obj, "job_status", None)
+        if status is None:
+            return "-"
+        if status == TranscodeJob.Status.RUNNING:
+            return f"running {obj.job_progress}% (attempt {obj.job_attempts})"
+        if status in (TranscodeJob.Status.FAILED, TranscodeJob.Status.CANCELLED) and obj.job_error:
+            return f"{status}: {obj.job_error[:120]}"
+        return status
+
+    def _enqueue(self, request, videos, *, verb: str):
+        queued = blocked = 0
+        for video in videos:
+            if video.media_file_id is None:
+                self.message_user(request, f"{video}: no original file to transcode (legacy URL only)", messages.WARNING)
+                continue
+            if transcode_enqueue(video=video, requested_by=request.user) is None:
+                blocked += 1
+            else:
+                queued += 1
+        if queued:
+            self.message_user(request, f"{verb} {queued} video(s) for transcoding.", messages.SUCCESS)
+        if blocked:
+            self.message_user(request, f"{blocked} video(s) blocked: spending is stopped (see the costs dashboard).", messages.WARNING)
+
+    @admin.action(description="Retry transcoding of failed or blocked videos", permissions=["change"])
+    def retry_transcode(self, request, queryset):
+        skipped = queryset.exclude(status__in=[Video.Status.FAILED, Video.Status.BLOCKED]).count()
+        if skipped:
+            self.message_user(request, f"{skipped} video(s) skipped: only failed or blocked videos are retried.", messages.WARNING)
+        self._enqueue(request, queryset.filter(status__in=[Video.Status.FAILED, Video.Status.BLOCKED]), verb="Queued")
+
+    @admin.action(description="Re-transcode (replace the HLS output)", permissions=["change"])
+    def retranscode(self, request, queryset):
+        self._enqueue(request, queryset, verb="Queued")
+
+    @admin.action(description="Cancel transcoding", permissions=["change"])
+    def cancel_transcode(self, request, queryset):
+        jobs = TranscodeJob.objects.filter(video__in=queryset, status__in=TranscodeJob.ACTIVE_STATUSES)
+        cancel_jobs(self, request, jobs)
+
+    TRANSCODE_OPERATIONS = {"retry": retry_transcode, "retranscode": retranscode, "cancel": cancel_transcode}
+
+    def transcode_view(self, request, object_id, operation):
+        """The change page's buttons: run one of the list actions on this video, then go back."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        action = self.TRANSCODE_OPERATIONS.get(operation)
+        video = self.get_object(request, object_id)
+        if action is None or video is None:
+            raise Http404(f"no video {object_id} or no operation {operation!r} here")
+        if not self.has_change_permission(request, video):
+            raise PermissionDenied
+        action(self, request, self.get_queryset(request).filter(pk=video.pk))
+        return HttpResponseRedirect(reverse("admin:media_library_video_change", args=[video.pk]))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """Add the transcode buttons that make sense for the video's state to the change page."""
+        extra_context = dict(extra_context or {})
+        video = self.get_object(request, object_id)
+        if video is not None:
+            extra_context["transcode_operations"] = self._operations_for(video)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def _operations_for(video) -> list[tuple[str, str]]:
+        """The buttons that make sense for the video's state: (operation, label)."""
+        if video.media_file_id is None:
+            return []
+        operations = []
+        if video.status in (Video.Status.FAILED, Video.Status.BLOCKED):
+            operations.append(("retry", "Retry transcoding"))
+        if video.status in (Video.Status.QUEUED, Video.Status.PROCESSING):
+            operations.append(("cancel", "Cancel transcoding"))
+        else:
+            operations.append(("retranscode", "Re-transcode"))
+        return operations
+
+    def delete_model(self, request, obj):
+        video_delete(video=obj, deleted_by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for video in queryset:
+            video_delete(video=video, deleted_by=request.user)
+
+
+admin.site.unregister(Video)
+admin.site.register(Video, VideoAdmin)
 
 
 @admin.register(CostLogEntry)
@@ -103,7 +273,7 @@ class CostDashboardAdmin(admin.ModelAdmin):
     """The staff costs dashboard, listed in the admin index as "Costs dashboard"."""
 
     def has_view_permission(self, request, obj=None):
-        return user_can_view_costs(request.user)
+        return user_can_view_costs(user=request.user)
 
     def has_add_permission(self, request):
         return False
@@ -132,14 +302,14 @@ class CostDashboardAdmin(admin.ModelAdmin):
             raise BadRequest(str(exc)) from exc
 
     def changelist_view(self, request, extra_context=None):
-        if not user_can_view_costs(request.user):
+        if not user_can_view_costs(user=request.user):
             raise PermissionDenied
         today = timezone.localdate()
         month = self._month(request)
         start, end = pricing.month_bounds(month)
         status = budget_status(day=today)
-        chart_days = selectors.cost_daily_by_kind(start=today - timedelta(days=89), end=today)
-        totals = selectors.cost_totals_by_kind(start=start, end=end)
+        chart_days = cost_selectors.cost_daily_by_kind(start=today - timedelta(days=89), end=today)
+        totals = cost_selectors.cost_totals_by_kind(start=start, end=end)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -150,13 +320,13 @@ class CostDashboardAdmin(admin.ModelAdmin):
             "month_param": month.strftime("%Y-%m"),
             "totals": totals,
             "month_total": sum(totals.values()),
-            "chart_svg": mark_safe(charts.stacked_daily_svg(chart_days, kinds=selectors.KINDS, title="Daily spend by kind, last 90 days (USD)")),
-            "top_videos": selectors.cost_top_videos(start=start, end=end),
-            "top_users": selectors.cost_top_users(start=start, end=end),
-            "history": selectors.kill_switch_history(),
-            "alerts": selectors.cost_alerts_unacknowledged(limit=20),
+            "chart_svg": mark_safe(charts.stacked_daily_svg(chart_days, kinds=cost_selectors.KINDS, title="Daily spend by kind, last 90 days (USD)")),
+            "top_videos": cost_selectors.cost_top_videos(start=start, end=end),
+            "top_users": cost_selectors.cost_top_users(start=start, end=end),
+            "history": cost_selectors.kill_switch_history(),
+            "alerts": cost_selectors.cost_alerts_unacknowledged(limit=20),
             "blocked_count": Video.objects.filter(status=Video.Status.BLOCKED).count(),
-            "can_manage": user_can_manage_budget(request.user),
+            "can_manage": user_can_manage_budget(user=request.user),
             "form": KillSwitchForm(initial={"action": "release" if status.policy.kill_switch_engaged else "engage"}),
         }
         return TemplateResponse(request, "admin/transcoding/costs_dashboard.html", context)
@@ -164,7 +334,7 @@ class CostDashboardAdmin(admin.ModelAdmin):
     def kill_switch_view(self, request):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        if not user_can_manage_budget(request.user):
+        if not user_can_manage_budget(user=request.user):
             raise PermissionDenied
         form = KillSwitchForm(request.POST)
         if not form.is_valid():
@@ -174,10 +344,10 @@ class CostDashboardAdmin(admin.ModelAdmin):
             reason = form.cleaned_data["reason"].strip()
             try:
                 if form.cleaned_data["action"] == "engage":
-                    costs.budget_engage_kill_switch(by=request.user, reason=reason)
+                    budget.budget_engage_kill_switch(by=request.user, reason=reason)
                     messages.success(request, "Kill switch engaged: no transcode starts until it is released.")
                 else:
-                    costs.budget_release_kill_switch(by=request.user, reason=reason)
+                    budget.budget_release_kill_switch(by=request.user, reason=reason)
                     messages.success(request, "Kill switch released: blocked videos are requeued.")
             except DomainError as exc:
                 messages.error(request, exc.message)
@@ -186,19 +356,19 @@ class CostDashboardAdmin(admin.ModelAdmin):
     def acknowledge_view(self, request):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        if not user_can_view_costs(request.user):
+        if not user_can_view_costs(user=request.user):
             raise PermissionDenied
-        count = costs.cost_alerts_acknowledge(by=request.user)
+        count = budget.cost_alerts_acknowledge(by=request.user)
         messages.success(request, f"{count} alerts acknowledged.")
         return HttpResponseRedirect(request.POST.get("next") or reverse("admin:transcoding_costdashboard_changelist"))
 
     def export_view(self, request):
-        if not user_can_view_costs(request.user):
+        if not user_can_view_costs(user=request.user):
             raise PermissionDenied
         month = self._month(request)
         start, end = pricing.month_bounds(month)
         rows = (
-            selectors.cost_entries_between(start=start, end=end)
+            cost_selectors.cost_entries_between(start=start, end=end)
             .order_by("date", "id")
             .values_list("date", "kind", "quantity", "unit", "unit_price", "amount", "is_estimate", "video_id", "job_id", "owner__username", "note")
         )

@@ -1,20 +1,68 @@
-"""Staff costs API: the budget and kill switch, and monthly summaries."""
+"""The transcoding API: retranscoding and job fields on the videos API, and the staff costs API (budget, kill switch, monthly summaries)."""
 from __future__ import annotations
 
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from transcoding import costs, pricing
-from transcoding.selectors import KINDS, budget_status, cost_daily_by_kind, cost_totals_by_kind, user_can_manage_budget, user_can_view_costs
-from unpuzzle.exceptions import DomainError
+from media_library import api as media_api
+from transcoding.costs.budget import budget_engage_kill_switch, budget_release_kill_switch, budget_update
+from transcoding.costs import pricing
+from transcoding.costs.selectors import (
+    KINDS,
+    budget_status,
+    cost_daily_by_kind,
+    cost_totals_by_kind,
+    user_can_manage_budget,
+    user_can_view_costs,
+)
+from transcoding.selectors import videos_with_latest_job
+from transcoding.serializers import RetranscodeSerializer, VideoSerializer
+from transcoding.services.jobs import transcode_enqueue
+from transcoding.services.videos import video_delete
+from unpuzzle.exceptions import Conflict, DomainError
+from unpuzzle.permissions import user_sees_all_videos
 
 MONEY = {"max_digits": 14, "decimal_places": 6}
+
+
+# No docstring of its own: the OpenAPI descriptions stay those of the videos API it extends.
+class VideoViewSet(media_api.VideoViewSet):
+    serializer_class = VideoSerializer
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action == "playback":
+            return queryset
+        return videos_with_latest_job(queryset=queryset, prefix="current_job_", fields=("status", "progress"))
+
+    def perform_destroy(self, instance):
+        video_delete(video=instance, deleted_by=self.request.user)
+
+    @extend_schema(
+        summary="Transcode the video again (staff only)",
+        description="Staff only, since transcoding spends budget: owners get 403. Idempotent while a job is active.",
+        request=None,
+        responses={202: RetranscodeSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def retranscode(self, request, pk=None):
+        video = self.get_object()
+        if not user_sees_all_videos(request.user):
+            raise PermissionDenied("only staff who manage all videos can start a transcode, because it spends budget; ask an administrator")
+        if video.media_file_id is None:
+            raise Conflict(f"video {video.id} has no original file to transcode (it only has a legacy URL)")
+        job = transcode_enqueue(video=video, requested_by=request.user)
+        video.refresh_from_db(fields=["status", "status_reason"])
+        body = {"video_status": video.status, "status_reason": video.status_reason, "job_id": job.id if job else None}
+        return Response(RetranscodeSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 
 class CanViewCosts(BasePermission):
@@ -24,8 +72,8 @@ class CanViewCosts(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         if request.method in ("GET", "HEAD", "OPTIONS"):
-            return user_can_view_costs(request.user)
-        return user_can_manage_budget(request.user)
+            return user_can_view_costs(user=request.user)
+        return user_can_manage_budget(user=request.user)
 
 
 class CostsRootView(APIView):
@@ -58,14 +106,14 @@ class BudgetSerializer(serializers.Serializer):
 
 
 def _budget_payload() -> dict:
-    status = budget_status()
-    policy = status.policy
+    current = budget_status()
+    policy = current.policy
     return {
         "monthly_budget_usd": policy.monthly_budget_usd,
-        "month": status.day.strftime("%Y-%m"),
-        "month_to_date_usd": status.month_to_date_usd,
-        "forecast_usd": status.forecast_usd,
-        "used_pct": status.used_pct,
+        "month": current.day.strftime("%Y-%m"),
+        "month_to_date_usd": current.month_to_date_usd,
+        "forecast_usd": current.forecast_usd,
+        "used_pct": current.used_pct,
         "kill_switch_engaged": policy.kill_switch_engaged,
         "kill_switch_reason": policy.kill_switch_reason,
         "kill_switch_by": policy.kill_switch_by.get_username() if policy.kill_switch_by else None,
@@ -98,7 +146,7 @@ class BudgetView(APIView):
         serializer = BudgetSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        costs.budget_update(
+        budget_update(
             by=request.user,
             monthly_budget_usd=data.get("monthly_budget_usd"),
             auto_engage=data.get("auto_engage"),
@@ -110,9 +158,9 @@ class BudgetView(APIView):
             if not reason:
                 raise DomainError("kill_switch_reason is required to engage the kill switch: say why spending stops",
                                   code="reason_required")
-            costs.budget_engage_kill_switch(by=request.user, reason=reason)
+            budget_engage_kill_switch(by=request.user, reason=reason)
         elif data.get("kill_switch_engaged") is False:
-            costs.budget_release_kill_switch(by=request.user, reason=data.get("kill_switch_reason", ""))
+            budget_release_kill_switch(by=request.user, reason=data.get("kill_switch_reason", ""))
         return Response(BudgetSerializer(_budget_payload()).data)
 
 

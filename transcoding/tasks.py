@@ -1,4 +1,9 @@
-"""django-q2 entry points: load by id, call a service."""
+"""django-q2 entry points: load by id, call a service.
+
+Their dotted paths are stored in the database (queued tasks, ``unpuzzle.schedules``), so they
+stay here under these names; the services are imported when a task runs, which keeps a worker
+that only runs other tasks from loading the transcoding pipeline.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,9 +12,9 @@ logger = logging.getLogger(__name__)
 
 
 def transcode_video(job_id: str) -> None:
-    """Run one transcode job (the pipeline lives in ``transcoding.services``; it first removes
+    """Run one transcode job (the pipeline lives in ``transcoding.services.pipeline``; it first removes
     work dirs that killed workers left on this machine: the reaper may run on another one)."""
-    from transcoding.services import transcode_run
+    from transcoding.services.pipeline import transcode_run
 
     transcode_run(job_id=job_id)
 
@@ -18,8 +23,8 @@ def transcode_reap_stale() -> dict[str, int]:
     """Requeue or fail running transcode jobs whose worker stopped sending heartbeats, remove
     work dirs that killed workers left on this machine, and delete HLS folders re-transcodes
     replaced once ``HLS_PREVIOUS_OUTPUT_GRACE_S`` has passed."""
-    from transcoding.services import transcode_previous_outputs_sweep, transcode_work_dirs_sweep
-    from transcoding.services import transcode_reap_stale as reap
+    from transcoding.services.maintenance import transcode_previous_outputs_sweep, transcode_work_dirs_sweep
+    from transcoding.services.maintenance import transcode_reap_stale as reap
 
     counts = reap()
     transcode_work_dirs_sweep()
@@ -29,6 +34,6 @@ def transcode_reap_stale() -> dict[str, int]:
 
 def costs_daily() -> None:
     """Daily cost run (storage snapshot, delivery estimate, budget check and alerts)."""
-    from transcoding.costs import costs_daily as run
+    from transcoding.costs.ledger import costs_daily as run
 
     run()

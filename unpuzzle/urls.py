@@ -2,16 +2,23 @@ from django.contrib import admin
 from django.contrib.auth.views import LoginView
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
 
 from media_library.views import video_player
+from transcoding.api import VideoViewSet
 from unpuzzle.api import ApiRootView, MeView
 from unpuzzle.health import healthz
+
+# The videos API of media_library with what transcoding adds (retranscode, job fields, cost estimate).
+videos = SimpleRouter()
+videos.register("videos", VideoViewSet, basename="video")
 
 api_v1 = [
     path("", ApiRootView.as_view(), name="api-root"),
     path("me/", MeView.as_view(), name="api-me"),
     path("", include("uploads.urls")),
     path("", include("media_library.urls")),
+    *videos.urls,
     path("", include("transcoding.urls")),
 ]
 

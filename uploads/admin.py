@@ -1,6 +1,12 @@
-from django.contrib import admin
+from functools import partial
 
+from django.contrib import admin
+from django.urls import path
+
+from media_library.models import Video
+from transcoding import admin as transcoding_admin
 from unpuzzle.admin_scope import OwnerListFilter, OwnerScopedAdminMixin
+from uploads.admin_views import upload_page
 from uploads.models import UploadSession
 
 
@@ -16,3 +22,16 @@ class UploadSessionAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         "temp_path", "storage_key", "multipart_upload_id", "part_size", "is_partial", "concat_parts", "error",
         "media_file", "video", "created_at", "updated_at", "completed_at", "finalized_at",
     )
+
+
+class VideoAdmin(transcoding_admin.VideoAdmin):
+    """The Video admin with the "Upload videos" page (``upload/``)."""
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        upload = self.admin_site.admin_view(partial(upload_page, admin_site=self.admin_site))
+        return [path("upload/", upload, name="{}_{}_upload".format(*info))] + super().get_urls()
+
+
+admin.site.unregister(Video)
+admin.site.register(Video, VideoAdmin)

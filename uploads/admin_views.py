@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from media_library.models import Video
-from uploads.services import max_upload_bytes
+from uploads.services.admission import max_upload_bytes
 
 # Stands in for an id in URL templates the page's script fills in.
 URL_ID_PLACEHOLDER = uuid.UUID(int=0)

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from unpuzzle.exceptions import Gone
 from unpuzzle.states import apply_transition
 
 
@@ -38,7 +39,12 @@ class UploadSession(models.Model):
         S.EXPIRED: frozenset(),
         S.CANCELLED: frozenset(),
     }
+    # Still receiving bytes.
     ACTIVE_STATUSES = (S.CREATED, S.UPLOADING)
+    # Holding bytes that may still become a video: receiving, or waiting for finalization.
+    LIVE_STATUSES = (*ACTIVE_STATUSES, S.COMPLETE)
+    # Ended without a video: requests for them answer 410 Gone until the row is purged.
+    ENDED_STATUSES = (S.EXPIRED, S.CANCELLED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="upload_sessions")
@@ -90,6 +96,12 @@ class UploadSession(models.Model):
     def transition(self, new: str) -> str:
         """Move to ``new`` if the state machine allows it; returns the old status."""
         return apply_transition(self, allowed=self.TRANSITIONS, new=new)
+
+    def check_not_ended(self, *, advice: str = "start a new upload", already: bool = False) -> None:
+        """410 Gone when the upload expired or was cancelled: "upload <id> was [already] <status>[; <advice>]"."""
+        if self.status in self.ENDED_STATUSES:
+            was = "was already" if already else "was"
+            raise Gone(f"upload {self.id} {was} {self.status}" + (f"; {advice}" if advice else ""))
 
     @property
     def progress(self) -> float | None:

@@ -1,21 +1,27 @@
-"""Reads for uploads."""
+"""Reads for uploads: the owner's uploads, and a direct upload's parts as the bucket holds them."""
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.db.models import QuerySet
 
-from unpuzzle.exceptions import NotFound
-from uploads.direct import direct_upload_part_count, direct_upload_stored_parts
+from unpuzzle.exceptions import Gone, NotFound
+from uploads.bucket import MISSING_UPLOAD_CODES, error_code, multipart_bucket, object_key, storage_unavailable
 from uploads.models import UploadSession
+from uploads.multipart import StoredPart, part_count
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 
 
-def upload_sessions_for_owner(*, user) -> QuerySet[UploadSession]:
+def upload_sessions_for_owner(*, user: AbstractBaseUser) -> QuerySet[UploadSession]:
     """The user's own uploads, newest first."""
     return UploadSession.objects.filter(owner=user).order_by("-created_at")
 
 
-def upload_session_get_for_owner(*, upload_id: str | uuid.UUID, user) -> UploadSession:
+def upload_session_get_for_owner(*, upload_id: str | uuid.UUID, user: AbstractBaseUser) -> UploadSession:
     """One of the user's uploads; someone else's upload is reported as missing (404)."""
     try:
         key = uuid.UUID(str(upload_id))
@@ -27,7 +33,7 @@ def upload_session_get_for_owner(*, upload_id: str | uuid.UUID, user) -> UploadS
     return session
 
 
-def direct_upload_get_for_owner(*, upload_id: str | uuid.UUID, user) -> UploadSession:
+def direct_upload_get_for_owner(*, upload_id: str | uuid.UUID, user: AbstractBaseUser) -> UploadSession:
     """One of the user's direct uploads; tus uploads and other users' uploads are missing (404)."""
     session = upload_session_get_for_owner(upload_id=upload_id, user=user)
     if session.kind != UploadSession.Kind.DIRECT:
@@ -35,11 +41,34 @@ def direct_upload_get_for_owner(*, upload_id: str | uuid.UUID, user) -> UploadSe
     return session
 
 
+def direct_upload_part_count(*, session: UploadSession) -> int:
+    """How many parts the session's file is cut into."""
+    return part_count(session.length or 0, session.part_size)
+
+
+def direct_upload_stored_parts(*, session: UploadSession) -> list[StoredPart]:
+    """The parts the bucket holds for an open upload (ListParts); none once it is closed."""
+    if session.status not in UploadSession.ACTIVE_STATUSES:
+        return []
+    bucket, storage = multipart_bucket()
+    try:
+        return bucket.parts(object_key(storage, session.storage_key), session.multipart_upload_id)
+    except ClientError as exc:
+        if error_code(exc) in MISSING_UPLOAD_CODES:
+            raise Gone(
+                f"the bucket no longer has multipart upload {session.id} (aborted outside the app); "
+                "start a new upload"
+            ) from exc
+        raise storage_unavailable("listing the stored parts", exc) from exc
+    except BotoCoreError as exc:
+        raise storage_unavailable("listing the stored parts", exc) from exc
+
+
 def direct_upload_state(*, session: UploadSession) -> dict:
     """A direct upload's state for its owner: stored parts and bytes from the bucket while it is
     open (so a resumed client knows what is left), the recorded figures once it is closed."""
     stored = direct_upload_stored_parts(session=session)
-    total = direct_upload_part_count(session)
+    total = direct_upload_part_count(session=session)
     if session.status in UploadSession.ACTIVE_STATUSES:
         bytes_stored = sum(p.size for p in stored)
         have = {p.part_number for p in stored}

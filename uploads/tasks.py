@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import logging
 
-from uploads.direct import direct_uploads_cleanup
-from uploads.services import upload_session_finalize, upload_sessions_retry_finalization, uploads_cleanup
+from uploads.services.cleanup import direct_uploads_cleanup, uploads_cleanup
+from uploads.services.finalize import upload_session_finalize, upload_sessions_retry_finalization
 
 logger = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
 """API routes of this app, mounted under /api/v1/."""
 from django.urls import path, re_path
 
-from uploads.direct_views import (
+from uploads.api.direct import (
     DirectUploadCollectionView,
     DirectUploadCompleteView,
     DirectUploadDetailView,
     DirectUploadPartsView,
 )
-from uploads.views import UploadCollectionView, UploadDetailView
+from uploads.api.tus import UploadCollectionView, UploadDetailView
 
 urlpatterns = [
     path("uploads/", UploadCollectionView.as_view(), name="uploads-list"),

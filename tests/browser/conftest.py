@@ -85,8 +85,8 @@ def task_worker(monkeypatch):
         executor.submit(run, func, args, kwargs)
         return uuid.uuid4().hex
 
-    monkeypatch.setattr("uploads.services.async_task", enqueue)
-    monkeypatch.setattr("transcoding.services.async_task", enqueue)
+    monkeypatch.setattr("uploads.services.finalize.async_task", enqueue)
+    monkeypatch.setattr("transcoding.services.jobs.async_task", enqueue)
     yield executor
     # Finish what is running before the test database is flushed.
     executor.shutdown(wait=True, cancel_futures=True)

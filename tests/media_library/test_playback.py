@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from media_library.models import PreviousHlsOutput
-from media_library.selectors import hls_token_grant, video_playback
+from media_library.selectors import hls_token_grant, video_playback, video_playback_url
 from tests.factories import make_video
 from tests.hls_player import response_body
 from tests.media_library.hls_fixture import make_ready_video
@@ -175,5 +175,5 @@ def test_someone_elses_video_is_refused_without_a_visibility_setting(settings, v
 
 def test_video_playback_url_uses_the_same_selector(settings, video, user):
     settings.CDN_URL = CDN
-    assert video.playback_url() == f"{CDN}/videos/{video.id}/hls/1/master.m3u8"
-    assert make_video(owner=user).playback_url() is None
+    assert video_playback_url(video=video) == f"{CDN}/videos/{video.id}/hls/1/master.m3u8"
+    assert video_playback_url(video=make_video(owner=user)) is None

@@ -184,7 +184,7 @@ def test_delete_keeps_an_original_another_video_uses(user, hls_source, django_ca
 
 
 def test_delete_cancels_the_active_job(user, django_capture_on_commit_callbacks):
-    from media_library.services import video_delete
+    from transcoding.services.videos import video_delete
 
     video = make_video(owner=user, media_file=make_media_file(owner=user), status="processing")
     job = TranscodeJob.objects.create(video=video, status="running")

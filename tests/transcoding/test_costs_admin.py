@@ -11,10 +11,10 @@ from django.utils import timezone
 
 from media_library.models import Video
 from tests.factories import make_media_file, make_staff_with, make_video
-from transcoding.costs import budget_engage_kill_switch
+from transcoding.costs.budget import budget_engage_kill_switch
+from transcoding.costs.selectors import budget_policy_get
 from transcoding.models import CostAlert, CostLogEntry
-from transcoding.selectors import budget_policy_get
-from transcoding.services import transcode_enqueue
+from transcoding.services.jobs import transcode_enqueue
 
 pytestmark = pytest.mark.django_db
 

@@ -9,9 +9,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tests.factories import make_media_file, make_staff_with, make_video
+from transcoding.costs.selectors import budget_policy_get
 from transcoding.models import CostLogEntry
-from transcoding.selectors import budget_policy_get
-from transcoding.services import transcode_enqueue
+from transcoding.services.jobs import transcode_enqueue
 
 pytestmark = pytest.mark.django_db
 
@@ -91,7 +91,7 @@ def test_patch_budget_then_release_in_one_request(manager):
     CostLogEntry.objects.create(date=timezone.localdate(), kind="transcode", quantity=1, unit="minute", unit_price="150", amount="150")
     client = _client(manager)
     client.get(BUDGET)
-    from transcoding.costs import budget_check_and_alert
+    from transcoding.costs.budget import budget_check_and_alert
 
     assert budget_check_and_alert(today=timezone.localdate()).kill_switch_engaged
     response = client.patch(BUDGET, {"kill_switch_engaged": False}, format="json")

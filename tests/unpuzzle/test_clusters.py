@@ -29,9 +29,9 @@ from django_q.tasks import async_task
 from media_library.models import Video
 from tests.factories import make_media_file, make_video
 from transcoding.models import TranscodeJob
-from transcoding.services import transcode_enqueue
+from transcoding.services.jobs import transcode_enqueue
 from uploads.models import UploadSession
-from uploads.services import upload_session_append, upload_session_create
+from uploads.services.tus import upload_session_append, upload_session_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

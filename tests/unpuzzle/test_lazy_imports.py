@@ -11,7 +11,7 @@ import sys, django
 django.setup()
 from django.urls import get_resolver
 get_resolver().url_patterns
-import uploads.views, uploads.direct, uploads.tasks, transcoding.tasks, unpuzzle.storage
+import uploads.api.tus, uploads.api.direct, uploads.services.direct, uploads.tasks, transcoding.tasks, unpuzzle.storage
 from unpuzzle.storage import is_s3
 assert not is_s3()
 print(",".join(m for m in ("boto3", "s3transfer", "storages.backends.s3", "botocore.client") if m in sys.modules))

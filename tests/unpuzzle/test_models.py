@@ -5,6 +5,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from media_library.models import Rendition, Video
+from media_library.selectors import video_playback_url
 from tests.factories import make_media_file, make_video
 from transcoding.models import BudgetPolicy, CostLogEntry, TranscodeJob
 from unpuzzle.exceptions import InvalidTransition
@@ -123,13 +124,13 @@ def test_budget_policy_is_a_singleton():
 
 def test_playback_url_prefers_own_hls_then_legacy(user):
     legacy = make_video(owner=user, video_url="https://vimeo.com/76979871", video_provider="vimeo")
-    assert legacy.playback_url() == "https://vimeo.com/76979871"
+    assert video_playback_url(video=legacy) == "https://vimeo.com/76979871"
     own = make_video(owner=user, video_url="https://vimeo.com/1", hls_master_key="videos/x/hls/1/master.m3u8")
-    assert own.playback_url() == "https://vimeo.com/1"
+    assert video_playback_url(video=own) == "https://vimeo.com/1"
     own.status = "ready"
-    assert own.playback_url().startswith(f"/api/v1/videos/{own.id}/hls/")
-    assert own.playback_url().endswith("/master.m3u8")
-    assert make_video(owner=user).playback_url() is None
+    assert video_playback_url(video=own).startswith(f"/api/v1/videos/{own.id}/hls/")
+    assert video_playback_url(video=own).endswith("/master.m3u8")
+    assert video_playback_url(video=make_video(owner=user)) is None
 
 
 def test_upload_progress(user):

@@ -71,6 +71,13 @@ class TusHTTP:
         return self.http.head(url, timeout=30, **kwargs)
 
 
+def create_upload(tus_http: TusHTTP, length: int, **kwargs) -> str:
+    """Create a tus upload that must succeed; its URL."""
+    response = tus_http.create(length, **kwargs)
+    assert response.status_code == 201, response.text
+    return response.headers["Location"]
+
+
 @pytest.fixture
 def token(user) -> str:
     return Token.objects.create(user=user).key

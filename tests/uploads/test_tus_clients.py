@@ -16,7 +16,7 @@ from tusclient import client as tus_client
 from media_library.models import MediaFile, Video
 from unpuzzle.storage import open_local_copy
 from uploads.models import UploadSession
-from uploads.services import upload_session_finalize
+from uploads.services.finalize import upload_session_finalize
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -19,44 +19,4 @@ renditions), ``filters`` (deinterlacing, HDR/wide-gamut conversion, the scaling 
 ``commands`` (encoder options, the HLS and poster commands), ``process`` (running ffmpeg,
 TranscodeError), ``progress`` (``-progress`` parsing), ``values`` (lenient number reading).  The written files are read and
 measured by ``transcoding.hls``.
-
-This package re-exports the names its callers use as ``ffmpeg.<name>``; new code imports
-them from the modules.
 """
-
-from transcoding.ffmpeg.commands import build_hls_command, poster_command
-from transcoding.ffmpeg.filters import available_filters, source_conversion
-from transcoding.ffmpeg.ladder import parse_bitrate, parse_ladder, plan_renditions
-from transcoding.ffmpeg.probe import ProbeError, ProbeResult, probe_file
-from transcoding.ffmpeg.process import TranscodeCancelled, TranscodeFailed, TranscodeTimeout, run_ffmpeg
-from transcoding.hls.playlists import (
-    IFRAME_PLAYLIST_NAME,
-    MASTER_PLAYLIST_NAME,
-    MEDIA_PLAYLIST_NAME,
-    HlsOutput,
-    rewrite_master_playlist,
-)
-from transcoding.hls.ts import HlsOutputError
-
-__all__ = [
-    "IFRAME_PLAYLIST_NAME",
-    "MASTER_PLAYLIST_NAME",
-    "MEDIA_PLAYLIST_NAME",
-    "HlsOutput",
-    "HlsOutputError",
-    "ProbeError",
-    "ProbeResult",
-    "TranscodeCancelled",
-    "TranscodeFailed",
-    "TranscodeTimeout",
-    "available_filters",
-    "build_hls_command",
-    "parse_bitrate",
-    "parse_ladder",
-    "plan_renditions",
-    "poster_command",
-    "probe_file",
-    "rewrite_master_playlist",
-    "run_ffmpeg",
-    "source_conversion",
-]

@@ -4,8 +4,10 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from media_library.models import Video
+from media_library.selectors import video_playback_url
 from transcoding.models import TranscodeJob
-from transcoding.services import transcode_enqueue, transcode_run
+from transcoding.services.jobs import transcode_enqueue
+from transcoding.services.pipeline import transcode_run
 
 POLL_SECONDS = 2.0
 
@@ -39,7 +41,7 @@ class Command(BaseCommand):
         self.stdout.write(f"job {job.id} {job.status} after {job.attempts} attempt(s); video {video.status}")
         if video.status != Video.Status.READY or job.status != TranscodeJob.Status.SUCCEEDED:
             raise CommandError(f"video {video.id} is {video.status}: {video.status_reason or job.error}")
-        self.stdout.write(f"playback: {video.hls_master_key} ({video.playback_url()})")
+        self.stdout.write(f"playback: {video.hls_master_key} ({video_playback_url(video=video)})")
 
     def _run_to_end(self, job: TranscodeJob) -> TranscodeJob:
         """Run the job here, again after each requeue; when a worker holds it, wait for that worker."""

@@ -1,7 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from uploads.direct import direct_uploads_cleanup
-from uploads.services import uploads_cleanup
+from uploads.services.cleanup import direct_uploads_cleanup, uploads_cleanup
 
 
 class Command(BaseCommand):

@@ -3,9 +3,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from media_library.models import Video
+from media_library.selectors import video_playback_url
 from unpuzzle.exceptions import DomainError
 from uploads.models import UploadSession
-from uploads.services import upload_session_ingest
+from uploads.services.finalize import upload_session_ingest
 
 
 class Command(BaseCommand):
@@ -40,6 +41,6 @@ class Command(BaseCommand):
             return
         if video.status == Video.Status.READY:
             self.stdout.write(f"video {video.id} is ready (same file as an earlier upload)")
-            self.stdout.write(f"playback: {video.playback_url()}")
+            self.stdout.write(f"playback: {video_playback_url(video=video)}")
             return
         call_command("transcode", str(video.id), wait=True, stdout=self.stdout, stderr=self.stderr)

@@ -39,7 +39,7 @@
     return dot > 0 ? name.slice(dot + 1).toLowerCase() : "";
   }
 
-  /* The server's rules (uploads.services._check_format / _check_length), checked before sending. */
+  /* The server's rules (uploads.services.admission: upload_format_check / upload_length_check), checked before sending. */
   function refusal(file) {
     var allowed = config.allowedFormats.join(", ");
     var ext = extensionOf(file.name);

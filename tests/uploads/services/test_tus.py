@@ -4,7 +4,7 @@ import pytest
 from tests.factories import make_user
 from unpuzzle.exceptions import UploadOffsetMismatch
 from uploads.models import UploadSession
-from uploads.services import _advance, _advance_uploading
+from uploads.services.tus import _advance, _advance_uploading
 
 pytestmark = pytest.mark.django_db
 S = UploadSession.Status

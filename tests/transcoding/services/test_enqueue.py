@@ -6,9 +6,9 @@ from django_q.models import OrmQ
 
 from media_library.models import Video
 from tests.factories import make_media_file, make_video
+from transcoding.costs.selectors import budget_policy_get
 from transcoding.models import TranscodeJob
-from transcoding.selectors import budget_policy_get
-from transcoding.services import transcode_enqueue
+from transcoding.services.jobs import transcode_enqueue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -19,13 +19,13 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from unpuzzle.exceptions import DomainError, Gone, UnsupportedMediaType
+from unpuzzle.exceptions import DomainError, UnsupportedMediaType
 from uploads import tus
 from uploads.models import UploadSession
 from uploads.selectors import upload_session_get_for_owner, upload_sessions_for_owner
 from uploads.serializers import UploadProgressSerializer
-from uploads.services import (
-    max_upload_bytes,
+from uploads.services.admission import max_upload_bytes
+from uploads.services.tus import (
     upload_session_append,
     upload_session_concat,
     upload_session_create,
@@ -210,8 +210,7 @@ class UploadDetailView(TusView):
     @extend_schema(exclude=True)
     def head(self, request, pk):
         session = self._session(pk)
-        if session.status in (UploadSession.Status.EXPIRED, UploadSession.Status.CANCELLED):
-            raise Gone(f"upload {session.id} was {session.status}")
+        session.check_not_ended(advice="")
         response = _offset_headers(_empty(200), session)
         if session.length is None:
             response["Upload-Defer-Length"] = "1"
@@ -230,8 +229,7 @@ class UploadDetailView(TusView):
     @extend_schema(exclude=True)
     def patch(self, request, pk):
         session = self._session(pk)
-        if session.status in (UploadSession.Status.EXPIRED, UploadSession.Status.CANCELLED):
-            raise Gone(f"upload {session.id} was {session.status}; start a new upload")
+        session.check_not_ended()
         if request._request.content_type != tus.OFFSET_CONTENT_TYPE:
             raise UnsupportedMediaType(f"PATCH bodies must be sent with Content-Type: {tus.OFFSET_CONTENT_TYPE}")
         offset = tus.parse_non_negative_int("Upload-Offset", _header(request, "Upload-Offset"), required=True)
@@ -252,7 +250,6 @@ class UploadDetailView(TusView):
     @extend_schema(exclude=True)
     def delete(self, request, pk):
         session = self._session(pk)
-        if session.status in (UploadSession.Status.EXPIRED, UploadSession.Status.CANCELLED):
-            raise Gone(f"upload {session.id} was already {session.status}")
+        session.check_not_ended(advice="", already=True)
         upload_session_terminate(session=session)
         return _empty(204)

@@ -16,10 +16,12 @@ from django_q.models import OrmQ
 from media_library.models import Video
 from tests import clips
 from tests.factories import make_media_file, make_video
-from tests.transcoding.test_pipeline import keys_under, store_video
-from transcoding import services
+from tests.transcoding.services.test_pipeline import keys_under, store_video
 from transcoding.models import TranscodeJob
-from transcoding.services import transcode_cancel, transcode_enqueue, transcode_reap_stale, transcode_run
+from transcoding.services import pipeline as services
+from transcoding.services.jobs import transcode_cancel, transcode_enqueue
+from transcoding.services.maintenance import transcode_reap_stale
+from transcoding.services.pipeline import transcode_run
 from unpuzzle import storage
 from unpuzzle.exceptions import InvalidTransition
 
@@ -233,7 +235,7 @@ def test_admin_job_cancel_action(client, admin_user, user):
 def test_work_dirs_left_by_killed_workers_are_swept(settings, tmp_path, monkeypatch):
     import os
 
-    from transcoding.services import WORK_DIR_PREFIX, transcode_work_dirs_sweep
+    from transcoding.services.maintenance import WORK_DIR_PREFIX, transcode_work_dirs_sweep
 
     settings.TRANSCODE_TIMEOUT_S = 3600
     monkeypatch.setattr(services.tempfile, "gettempdir", lambda: str(tmp_path))
@@ -251,7 +253,7 @@ def test_work_dirs_left_by_killed_workers_are_swept(settings, tmp_path, monkeypa
 
 
 def test_work_dirs_of_attempts_that_are_over_go_at_once(user, tmp_path, monkeypatch):
-    from transcoding.services import WORK_DIR_PREFIX, transcode_work_dirs_sweep
+    from transcoding.services.maintenance import WORK_DIR_PREFIX, transcode_work_dirs_sweep
 
     monkeypatch.setattr(services.tempfile, "gettempdir", lambda: str(tmp_path))
     running = TranscodeJob.objects.create(video=make_video(owner=user), status=J.RUNNING, attempts=2)
@@ -270,7 +272,7 @@ def test_work_dirs_of_attempts_that_are_over_go_at_once(user, tmp_path, monkeypa
 
 
 def test_a_transcode_first_removes_what_a_killed_attempt_left_on_this_machine(user, no_audio_clip, tmp_path, monkeypatch):
-    from transcoding.services import WORK_DIR_PREFIX
+    from transcoding.services.maintenance import WORK_DIR_PREFIX
 
     monkeypatch.setattr(services.tempfile, "gettempdir", lambda: str(tmp_path))
     video = store_video(user, no_audio_clip)

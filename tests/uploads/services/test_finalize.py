@@ -17,12 +17,8 @@ from tests.uploads.conftest import make_clip
 from unpuzzle.storage import object_exists, open_local_copy
 from unpuzzle.storage_options import s3_storage_options
 from uploads.models import UploadSession
-from uploads.services import (
-    upload_session_append,
-    upload_session_create,
-    upload_session_finalize,
-    upload_sessions_retry_finalization,
-)
+from uploads.services.finalize import upload_session_finalize, upload_sessions_retry_finalization
+from uploads.services.tus import upload_session_append, upload_session_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,13 +12,9 @@ from django.utils import timezone
 
 from unpuzzle.schedules import SCHEDULES
 from uploads.models import UploadSession
-from uploads.services import (
-    part_path,
-    upload_session_append,
-    upload_session_create,
-    upload_session_terminate,
-    uploads_cleanup,
-)
+from uploads.partfiles import part_path
+from uploads.services.cleanup import uploads_cleanup
+from uploads.services.tus import upload_session_append, upload_session_create, upload_session_terminate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

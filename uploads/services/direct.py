@@ -1,11 +1,9 @@
-"""Writes for direct-to-bucket uploads: presigned S3 multipart URLs, completion, abort, cleanup.
+"""Writes for direct-to-bucket uploads: presigned S3 multipart URLs, completion, abort.
 
 The client PUTs the parts straight to the bucket; the app signs URLs and records the session.
 The multipart upload is created at the original's final key, ``originals/<media_file_id>/<name>``
-with a media file id chosen up front, so finalization (the same steps as tus, see
-``uploads.services.upload_finalize_from_path``) never copies the object. Kept apart from
-``uploads.services`` (tus) because that module is already long and these services share
-nothing with part files and flocks.
+with a media file id chosen up front, so finalization (``uploads.services.finalize``) never
+copies the object.
 """
 from __future__ import annotations
 
@@ -18,31 +16,29 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from media_library.services import original_key
 from unpuzzle.content_types import content_headers_for_key
-from unpuzzle.exceptions import Conflict, DomainError, Gone, StorageUnavailable
-from unpuzzle.storage import delete_key, get_storage, is_s3, open_local_copy
+from unpuzzle.exceptions import Conflict, DomainError, Gone
+from unpuzzle.storage import delete_key
+from uploads.bucket import (
+    MISSING_UPLOAD_CODES,
+    abort_quietly,
+    error_code,
+    multipart_bucket,
+    object_key,
+    storage_unavailable,
+)
 from uploads.models import UploadSession
-from uploads.multipart import (
-    MultipartBucket,
-    StoredPart,
-    choose_part_size,
-    normalize_etag,
-    part_count,
-    stale_uploads,
-)
-from uploads.services import (
-    _expiry,
-    upload_admission_check,
-    upload_finalize_enqueue,
-    upload_finalize_from_path,
-    upload_session_fail,
-)
+from uploads.multipart import MultipartBucket, StoredPart, choose_part_size, normalize_etag, part_count
+from uploads.selectors import direct_upload_part_count, direct_upload_stored_parts
+from uploads.services.admission import upload_admission_check, upload_expiry
+from uploads.services.finalize import upload_finalize_enqueue
 
 if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+
     from unpuzzle.s3_storage import MediaS3Storage
 
 logger = logging.getLogger(__name__)
@@ -52,18 +48,6 @@ S = UploadSession.Status
 FIRST_PART_URLS = 20
 # Most part URLs one /parts/ request may ask for.
 MAX_PART_URLS_PER_REQUEST = 1000
-# A finalizer silent for this long is presumed dead and another may take over.
-FINALIZE_CLAIM_TTL = timedelta(hours=1)
-ORIGINALS_PREFIX = "originals/"
-_MISSING_UPLOAD_CODES = {"NoSuchUpload", "404"}
-_MISSING_OBJECT_CODES = {"NoSuchKey", "404", "NotFound"}
-
-
-class DirectUploadsUnavailable(DomainError):
-    """Direct uploads need S3-compatible storage to sign URLs for."""
-
-    status_code = 400
-    code = "direct_uploads_unavailable"
 
 
 class PartsRejected(DomainError):
@@ -92,28 +76,6 @@ class SignedParts:
     expires_at: datetime
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def multipart_bucket() -> tuple[MultipartBucket, MediaS3Storage]:
-    """The bucket's multipart calls through the storage backend's boto3 client; 400 on local storage."""
-    storage = get_storage()
-    if not is_s3(storage):
-        raise DirectUploadsUnavailable(
-            "direct-to-bucket uploads need S3-compatible storage (STORAGE_BACKEND=b2); "
-            "this server stores files locally, so upload through the tus endpoint /api/v1/uploads/ instead"
-        )
-    return MultipartBucket(storage.connection.meta.client, storage.bucket_name), storage
-
-
-def _object_key(storage: MediaS3Storage, key: str) -> str:
-    return storage._normalize_name(key)
-
-
-def _storage_unavailable(action: str, exc: Exception) -> StorageUnavailable:
-    return StorageUnavailable(f"the bucket did not answer while {action}: {exc}; try again shortly")
-
 
 def _content_type(key: str, declared: str) -> tuple[str, str]:
     content_type, cache_control = content_headers_for_key(key)
@@ -127,21 +89,15 @@ def _content_type(key: str, declared: str) -> tuple[str, str]:
 def _sign(bucket: MultipartBucket, storage: MediaS3Storage, session: UploadSession, numbers: list[int]) -> SignedParts:
     lifetime = settings.STORAGE_URL_EXPIRE_S
     expires_at = timezone.now() + timedelta(seconds=lifetime)
-    key = _object_key(storage, session.storage_key)
+    key = object_key(storage, session.storage_key)
     parts = [
         PartUrl(n, bucket.part_url(key, session.multipart_upload_id, n, expires_in=lifetime)) for n in numbers
     ]
     return SignedParts(parts=parts, expires_at=expires_at)
 
 
-def direct_upload_part_count(session: UploadSession) -> int:
-    """How many parts the session's file is cut into."""
-    return part_count(session.length or 0, session.part_size)
-
-
 def _check_open(session: UploadSession) -> None:
-    if session.status in (S.EXPIRED, S.CANCELLED):
-        raise Gone(f"upload {session.id} was {session.status}; start a new upload")
+    session.check_not_ended()
     if session.status not in UploadSession.ACTIVE_STATUSES:
         raise Conflict(
             f"upload {session.id} is {session.status}; its parts can no longer change",
@@ -154,7 +110,7 @@ def _check_open(session: UploadSession) -> None:
 
 @transaction.atomic
 def direct_upload_create(
-    *, owner, filename: str, file_size: int, content_type: str = "", title: str = ""
+    *, owner: AbstractBaseUser, filename: str, file_size: int, content_type: str = "", title: str = ""
 ) -> tuple[UploadSession, SignedParts]:
     """Start a direct upload: the same admission checks as tus, an S3 multipart upload at the
     original's final key, and presigned URLs for the first ``FIRST_PART_URLS`` parts.
@@ -172,10 +128,10 @@ def direct_upload_create(
     object_content_type, cache_control = _content_type(key, content_type)
     try:
         upload_id = bucket.create(
-            _object_key(storage, key), content_type=object_content_type, cache_control=cache_control
+            object_key(storage, key), content_type=object_content_type, cache_control=cache_control
         )
     except (BotoCoreError, ClientError) as exc:
-        raise _storage_unavailable("starting the multipart upload", exc) from exc
+        raise storage_unavailable("starting the multipart upload", exc) from exc
     session = UploadSession.objects.create(
         owner=owner,
         kind=UploadSession.Kind.DIRECT,
@@ -183,7 +139,7 @@ def direct_upload_create(
         content_type=content_type[:100],
         length=file_size,
         metadata={"filename": filename, "title": title, "media_file_id": str(media_file_id)},
-        expires_at=_expiry(),
+        expires_at=upload_expiry(),
         storage_key=key,
         multipart_upload_id=upload_id,
         part_size=part_size,
@@ -199,7 +155,7 @@ def direct_upload_part_urls(*, session: UploadSession, part_numbers: list[int]) 
     """Fresh presigned URLs for the given parts (more parts, or ones whose URLs expired)."""
     bucket, storage = multipart_bucket()
     _check_open(session)
-    total = direct_upload_part_count(session)
+    total = direct_upload_part_count(session=session)
     if not part_numbers:
         raise DomainError("list the part numbers you need URLs for in 'part_numbers'")
     if len(part_numbers) > MAX_PART_URLS_PER_REQUEST:
@@ -214,30 +170,12 @@ def direct_upload_part_urls(*, session: UploadSession, part_numbers: list[int]) 
     return _sign(bucket, storage, session, sorted(set(part_numbers)))
 
 
-def direct_upload_stored_parts(*, session: UploadSession) -> list[StoredPart]:
-    """The parts the bucket holds for an open upload (ListParts); none once it is closed."""
-    if session.status not in UploadSession.ACTIVE_STATUSES:
-        return []
-    bucket, storage = multipart_bucket()
-    try:
-        return bucket.parts(_object_key(storage, session.storage_key), session.multipart_upload_id)
-    except ClientError as exc:
-        if _error_code(exc) in _MISSING_UPLOAD_CODES:
-            raise Gone(
-                f"the bucket no longer has multipart upload {session.id} (aborted outside the app); "
-                "start a new upload"
-            ) from exc
-        raise _storage_unavailable("listing the stored parts", exc) from exc
-    except BotoCoreError as exc:
-        raise _storage_unavailable("listing the stored parts", exc) from exc
-
-
 # --- completion -----------------------------------------------------------------------
 
 
 def _check_listed_parts(session: UploadSession, parts: list[tuple[int, str]], stored: list[StoredPart]) -> None:
     """Refuse, naming the part, a list that cannot make the whole file."""
-    total = direct_upload_part_count(session)
+    total = direct_upload_part_count(session=session)
     numbers = [n for n, _ in parts]
     repeated = sorted({n for n in numbers if numbers.count(n) > 1})
     if repeated:
@@ -316,13 +254,13 @@ def direct_upload_complete(*, session: UploadSession, parts: list[tuple[int, str
     if session.status in (S.COMPLETE, S.FINALIZED):
         return session
     _check_open(session)
-    key = _object_key(storage, session.storage_key)
+    key = object_key(storage, session.storage_key)
     _check_listed_parts(session, parts, direct_upload_stored_parts(session=session))
     try:
         bucket.complete(key, session.multipart_upload_id, sorted(parts))
     except ClientError as exc:
-        code = _error_code(exc)
-        if code in _MISSING_UPLOAD_CODES:
+        code = error_code(exc)
+        if code in MISSING_UPLOAD_CODES:
             # Another request completed it a moment ago, or it was aborted.
             session.refresh_from_db()
             if session.status in (S.COMPLETE, S.FINALIZED):
@@ -336,13 +274,13 @@ def direct_upload_complete(*, session: UploadSession, parts: list[tuple[int, str
             ) from exc
         if code in ("InvalidPart", "InvalidPartOrder"):
             raise PartsRejected(f"the bucket refused the part list: {exc}") from exc
-        raise _storage_unavailable("joining the parts", exc) from exc
+        raise storage_unavailable("joining the parts", exc) from exc
     except BotoCoreError as exc:
-        raise _storage_unavailable("joining the parts", exc) from exc
+        raise storage_unavailable("joining the parts", exc) from exc
     try:
         size = bucket.object_size(key)
     except (BotoCoreError, ClientError) as exc:
-        raise _storage_unavailable("checking the joined object's size", exc) from exc
+        raise storage_unavailable("checking the joined object's size", exc) from exc
     if size != session.length:
         reason = (
             f"the joined parts hold {size} bytes but file_size was {session.length}; "
@@ -354,15 +292,7 @@ def direct_upload_complete(*, session: UploadSession, parts: list[tuple[int, str
     return _mark_complete(session_id=session.id)
 
 
-# --- abort, finalization, cleanup -----------------------------------------------------
-
-
-def _abort_quietly(bucket: MultipartBucket, key: str, upload_id: str) -> None:
-    try:
-        bucket.abort(key, upload_id)
-    except ClientError as exc:
-        if _error_code(exc) not in _MISSING_UPLOAD_CODES:
-            raise
+# --- abort ----------------------------------------------------------------------------
 
 
 def direct_upload_abort(*, session: UploadSession) -> UploadSession:
@@ -370,9 +300,9 @@ def direct_upload_abort(*, session: UploadSession) -> UploadSession:
     bucket, storage = multipart_bucket()
     _check_open(session)
     try:
-        _abort_quietly(bucket, _object_key(storage, session.storage_key), session.multipart_upload_id)
+        abort_quietly(bucket, object_key(storage, session.storage_key), session.multipart_upload_id)
     except (BotoCoreError, ClientError) as exc:
-        raise _storage_unavailable("aborting the multipart upload", exc) from exc
+        raise storage_unavailable("aborting the multipart upload", exc) from exc
     with transaction.atomic():
         session = UploadSession.objects.select_for_update().get(pk=session.pk)
         if session.status in UploadSession.ACTIVE_STATUSES:
@@ -381,93 +311,3 @@ def direct_upload_abort(*, session: UploadSession) -> UploadSession:
             session.save(update_fields=["status", "expires_at", "updated_at"])
             logger.info("upload_id=%s direct upload aborted by its owner", session.id)
     return session
-
-
-def direct_upload_finalize(*, session: UploadSession) -> UploadSession:
-    """Finalize a complete direct upload from its object in the bucket (the finalize task runs this).
-
-    The object is streamed to a temp file for sha256 and ffprobe, then finalized in place
-    (``stored_key``). A duplicate of the owner's existing original, or a file that is not an
-    accepted video, has its object deleted so nothing is left behind. When the bucket cannot be
-    reached the upload stays complete with the error noted and the scheduled retry runs it again.
-    """
-    key = session.storage_key
-    now = timezone.now()
-    # One finalizer at a time: the object may be gigabytes, and the scheduled retry must not
-    # start a second download while the first is still running.
-    claimed = (
-        UploadSession.objects.filter(pk=session.pk, status=S.COMPLETE)
-        .filter(Q(finalize_started_at__isnull=True) | Q(finalize_started_at__lt=now - FINALIZE_CLAIM_TTL))
-        .update(finalize_started_at=now)
-    )
-    if not claimed:
-        logger.info("upload_id=%s is being finalized by another worker", session.id)
-        return UploadSession.objects.get(pk=session.id)
-    try:
-        with open_local_copy(key) as path:
-            session = upload_finalize_from_path(
-                session=session,
-                path=path,
-                stored_key=key,
-                media_file_id=uuid.UUID(session.metadata["media_file_id"]),
-            )
-    except ClientError as exc:
-        if _error_code(exc) not in _MISSING_OBJECT_CODES:
-            return _note_retry(session, exc)
-        upload_session_fail(session_id=session.id, reason=f"the uploaded object {key!r} is missing from the bucket")
-        return UploadSession.objects.get(pk=session.id)
-    except (BotoCoreError, OSError) as exc:
-        return _note_retry(session, exc)
-    if session.status == S.FAILED:
-        delete_key(key)
-    elif session.status == S.FINALIZED and session.media_file is not None and session.media_file.storage_key != key:
-        # The owner already had these bytes: the existing original is used, this copy goes.
-        delete_key(key)
-        logger.info("upload_id=%s duplicate of media_file_id=%s; deleted %s", session.id, session.media_file_id, key)
-    return session
-
-
-def _note_retry(session: UploadSession, exc: Exception) -> UploadSession:
-    logger.warning("upload_id=%s could not read %s: %s", session.id, session.storage_key, exc)
-    UploadSession.objects.filter(pk=session.id, status=S.COMPLETE).update(
-        error=f"could not read the uploaded object: {exc}; finalization will be retried",
-        finalize_started_at=None,
-        updated_at=timezone.now(),
-    )
-    return UploadSession.objects.get(pk=session.id)
-
-
-def direct_uploads_cleanup(*, now: datetime | None = None) -> int:
-    """Abort abandoned multipart uploads under ``originals/`` so their parts stop costing storage.
-
-    Aborted: uploads of open direct sessions past ``expires_at`` (those sessions become
-    expired), and uploads no open session owns that started more than ``UPLOAD_EXPIRY_HOURS``
-    ago (failed commits, crashed transfers). Returns how many were aborted; 0 on local storage.
-    """
-    storage = get_storage()
-    if not is_s3(storage):
-        return 0
-    bucket, storage = multipart_bucket()
-    now = now or timezone.now()
-    open_sessions = UploadSession.objects.filter(kind=UploadSession.Kind.DIRECT, status__in=UploadSession.ACTIVE_STATUSES)
-    due = list(open_sessions.filter(expires_at__lt=now).values_list("id", "multipart_upload_id"))
-    keep = set(open_sessions.exclude(expires_at__lt=now).values_list("multipart_upload_id", flat=True))
-    cutoff = now - timedelta(hours=settings.UPLOAD_EXPIRY_HOURS)
-    pending = list(bucket.pending(_object_key(storage, ORIGINALS_PREFIX)))
-    aborted = 0
-    for upload in stale_uploads(pending, cutoff=cutoff, keep_ids=keep, abort_ids={u for _, u in due}):
-        try:
-            _abort_quietly(bucket, upload.key, upload.upload_id)
-        except (BotoCoreError, ClientError) as exc:
-            logger.warning("could not abort multipart upload of %s: %s", upload.key, exc)
-            continue
-        aborted += 1
-        logger.info("aborted abandoned multipart upload of %s", upload.key)
-    for session_id, _ in due:
-        with transaction.atomic():
-            session = UploadSession.objects.select_for_update().get(pk=session_id)
-            if session.status in UploadSession.ACTIVE_STATUSES and session.expires_at and session.expires_at < now:
-                session.transition(S.EXPIRED)
-                session.save(update_fields=["status", "updated_at"])
-                logger.info("upload_id=%s direct upload expired; multipart upload aborted", session.id)
-    return aborted

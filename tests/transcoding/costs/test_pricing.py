@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from transcoding import charts, pricing
+from transcoding.costs import charts, pricing
 
 
 def test_gigabyte_is_ten_to_the_ninth_bytes():

@@ -13,13 +13,16 @@ from django_q.models import OrmQ
 
 from media_library.models import PreviousHlsOutput, Rendition, Video
 from media_library.selectors import video_playback
-from media_library.services import video_delete
 from tests.factories import make_media_file, make_video
 from tests.hls_player import follow_playlists
-from transcoding import ffmpeg
+from transcoding.hls.playlists import IFRAME_PLAYLIST_NAME, MEDIA_PLAYLIST_NAME
+from transcoding.services import pipeline
+from transcoding.costs.selectors import budget_policy_get
 from transcoding.models import CostLogEntry, TranscodeJob
-from transcoding.selectors import budget_policy_get
-from transcoding.services import transcode_enqueue, transcode_previous_outputs_sweep, transcode_run
+from transcoding.services.jobs import transcode_enqueue
+from transcoding.services.maintenance import transcode_previous_outputs_sweep
+from transcoding.services.pipeline import transcode_run
+from transcoding.services.videos import video_delete
 from unpuzzle import storage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -149,7 +152,7 @@ def test_source_below_the_lowest_tier_gets_one_rendition_at_its_size(user, tiny_
 
 
 def test_progress_is_saved_while_encoding(user, landscape_clip, monkeypatch):
-    from transcoding import services
+    from transcoding.services import pipeline as services
 
     monkeypatch.setattr(services, "PROGRESS_SAVE_SECONDS", 0.0)
     seen: list[int] = []
@@ -229,7 +232,7 @@ def test_storage_failure_mid_upload_requeues_then_a_new_attempt_succeeds(user, n
 
 
 def test_output_upload_keeps_the_heartbeat_and_stops_when_cancelled(user, no_audio_clip, monkeypatch):
-    from transcoding import services
+    from transcoding.services import pipeline as services
 
     monkeypatch.setattr(services, "PROGRESS_SAVE_SECONDS", 0.0)
     video = store_video(user, no_audio_clip)
@@ -260,7 +263,7 @@ def test_storage_failures_stop_after_max_attempts(user, no_audio_clip, monkeypat
     def broken_save_directory(prefix, directory, **kwargs):
         raise ConnectionRefusedError("object store unreachable")
 
-    from transcoding import services
+    from transcoding.services import pipeline as services
 
     monkeypatch.setattr(services, "save_directory", broken_save_directory)
     job = transcode_enqueue(video=video)
@@ -378,7 +381,7 @@ def test_deleting_a_video_within_the_grace_period_deletes_every_folder(user, no_
 
 
 def test_a_storage_error_while_cleaning_up_after_the_switch_keeps_the_new_output(user, no_audio_clip, monkeypatch, settings):
-    from transcoding import services
+    from transcoding.services import maintenance as services
 
     settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 0
     video = store_video(user, no_audio_clip)
@@ -460,7 +463,7 @@ def test_output_layout_matches_the_ffmpeg_layer(user, no_audio_clip):
     video = store_video(user, no_audio_clip)
     run(video)
     names = {key.rsplit("/", 1)[1] for key in keys_under(f"videos/{video.id}/hls/1/180p/")}
-    assert ffmpeg.MEDIA_PLAYLIST_NAME in names and ffmpeg.IFRAME_PLAYLIST_NAME in names
+    assert MEDIA_PLAYLIST_NAME in names and IFRAME_PLAYLIST_NAME in names
 
 
 def test_crf_and_preset_settings_reach_x264(user, no_audio_clip, settings):
@@ -499,7 +502,7 @@ def test_camcorder_and_phone_hdr_originals_are_converted_and_say_so(user, reques
 
 def test_hdr_on_an_ffmpeg_without_zscale_is_approximated_with_a_warning(user, hlg_clip, monkeypatch, caplog):
     # as on an ffmpeg built without libzimg: the colorspace filter is all there is
-    monkeypatch.setattr(ffmpeg, "available_filters", lambda *args, **kwargs: frozenset({"bwdif", "colorspace"}))
+    monkeypatch.setattr(pipeline, "available_filters", lambda *args, **kwargs: frozenset({"bwdif", "colorspace"}))
     video = store_video(user, hlg_clip)
     with caplog.at_level("WARNING", logger="transcoding.services"):
         job = run(video)

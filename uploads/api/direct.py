@@ -6,15 +6,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from uploads.direct import (
-    direct_upload_abort,
-    direct_upload_complete,
-    direct_upload_create,
-    direct_upload_part_count,
-    direct_upload_part_urls,
-    multipart_bucket,
-)
-from uploads.selectors import direct_upload_get_for_owner, direct_upload_state
+from uploads.bucket import multipart_bucket
+from uploads.selectors import direct_upload_get_for_owner, direct_upload_part_count, direct_upload_state
 from uploads.serializers import (
     CompleteSerializer,
     DirectUploadCreateSerializer,
@@ -22,6 +15,12 @@ from uploads.serializers import (
     DirectUploadStartSerializer,
     PartNumbersSerializer,
     SignedPartsSerializer,
+)
+from uploads.services.direct import (
+    direct_upload_abort,
+    direct_upload_complete,
+    direct_upload_create,
+    direct_upload_part_urls,
 )
 
 CompletedSerializer = inline_serializer(
@@ -58,7 +57,7 @@ class DirectUploadCollectionView(DirectUploadView):
         body = {
             "id": session.id,
             "part_size": session.part_size,
-            "part_count": direct_upload_part_count(session),
+            "part_count": direct_upload_part_count(session=session),
             "key": session.storage_key,
             "parts": [{"part_number": p.part_number, "url": p.url} for p in signed.parts],
             "urls_expire_at": signed.expires_at,

@@ -10,7 +10,13 @@ from django.utils import timezone
 
 from media_library.models import MediaFile, Rendition, Video
 from tests.factories import make_media_file, make_video
-from transcoding.costs import cost_estimate_delivery, cost_record_delivery, cost_record_requests, cost_record_transcode, cost_snapshot_storage
+from transcoding.costs.ledger import (
+    cost_estimate_delivery,
+    cost_record_delivery,
+    cost_record_requests,
+    cost_record_transcode,
+    cost_snapshot_storage,
+)
 from transcoding.models import CostLogEntry, TranscodeJob
 
 pytestmark = pytest.mark.django_db

@@ -19,7 +19,7 @@ from media_library.models import MediaFile, Video
 from tests.conftest import S3_KEY_ID, S3_REGION, S3_SECRET
 from unpuzzle.storage import object_exists
 from uploads.models import UploadSession
-from uploads.services import upload_session_finalize
+from uploads.services.finalize import upload_session_finalize
 from uploads.tasks import abort_stale_direct_uploads
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -16,21 +16,16 @@ from django.test import Client
 from django_q.models import OrmQ
 
 from tests.factories import make_user
-from tests.uploads.conftest import TusHTTP, b64, metadata_header
+from tests.uploads.conftest import b64, create_upload, metadata_header
 from uploads.models import UploadSession
-from uploads.services import upload_session_finalize, upload_sessions_expire
+from uploads.services.cleanup import upload_sessions_expire
+from uploads.services.finalize import upload_session_finalize
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _session(url: str) -> UploadSession:
     return UploadSession.objects.get(pk=url.rstrip("/").rsplit("/", 1)[-1])
-
-
-def _create(tus_http: TusHTTP, length: int, **kwargs) -> str:
-    response = tus_http.create(length, **kwargs)
-    assert response.status_code == 201, response.text
-    return response.headers["Location"]
 
 
 # --- discovery and version ------------------------------------------------------------
@@ -120,7 +115,7 @@ def test_create_head_patch_to_completion(tus_http):
 
 def test_final_patch_returns_before_finalization_runs(tus_http, tiny_clip):
     data = tiny_clip.read_bytes()
-    url = _create(tus_http, len(data), filename="tiny.mp4")
+    url = create_upload(tus_http, len(data), filename="tiny.mp4")
     response = tus_http.patch(url, data, offset=0)
     assert response.status_code == 204
     session = _session(url)
@@ -134,7 +129,7 @@ def test_final_patch_returns_before_finalization_runs(tus_http, tiny_clip):
 
 
 def test_offset_mismatch_is_409_and_changes_nothing(tus_http):
-    url = _create(tus_http, 10)
+    url = create_upload(tus_http, 10)
     assert tus_http.patch(url, b"abc", offset=0).status_code == 204
     response = tus_http.patch(url, b"xyz", offset=1)
     assert response.status_code == 409
@@ -145,20 +140,20 @@ def test_offset_mismatch_is_409_and_changes_nothing(tus_http):
 
 
 def test_patch_with_wrong_content_type_is_415(tus_http):
-    url = _create(tus_http, 10)
+    url = create_upload(tus_http, 10)
     response = tus_http.patch(url, b"abc", offset=0, headers={"Content-Type": "application/octet-stream"})
     assert response.status_code == 415
     assert tus_http.head(url).headers["Upload-Offset"] == "0"
 
 
 def test_missing_upload_offset_is_400(tus_http):
-    url = _create(tus_http, 10)
+    url = create_upload(tus_http, 10)
     response = tus_http.http.patch(url, data=b"abc", headers={"Content-Type": "application/offset+octet-stream"}, timeout=10)
     assert response.status_code == 400 and "Upload-Offset" in response.json()["detail"]
 
 
 def test_unknown_malformed_and_foreign_uploads_are_404(tus_http, other_tus_http):
-    url = _create(tus_http, 10)
+    url = create_upload(tus_http, 10)
     unknown = f"{tus_http.endpoint}00000000-0000-0000-0000-000000000000"
     for target in (unknown, f"{tus_http.endpoint}not-a-uuid"):
         head = tus_http.head(target)
@@ -175,12 +170,12 @@ def test_unknown_malformed_and_foreign_uploads_are_404(tus_http, other_tus_http)
 
 
 def test_x_http_method_override(tus_http):
-    url = _create(tus_http, 5)
+    url = create_upload(tus_http, 5)
     response = tus_http.http.post(url, data=b"hello", headers={
         "X-HTTP-Method-Override": "PATCH", "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0",
     }, timeout=10)
     assert response.status_code == 204 and response.headers["Upload-Offset"] == "5"
-    url2 = _create(tus_http, 5)
+    url2 = create_upload(tus_http, 5)
     assert tus_http.http.post(url2, headers={"X-HTTP-Method-Override": "DELETE"}, timeout=10).status_code == 204
     assert tus_http.head(url2).status_code == 410
 
@@ -220,13 +215,13 @@ def test_defer_length_rejections(tus_http):
     assert tus_http.create(headers={"Upload-Defer-Length": "2"}).status_code == 400
     assert tus_http.create().status_code == 400  # neither Upload-Length nor Upload-Defer-Length
     assert tus_http.create(5, headers={"Upload-Defer-Length": "1"}).status_code == 400
-    url = _create(tus_http, 10)
+    url = create_upload(tus_http, 10)
     assert tus_http.patch(url, b"a", offset=0, headers={"Upload-Length": "12"}).status_code == 409
 
 
 @pytest.mark.parametrize("algorithm", ["sha1", "sha256", "md5"])
 def test_checksum_match_and_mismatch(tus_http, algorithm):
-    url = _create(tus_http, 10)
+    url = create_upload(tus_http, 10)
     good = base64.b64encode(hashlib.new(algorithm, b"hello").digest()).decode()
     ok = tus_http.patch(url, b"hello", offset=0, headers={"Upload-Checksum": f"{algorithm} {good}"})
     assert ok.status_code == 204 and ok.headers["Upload-Offset"] == "5"
@@ -238,14 +233,14 @@ def test_checksum_match_and_mismatch(tus_http, algorithm):
 
 
 def test_unsupported_checksum_algorithm_is_400(tus_http):
-    url = _create(tus_http, 10)
+    url = create_upload(tus_http, 10)
     response = tus_http.patch(url, b"hello", offset=0, headers={"Upload-Checksum": f"crc32 {b64('abcd')}"})
     assert response.status_code == 400 and "crc32" in response.json()["detail"]
     assert tus_http.head(url).headers["Upload-Offset"] == "0"
 
 
 def test_termination_frees_disk_and_later_requests_get_410(tus_http):
-    url = _create(tus_http, 10)
+    url = create_upload(tus_http, 10)
     tus_http.patch(url, b"hello", offset=0)
     path = _session(url).temp_path
     assert os.path.exists(path)
@@ -263,7 +258,7 @@ def test_expired_upload_is_410(tus_http):
 
     from django.utils import timezone
 
-    url = _create(tus_http, 10)
+    url = create_upload(tus_http, 10)
     UploadSession.objects.filter(pk=_session(url).pk).update(expires_at=timezone.now() - timedelta(minutes=1))
     assert upload_sessions_expire() == 1
     assert tus_http.head(url).status_code == 410
@@ -271,8 +266,8 @@ def test_expired_upload_is_410(tus_http):
 
 
 def test_concatenation(tus_http):
-    a = _create(tus_http, 5, headers={"Upload-Concat": "partial"}, filename="")
-    b = _create(tus_http, 6, headers={"Upload-Concat": "partial"}, filename="")
+    a = create_upload(tus_http, 5, headers={"Upload-Concat": "partial"}, filename="")
+    b = create_upload(tus_http, 6, headers={"Upload-Concat": "partial"}, filename="")
     assert tus_http.head(a).headers["Upload-Concat"] == "partial"
     tus_http.patch(b, b" world", offset=0)
     early = tus_http.create(headers={"Upload-Concat": f"final;{a} {b}"})
@@ -294,7 +289,7 @@ def test_concatenation(tus_http):
 
 
 def test_final_concatenation_must_not_send_length(tus_http):
-    a = _create(tus_http, 1, headers={"Upload-Concat": "partial"}, filename="")
+    a = create_upload(tus_http, 1, headers={"Upload-Concat": "partial"}, filename="")
     tus_http.patch(a, b"x", offset=0)
     response = tus_http.create(1, headers={"Upload-Concat": f"final;{a}"})
     assert response.status_code == 400
@@ -303,40 +298,10 @@ def test_final_concatenation_must_not_send_length(tus_http):
 # --- limits ---------------------------------------------------------------------------
 
 
-def test_size_limit_413_at_creation_and_past_declared_length(tus_http, settings):
-    settings.MAX_VIDEO_SIZE_MB = 1
-    assert tus_http.create(1024 * 1024 + 1).status_code == 413
-    url = _create(tus_http, 4)
-    response = tus_http.patch(url, b"hello", offset=0)
-    assert response.status_code == 413 and "send at most 4 bytes" in response.json()["detail"]
-    assert tus_http.head(url).headers["Upload-Offset"] == "0"
-    deferred = tus_http.create(headers={"Upload-Defer-Length": "1"}).headers["Location"]
-    assert tus_http.patch(deferred, b"x", offset=0, headers={"Upload-Length": str(2 * 1024 * 1024)}).status_code == 413
-
-
-@pytest.mark.parametrize(("filename", "filetype"), [("setup.exe", "application/x-msdownload"), ("notes.pdf", ""),
-                                                   ("lecture.mp4", "application/pdf"), ("noext", "")])
-def test_formats_not_allowed_at_creation_are_415(tus_http, filename, filetype):
-    meta = {"filename": filename, **({"filetype": filetype} if filetype else {})}
-    response = tus_http.create(10, headers={"Upload-Metadata": metadata_header(**meta)})
-    assert response.status_code == 415
-    assert "mp4" in response.json()["detail"]
-
-
-def test_concurrent_upload_limit_is_429(tus_http, settings):
-    settings.MAX_CONCURRENT_UPLOADS = 2
-    _create(tus_http, 10)
-    second = _create(tus_http, 10)
-    response = tus_http.create(10)
-    assert response.status_code == 429 and "limit" in response.json()["detail"]
-    tus_http.http.delete(second, timeout=10)
-    assert tus_http.create(10).status_code == 201
-
-
 def test_offsets_past_4_gib(tus_http, settings):
     settings.MAX_VIDEO_SIZE_MB = 8 * 1024
     length = 5 * 1024**3 + 7
-    url = _create(tus_http, length)
+    url = create_upload(tus_http, length)
     session = _session(url)
     start = 4 * 1024**3 + 3
     # Pretend the first 4 GiB arrived: a sparse part file of that size and the matching offset.
@@ -378,7 +343,7 @@ def _wait_for(predicate, timeout: float = 10.0):
 
 
 def test_body_cut_mid_transfer_keeps_what_arrived_and_frees_the_lock(tus_http, token):
-    url = _create(tus_http, 1000)
+    url = create_upload(tus_http, 1000)
     sock = _raw_patch(url, token, offset=0, content_length=1000, first=b"a" * 300)
     time.sleep(0.3)
     sock.close()
@@ -390,7 +355,7 @@ def test_body_cut_mid_transfer_keeps_what_arrived_and_frees_the_lock(tus_http, t
 
 
 def test_second_concurrent_patch_is_refused_and_bytes_stay_correct(tus_http, token):
-    url = _create(tus_http, 1000)
+    url = create_upload(tus_http, 1000)
     sock = _raw_patch(url, token, offset=0, content_length=1000, first=b"a" * 400)
     time.sleep(0.3)  # the first request now holds the upload's lock, waiting for more body
     results = {}

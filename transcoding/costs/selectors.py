@@ -1,0 +1,203 @@
+"""Reads for costs: the spending gate, month-to-date, forecast, summaries, per-video estimates and who may see costs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import DecimalField, F, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from media_library.models import MediaFile, Video
+from transcoding.costs import pricing
+from transcoding.costs.quotas import user_transcode_quota_reason
+from transcoding.models import BudgetPolicy, CostAlert, CostLogEntry
+
+ZERO = Decimal("0")
+KINDS = [kind for kind, _ in CostLogEntry.Kind.choices]
+
+
+@dataclass(frozen=True)
+class SpendingDecision:
+    allowed: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    policy: BudgetPolicy
+    day: date
+    month_to_date_usd: Decimal
+    forecast_usd: Decimal
+
+    @property
+    def used_pct(self) -> Decimal | None:
+        """Month-to-date as a percentage of the budget (None for a zero budget)."""
+        if not self.policy.monthly_budget_usd:
+            return None
+        return (self.month_to_date_usd * 100 / self.policy.monthly_budget_usd).quantize(Decimal("0.1"))
+
+
+def budget_policy_get() -> BudgetPolicy:
+    """The budget singleton, created with the configured budget on first use."""
+    policy, _ = BudgetPolicy.objects.get_or_create(
+        id=BudgetPolicy.SINGLETON_ID, defaults={"monthly_budget_usd": Decimal(settings.MONTHLY_BUDGET_USD)}
+    )
+    return policy
+
+
+def _sum_amount(qs: QuerySet[CostLogEntry]) -> Decimal:
+    total: Decimal = qs.aggregate(total=Coalesce(Sum("amount"), Value(ZERO), output_field=DecimalField()))["total"]
+    return total
+
+
+def cost_entries_between(*, start: date, end: date) -> QuerySet[CostLogEntry]:
+    """Ledger lines dated ``start``..``end`` (both included)."""
+    return CostLogEntry.objects.filter(date__gte=start, date__lte=end)
+
+
+def cost_total_usd(*, start: date, end: date) -> Decimal:
+    """Spend between two days (both included)."""
+    return _sum_amount(cost_entries_between(start=start, end=end))
+
+
+def month_to_date_usd(*, day: date | None = None) -> Decimal:
+    """Spend from the first of ``day``'s month through ``day`` (today by default)."""
+    day = day or timezone.localdate()
+    return cost_total_usd(start=day.replace(day=1), end=day)
+
+
+def budget_forecast_usd(*, day: date | None = None, month_to_date: Decimal | None = None) -> Decimal:
+    """Month-end spend at this month's average daily rate (see ``pricing.linear_forecast``)."""
+    day = day or timezone.localdate()
+    mtd = month_to_date if month_to_date is not None else month_to_date_usd(day=day)
+    return pricing.linear_forecast(month_to_date=mtd, day=day)
+
+
+def budget_status(*, day: date | None = None) -> BudgetStatus:
+    """Budget, month-to-date spend and forecast in one read (API and dashboard)."""
+    day = day or timezone.localdate()
+    mtd = month_to_date_usd(day=day)
+    return BudgetStatus(
+        policy=budget_policy_get(), day=day, month_to_date_usd=mtd, forecast_usd=budget_forecast_usd(day=day, month_to_date=mtd)
+    )
+
+
+def budget_limit_reason(*, policy: BudgetPolicy, month_to_date: Decimal, forecast: Decimal) -> str:
+    """Why the automatic rules stop spending now, or "" when they do not.
+
+    Month-to-date at or above the budget stops it when ``auto_engage`` is on; a forecast
+    strictly above the budget stops it when ``auto_engage_on_forecast`` is on too.
+    """
+    budget = policy.monthly_budget_usd
+    if policy.auto_engage and month_to_date >= budget:
+        return f"monthly budget reached: ${month_to_date} spent of ${budget}"
+    if policy.auto_engage and policy.auto_engage_on_forecast and forecast > budget:
+        return f"forecast ${forecast} is above the monthly budget of ${budget}"
+    return ""
+
+
+def spending_allowed(*, owner: Any = None) -> SpendingDecision:
+    """The one question every transcode asks before it starts: may we spend now?
+
+    No while the kill switch is engaged, while the automatic budget rules say stop (the
+    daily check and every recorded cost also engage the switch then), or when ``owner``
+    has used their monthly transcode minutes.
+    """
+    policy = budget_policy_get()
+    if policy.kill_switch_engaged:
+        return SpendingDecision(False, f"kill switch engaged: {policy.kill_switch_reason or 'no reason given'}")
+    day = timezone.localdate()
+    mtd = month_to_date_usd(day=day)
+    reason = budget_limit_reason(policy=policy, month_to_date=mtd, forecast=budget_forecast_usd(day=day, month_to_date=mtd))
+    if reason:
+        return SpendingDecision(False, reason)
+    reason = user_transcode_quota_reason(user=owner)
+    if reason:
+        return SpendingDecision(False, reason)
+    return SpendingDecision(True)
+
+
+def cost_totals_by_kind(*, start: date, end: date) -> dict[str, Decimal]:
+    """Spend per kind between two days; every kind present, zero when none."""
+    totals = {kind: ZERO for kind in KINDS}
+    for row in cost_entries_between(start=start, end=end).values("kind").annotate(total=Sum("amount")):
+        totals[row["kind"]] = row["total"]
+    return totals
+
+
+def cost_daily_by_kind(*, start: date, end: date) -> list[tuple[date, dict[str, Decimal]]]:
+    """One row per day from ``start`` to ``end`` (days without costs included) with spend per kind."""
+    by_day: dict[date, dict[str, Decimal]] = {}
+    for row in cost_entries_between(start=start, end=end).values("date", "kind").annotate(total=Sum("amount")):
+        by_day.setdefault(row["date"], {})[row["kind"]] = row["total"]
+    days = []
+    current = start
+    while current <= end:
+        kinds = by_day.get(current, {})
+        days.append((current, {kind: kinds.get(kind, ZERO) for kind in KINDS}))
+        current += timedelta(days=1)
+    return days
+
+
+def cost_top_videos(*, start: date, end: date, limit: int = 10) -> list[dict[str, Any]]:
+    """Videos with the highest spend between two days: id, title, owner and total."""
+    return list(
+        cost_entries_between(start=start, end=end)
+        .filter(video__isnull=False)
+        .values("video_id", title=F("video__title"), owner_username=F("video__owner__username"))
+        .annotate(total=Sum("amount"))
+        .order_by("-total", "title")[:limit]
+    )
+
+
+def cost_top_users(*, start: date, end: date, limit: int = 10) -> list[dict[str, Any]]:
+    """Users whose videos cost the most between two days."""
+    return list(
+        cost_entries_between(start=start, end=end)
+        .filter(owner__isnull=False)
+        .values("owner_id", username=F("owner__username"))
+        .annotate(total=Sum("amount"))
+        .order_by("-total", "username")[:limit]
+    )
+
+
+def video_stored_bytes(*, video: Video) -> int:
+    """Bytes of the video's renditions plus its stored original (uses prefetched renditions)."""
+    renditions = sum(rendition.bytes for rendition in video.renditions.all())
+    original = 0
+    if video.media_file_id and video.media_file.status == MediaFile.Status.STORED:
+        original = video.media_file.size
+    return int(renditions) + int(original)
+
+
+def video_monthly_storage_estimate_usd(*, video: Video) -> Decimal | None:
+    """What keeping this video (original + renditions) costs per month; None until renditions exist."""
+    if not video.renditions.all():
+        return None
+    gb = pricing.bytes_to_gb(video_stored_bytes(video=video))
+    return pricing.amount(quantity=gb, unit_price=Decimal(settings.B2_STORAGE_USD_PER_GB_MONTH))
+
+
+def cost_alerts_unacknowledged(*, limit: int = 5) -> list[CostAlert]:
+    """Newest alerts nobody has acknowledged yet (the admin banner)."""
+    return list(CostAlert.objects.filter(acknowledged_at__isnull=True).order_by("-created_at")[:limit])
+
+
+def kill_switch_history(*, limit: int = 20) -> list[CostAlert]:
+    """Engage/release events, newest first, with who and why."""
+    kinds = [CostAlert.Kind.KILL_SWITCH_ENGAGED, CostAlert.Kind.KILL_SWITCH_RELEASED]
+    return list(CostAlert.objects.filter(kind__in=kinds).select_related("actor").order_by("-created_at", "-id")[:limit])
+
+
+def user_can_view_costs(*, user: Any) -> bool:
+    """Staff holding ``transcoding.view_costs`` (superusers hold every permission)."""
+    return bool(user and user.is_authenticated and user.is_active and user.is_staff and user.has_perm("transcoding.view_costs"))
+
+
+def user_can_manage_budget(*, user: Any) -> bool:
+    """Staff who may see costs and also hold ``transcoding.manage_budget``."""
+    return user_can_view_costs(user=user) and bool(user.has_perm("transcoding.manage_budget"))

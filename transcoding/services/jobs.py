@@ -1,0 +1,153 @@
+"""Writes for transcode jobs: queueing, cancelling, requeueing, and the state changes a job and its video go through."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from media_library.models import Video
+from transcoding.costs.selectors import spending_allowed
+from transcoding.models import TranscodeJob
+from unpuzzle.exceptions import NotFound
+
+logger = logging.getLogger(__name__)
+
+TRANSCODE_TASK = "transcoding.tasks.transcode_video"
+
+
+def transcode_dispatch(*, job_id: Any) -> None:
+    """Hand a queued job to the transcode cluster and remember the django-q2 task id."""
+    # Its own cluster: hours-long transcodes never hold up the short tasks, and keep their long timeout.
+    task_id = async_task(
+        TRANSCODE_TASK, str(job_id), task_name=f"transcode-{job_id}", group="transcode", cluster=settings.TRANSCODE_CLUSTER
+    )
+    TranscodeJob.objects.filter(pk=job_id).update(task_id=str(task_id or ""))
+
+
+@transaction.atomic
+def transcode_enqueue(*, video: Video, requested_by: Any = None) -> TranscodeJob | None:
+    """Queue ``video`` for HLS transcoding; the one entry point uploads and admin actions call.
+
+    Idempotent: a video with a queued or running job gets that job back. When spending is
+    not allowed (kill switch, budget) the video becomes ``blocked`` with the reason and
+    nothing is queued; releasing the switch calls this again.
+    """
+    video = Video.objects.select_for_update().get(pk=video.pk)
+    active = video.jobs.filter(status__in=TranscodeJob.ACTIVE_STATUSES).first()
+    if active is not None:
+        return active
+    if video.media_file_id is None:
+        raise ValueError(f"video {video.id} has no original file to transcode")
+
+    decision = spending_allowed(owner=video.owner)
+    if not decision.allowed:
+        if video.status != Video.Status.BLOCKED:
+            video.transition(Video.Status.BLOCKED)
+        video.status_reason = decision.reason
+        video.save(update_fields=["status", "status_reason", "updated_at"])
+        logger.info("video_id=%s blocked: %s", video.id, decision.reason)
+        return None
+
+    video.transition(Video.Status.QUEUED)
+    video.status_reason = ""
+    video.save(update_fields=["status", "status_reason", "updated_at"])
+    job = TranscodeJob.objects.create(video=video, requested_by=requested_by)
+    transaction.on_commit(lambda: transcode_dispatch(job_id=job.id))
+    logger.info("video_id=%s queued as job_id=%s", video.id, job.id)
+    return job
+
+
+def transcode_requeue_blocked() -> int:
+    """Hand every blocked video back to ``transcode_enqueue``, oldest first; returns how many were queued.
+
+    Registered with the budget (``budget_requeue_register``), which runs it when the kill
+    switch is released and in the daily cost run.
+    """
+    queued = 0
+    for video in Video.objects.filter(status=Video.Status.BLOCKED).order_by("created_at", "id"):
+        try:
+            if transcode_enqueue(video=video) is not None:
+                queued += 1
+        except Exception:
+            logger.exception("video_id=%s could not be requeued", video.id)
+    logger.info("requeued %d blocked videos", queued)
+    return queued
+
+
+def transcode_lock(*, job_id: Any) -> tuple[TranscodeJob | None, Video | None]:
+    """Lock the video, then its job (the order every writer uses, so no deadlock); None for what is gone."""
+    video_id = TranscodeJob.objects.filter(pk=job_id).values_list("video_id", flat=True).first()
+    if video_id is None:
+        return None, None
+    video = Video.objects.select_for_update().filter(pk=video_id).first()
+    job = TranscodeJob.objects.select_for_update().filter(pk=job_id).first()
+    return job, video
+
+
+def transcode_job_finish(*, job: TranscodeJob, status: str, error: str, now: datetime | None = None, **fields: Any) -> None:
+    """End ``job`` in ``status`` with ``error`` ("" on success) and any other ``fields`` of a finished
+    job (log tail, measurements), stamped ``finished_at`` (``now`` by default); saves only those fields.
+
+    Raises InvalidTransition for a job that already ended (caller holds the job's lock).
+    """
+    job.transition(status)
+    job.error = error
+    job.finished_at = now or timezone.now()
+    for name, value in fields.items():
+        setattr(job, name, value)
+    job.save(update_fields=["status", "error", "finished_at", *fields, "updated_at"])
+
+
+def video_move_to(*, video: Video, status: str) -> None:
+    """Move a video to ``status``, through ``queued`` when there is no direct edge (failed -> processing); not saved."""
+    if video.status == status:
+        return
+    if status not in Video.TRANSITIONS[Video.Status(video.status)] and Video.Status.QUEUED in Video.TRANSITIONS[Video.Status(video.status)]:
+        video.transition(Video.Status.QUEUED)
+    video.transition(status)
+
+
+def video_job_ended(*, video: Video, reason: str) -> None:
+    """Leave a video whose job ended without output: back to its previous output if it has one, else failed."""
+    if video.hls_master_key and video.status in (Video.Status.QUEUED, Video.Status.PROCESSING):
+        video.transition(Video.Status.READY)
+        video.status_reason = f"{reason} (the previous output is still served)"
+    else:
+        video_move_to(video=video, status=Video.Status.FAILED)
+        video.status_reason = reason
+    video.save(update_fields=["status", "status_reason", "updated_at"])
+
+
+def transcode_requeue(*, job: TranscodeJob, video: Video, reason: str) -> None:
+    """Hand a running job back to the queue (caller holds the locks and set its error) and dispatch it after commit."""
+    job.transition(TranscodeJob.Status.QUEUED)
+    job.progress = 0
+    job.save(update_fields=["status", "error", "log_tail", "progress", "updated_at"])
+    video_move_to(video=video, status=Video.Status.QUEUED)
+    video.status_reason = reason
+    video.save(update_fields=["status", "status_reason", "updated_at"])
+    transaction.on_commit(lambda: transcode_dispatch(job_id=job.id))
+    logger.warning("job_id=%s video_id=%s requeued: %s", job.id, video.id, reason)
+
+
+@transaction.atomic
+def transcode_cancel(*, job: TranscodeJob, by: Any) -> TranscodeJob:
+    """Cancel a queued or running job; a running worker sees it within ~2 s and kills ffmpeg.
+
+    The video goes back to its previous output (``ready``) when it has one, else to
+    ``failed`` with "cancelled by <user>"; retrying queues it again. Raises
+    InvalidTransition for a job that already ended.
+    """
+    locked, video = transcode_lock(job_id=job.pk)
+    if locked is None or video is None:
+        raise NotFound("the transcode job no longer exists (its video was deleted)")
+    who = by.get_username() if by is not None else "the system"
+    transcode_job_finish(job=locked, status=TranscodeJob.Status.CANCELLED, error=f"cancelled by {who}")
+    video_job_ended(video=video, reason=f"transcoding cancelled by {who}")
+    logger.info("job_id=%s video_id=%s cancelled by %s", locked.id, video.id, who)
+    return locked

@@ -1,0 +1,374 @@
+"""Running one transcode job end to end: claim it, encode the HLS ladder in one ffmpeg process,
+upload the output to a fresh folder and switch it on the video, or record why the attempt failed."""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from media_library.models import Rendition, Video
+from transcoding.ffmpeg.commands import build_hls_command, poster_command
+from transcoding.ffmpeg.filters import available_filters, source_conversion
+from transcoding.ffmpeg.ladder import parse_bitrate, parse_ladder, plan_renditions
+from transcoding.ffmpeg.probe import ProbeError, ProbeResult, probe_file
+from transcoding.ffmpeg.process import TranscodeCancelled, TranscodeFailed, TranscodeTimeout, run_ffmpeg
+from transcoding.hls.playlists import HlsOutput, MASTER_PLAYLIST_NAME, rewrite_master_playlist
+from transcoding.hls.ts import HlsOutputError
+from transcoding.costs.ledger import cost_record_transcode
+from transcoding.costs.selectors import spending_allowed
+from transcoding.models import TranscodeJob
+from transcoding.services.jobs import (
+    transcode_job_finish,
+    transcode_lock,
+    transcode_requeue,
+    video_job_ended,
+    video_move_to,
+)
+from transcoding.services.maintenance import (
+    hls_folder_number,
+    older_outputs_delete,
+    previous_output_keep,
+    transcode_work_dirs_sweep,
+    work_dir_prefix,
+)
+from transcoding.services.media_files import media_file_probe_update
+from unpuzzle.storage import delete_prefix, open_local_copy, save_directory
+
+logger = logging.getLogger(__name__)
+
+# Share of the progress bar the ffmpeg encode fills; poster, measuring and upload take the rest.
+ENCODE_PROGRESS_SHARE = 0.9
+PROGRESS_SAVE_SECONDS = 2.0
+POSTER_TIMEOUT_S = 300
+
+
+class _LostJob(Exception):
+    """The job was cancelled, the video deleted, or another worker took the job over."""
+
+
+class _Permanent(Exception):
+    """A failure that another attempt cannot fix; the message is shown to people."""
+
+    def __init__(self, message: str, *, log_tail: list[str] | None = None):
+        super().__init__(message)
+        self.log_tail = log_tail or []
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """What a worker holds after starting a job: the attempt it owns and where it writes."""
+
+    job_id: object
+    video_id: object
+    attempt: int
+    prefix: str
+    storage_key: str
+    media_file_id: object
+    needs_probe: bool
+
+
+@transaction.atomic
+def _transcode_claim(*, job_id: Any) -> _Claim | None:
+    """Take a queued job: budget gate, attempts+1, running, a fresh output folder. None = nothing to do."""
+    job, video = transcode_lock(job_id=job_id)
+    if job is None or video is None or job.status != TranscodeJob.Status.QUEUED:
+        logger.info("job_id=%s not queued (%s): nothing to run", job_id, job.status if job else "gone")
+        return None
+
+    decision = spending_allowed(owner=video.owner)
+    if not decision.allowed:
+        transcode_job_finish(
+            job=job, status=TranscodeJob.Status.CANCELLED, error=f"not started, spending is stopped: {decision.reason}"
+        )
+        video_move_to(video=video, status=Video.Status.BLOCKED)
+        video.status_reason = decision.reason
+        video.save(update_fields=["status", "status_reason", "updated_at"])
+        logger.info("job_id=%s video_id=%s blocked before start: %s", job.id, video.id, decision.reason)
+        return None
+
+    now = timezone.now()
+    job.transition(TranscodeJob.Status.RUNNING)
+    job.attempts += 1
+    job.started_at = now
+    job.heartbeat_at = now
+    job.progress = 0
+    job.save(update_fields=["status", "attempts", "started_at", "heartbeat_at", "progress", "updated_at"])
+    # Folder numbers only grow: every attempt of every job of this video gets its own.
+    attempts_total = TranscodeJob.objects.filter(video=video).aggregate(total=Sum("attempts"))["total"] or 0
+    folder = max(attempts_total, hls_folder_number(video.hls_master_key) + 1)
+    job.output_prefix = f"videos/{video.id}/hls/{folder}/"
+    job.save(update_fields=["output_prefix", "updated_at"])
+    video_move_to(video=video, status=Video.Status.PROCESSING)
+    video.status_reason = ""
+    video.save(update_fields=["status", "status_reason", "updated_at"])
+    media_file = video.media_file
+    logger.info("job_id=%s video_id=%s attempt %d started, output %s", job.id, video.id, job.attempts, job.output_prefix)
+    return _Claim(
+        job_id=job.id, video_id=video.id, attempt=job.attempts, prefix=job.output_prefix,
+        storage_key=media_file.storage_key, media_file_id=media_file.id, needs_probe=media_file.duration is None,
+    )
+
+
+class _Reporter:
+    """Progress and heartbeat for one attempt: one UPDATE every couple of seconds that also
+    tells whether the attempt still owns the job (cancelled, deleted or taken over -> stop)."""
+
+    def __init__(self, claim: _Claim):
+        self.claim = claim
+        self.percent = 0.0
+        self.last_save = 0.0
+
+    def _mine(self):
+        return TranscodeJob.objects.filter(pk=self.claim.job_id, status=TranscodeJob.Status.RUNNING, attempts=self.claim.attempt)
+
+    def save(self, percent: float | None = None) -> bool:
+        """Store progress and heartbeat now; False when the attempt no longer owns the job."""
+        if percent is not None:
+            self.percent = max(self.percent, percent)
+        self.last_save = time.monotonic()
+        return self._mine().update(progress=min(99, int(self.percent)), heartbeat_at=timezone.now()) == 1
+
+    def on_encode_progress(self, percent: float) -> None:
+        self.percent = max(self.percent, percent * ENCODE_PROGRESS_SHARE)
+
+    def should_cancel(self) -> bool:
+        if time.monotonic() - self.last_save < PROGRESS_SAVE_SECONDS:
+            return False
+        return not self.save()
+
+    def on_output_saved(self, key: str, size: int) -> None:
+        """Heartbeat while outputs upload; raise when the job was cancelled meanwhile."""
+        if self.should_cancel():
+            raise _LostJob(f"the job was cancelled or taken over while its output was uploading ({key})")
+
+    def check(self, percent: float) -> None:
+        """Save a milestone; raise when the job was cancelled meanwhile."""
+        if not self.save(percent):
+            raise _LostJob("the job was cancelled or taken over while it ran")
+
+
+def _keyframe_interval(segment_seconds: int) -> float:
+    # Segments must start with an IDR frame: 2 s keyframes when they divide the segment, else 1 s.
+    return 2.0 if segment_seconds % 2 == 0 else 1.0
+
+
+
+@dataclass
+class _Encoded:
+    probe: ProbeResult
+    output: HlsOutput
+    has_poster: bool
+    cpu_seconds: float
+    log_tail: list[str]
+
+
+def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> _Encoded:
+    """Probe, encode the ladder in one ffmpeg process, write the poster and the measured master."""
+    try:
+        probe = probe_file(source, ffprobe_bin=settings.FFPROBE_BIN, ffmpeg_bin=settings.FFMPEG_BIN)
+    except ProbeError as exc:
+        raise _Permanent(f"the original cannot be transcoded: {exc}") from exc
+    if claim.needs_probe:
+        media_file_probe_update(media_file_id=claim.media_file_id, probe=probe)
+    renditions = plan_renditions(probe, parse_ladder(settings.HLS_LADDER))
+    logger.info(
+        "job_id=%s video_id=%s source %dx%d %.1fs -> %s", claim.job_id, claim.video_id, probe.width, probe.height,
+        probe.duration, ", ".join(f"{r.name} {r.width}x{r.height}" for r in renditions),
+    )
+    conversion = source_conversion(
+        probe, renditions=renditions, available=available_filters(settings.FFMPEG_BIN)
+    )
+    for note in conversion.notes:
+        log = logger.warning if note in conversion.warnings else logger.info
+        log("job_id=%s video_id=%s %s", claim.job_id, claim.video_id, note)
+    output_dir = work / "hls"
+    output_dir.mkdir()
+    command = build_hls_command(
+        ffmpeg_bin=settings.FFMPEG_BIN, input_path=source, output_dir=output_dir, probe=probe, renditions=renditions,
+        segment_seconds=settings.HLS_SEGMENT_SECONDS, keyframe_interval=_keyframe_interval(settings.HLS_SEGMENT_SECONDS),
+        audio_bitrate=parse_bitrate(settings.HLS_AUDIO_BITRATE), crf=settings.HLS_CRF,
+        preset=settings.HLS_X264_PRESET, conversion=conversion,
+    )
+    try:
+        result = run_ffmpeg(
+            command, duration=probe.duration, timeout=settings.TRANSCODE_TIMEOUT_S,
+            on_progress=reporter.on_encode_progress, should_cancel=reporter.should_cancel,
+        )
+    except TranscodeCancelled as exc:
+        raise _LostJob(str(exc)) from exc
+    except TranscodeTimeout as exc:
+        raise _Permanent(
+            f"encoding took longer than TRANSCODE_TIMEOUT_S={settings.TRANSCODE_TIMEOUT_S} s and was stopped", log_tail=exc.log_tail
+        ) from exc
+    except TranscodeFailed as exc:
+        raise _Permanent(
+            f"ffmpeg could not decode or encode the original: {exc}", log_tail=[*conversion.notes, *exc.log_tail]
+        ) from exc
+    reporter.check(ENCODE_PROGRESS_SHARE * 100)
+
+    top = renditions[0]
+    poster = output_dir / "poster.jpg"
+    cpu = result.cpu_seconds
+    try:
+        poster_result = run_ffmpeg(
+            poster_command(ffmpeg_bin=settings.FFMPEG_BIN, input_path=source, output_path=poster, probe=probe,
+                                  width=top.width, height=top.height, conversion=conversion),
+            duration=probe.duration, timeout=min(POSTER_TIMEOUT_S, settings.TRANSCODE_TIMEOUT_S),
+            should_cancel=reporter.should_cancel,
+        )
+        cpu += poster_result.cpu_seconds
+    except TranscodeCancelled as exc:
+        raise _LostJob(str(exc)) from exc
+    except (TranscodeFailed, TranscodeTimeout) as exc:
+        # The stream plays without a poster; players show the first frame instead.
+        logger.warning("job_id=%s video_id=%s no poster: %s", claim.job_id, claim.video_id, exc)
+    has_poster = poster.is_file() and poster.stat().st_size > 0
+    try:
+        output = rewrite_master_playlist(output_dir=output_dir, renditions=renditions, probe=probe)
+    except HlsOutputError as exc:
+        raise _Permanent(f"ffmpeg's output is unusable: {exc}", log_tail=result.log_tail) from exc
+    # what was done to the source heads the job's log, above ffmpeg's own lines
+    return _Encoded(
+        probe=probe, output=output, has_poster=has_poster, cpu_seconds=cpu,
+        log_tail=[*conversion.notes, *result.log_tail],
+    )
+
+
+@transaction.atomic
+def _transcode_switch(*, claim: _Claim, encoded: _Encoded, stored: list[tuple[str, int]], wall_seconds: float) -> None:
+    """Make the new output the video's, in one transaction.
+
+    The replaced output is kept for ``HLS_PREVIOUS_OUTPUT_GRACE_S`` (a ``PreviousHlsOutput``
+    row; 0 deletes it at once); other lower-numbered folders go after commit.
+    """
+    job, video = transcode_lock(job_id=claim.job_id)
+    if job is None or video is None or job.status != TranscodeJob.Status.RUNNING or job.attempts != claim.attempt:
+        raise _LostJob("the job was cancelled, its video deleted, or another worker took it over")
+    probe, output = encoded.probe, encoded.output
+    now = timezone.now()
+    previous_output_keep(video=video, new_folder=hls_folder_number(claim.prefix), now=now)
+    Rendition.objects.filter(video=video).delete()
+    Rendition.objects.bulk_create([
+        Rendition(
+            video=video, name=r.name, width=r.width, height=r.height, bandwidth=r.bandwidth,
+            average_bandwidth=r.average_bandwidth, codecs=r.codecs, playlist_key=claim.prefix + r.playlist,
+            bytes=r.bytes, segment_count=len(r.segment_durations),
+        )
+        for r in output.renditions
+    ])
+    video.transition(Video.Status.READY)
+    video.status_reason = ""
+    video.hls_master_key = claim.prefix + MASTER_PLAYLIST_NAME
+    video.poster_key = claim.prefix + "poster.jpg" if encoded.has_poster else ""
+    video.duration = probe.duration
+    video.max_quality = max(output.renditions, key=lambda r: min(r.width, r.height)).name
+    video.ready_at = now
+    video.save(update_fields=["status", "status_reason", "hls_master_key", "poster_key", "duration", "max_quality", "ready_at", "updated_at"])
+
+    transcode_job_finish(
+        job=job, status=TranscodeJob.Status.SUCCEEDED, error="", now=now, progress=100, heartbeat_at=now,
+        log_tail="\n".join(encoded.log_tail), wall_seconds=round(wall_seconds, 3), cpu_seconds=round(encoded.cpu_seconds, 3),
+        output_bytes=sum(size for _, size in stored),
+    )
+    output_minutes = Decimal(str(probe.duration)) / 60 * len(output.renditions)
+    cost_record_transcode(job=job, output_minutes=output_minutes, cpu_seconds=encoded.cpu_seconds)
+    # robust: a storage error while cleaning up must not reach transcode_run, whose error path
+    # would delete this attempt's folder, now the video's output.
+    transaction.on_commit(
+        lambda: older_outputs_delete(video_id=video.id, keep=hls_folder_number(video.hls_master_key)), robust=True
+    )
+    logger.info(
+        "job_id=%s video_id=%s ready: %d renditions, %d bytes, %.1f s wall, %.1f s CPU",
+        job.id, video.id, len(output.renditions), job.output_bytes, wall_seconds, encoded.cpu_seconds,
+    )
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Failures another attempt can fix: storage and network errors, a database hiccup."""
+    return isinstance(exc, (OSError, BotoCoreError, ClientError, DatabaseError)) and not isinstance(exc, FileNotFoundError)
+
+
+@transaction.atomic
+def _transcode_attempt_failed(*, claim: _Claim, message: str, log_tail: list[str], retry: bool) -> None:
+    """Record a failed attempt: requeue it (transient, attempts left) or fail the job and the video."""
+    job, video = transcode_lock(job_id=claim.job_id)
+    if job is None or video is None or job.status != TranscodeJob.Status.RUNNING or job.attempts != claim.attempt:
+        return
+    if retry and job.attempts < settings.TRANSCODE_MAX_ATTEMPTS:
+        job.error = message
+        job.log_tail = "\n".join(log_tail)
+        transcode_requeue(job=job, video=video, reason=f"attempt {job.attempts} failed, retrying: {message}")
+        return
+    if retry:
+        message = f"gave up after {job.attempts} attempts (TRANSCODE_MAX_ATTEMPTS): {message}"
+    transcode_job_finish(job=job, status=TranscodeJob.Status.FAILED, error=message, log_tail="\n".join(log_tail))
+    video_job_ended(video=video, reason=f"transcoding failed: {message}")
+    logger.warning("job_id=%s video_id=%s failed: %s", job.id, video.id, message)
+
+
+def _delete_attempt_output(claim: _Claim) -> None:
+    try:
+        removed = delete_prefix(claim.prefix)
+        logger.info("job_id=%s removed %d objects of the abandoned attempt %s", claim.job_id, removed, claim.prefix)
+    except Exception:
+        # The next successful attempt deletes lower-numbered folders of the video too.
+        logger.exception("job_id=%s could not delete %s", claim.job_id, claim.prefix)
+
+
+def transcode_run(*, job_id: Any) -> None:
+    """Run one queued transcode job to the end (the django-q2 task calls this).
+
+    Re-runs are no-ops (only a ``queued`` job starts). The budget gate is asked first; a
+    stopped budget cancels the job and blocks the video. The attempt is marked running and
+    committed, then the original is copied to a temp dir, probed and encoded by one ffmpeg
+    process (progress and heartbeat every ~2 s; ffmpeg is killed when the job is cancelled
+    or the video deleted), uploaded to a fresh ``videos/<id>/hls/<n>/`` and switched on
+    the video in one transaction. A failed attempt leaves no objects: transient errors
+    (storage, network, database) requeue the job until ``TRANSCODE_MAX_ATTEMPTS``; a file
+    that cannot be decoded fails the job and the video with the reason.
+    """
+    claim = _transcode_claim(job_id=job_id)
+    if claim is None:
+        return
+    started = time.monotonic()
+    reporter = _Reporter(claim)
+    # Leftovers of attempts that died on this machine go before this one adds its own copy.
+    transcode_work_dirs_sweep()
+    work = Path(tempfile.mkdtemp(prefix=work_dir_prefix(job_id=claim.job_id, attempt=claim.attempt)))
+    try:
+        with open_local_copy(claim.storage_key) as source:
+            encoded = _encode(claim=claim, source=source, work=work, reporter=reporter)
+        reporter.check(95)
+        # A folder number can only hold leftovers of a lost attempt; start it empty.
+        delete_prefix(claim.prefix)
+        # Uploading a long ladder takes a while: keep the heartbeat going so the reaper leaves it alone.
+        stored = save_directory(claim.prefix, work / "hls", on_saved=reporter.on_output_saved)
+        _transcode_switch(claim=claim, encoded=encoded, stored=stored, wall_seconds=time.monotonic() - started)
+    except _LostJob as exc:
+        logger.info("job_id=%s video_id=%s stopped: %s", claim.job_id, claim.video_id, exc)
+        _delete_attempt_output(claim)
+    except _Permanent as exc:
+        _delete_attempt_output(claim)
+        _transcode_attempt_failed(claim=claim, message=str(exc), log_tail=exc.log_tail, retry=False)
+    except FileNotFoundError as exc:
+        _delete_attempt_output(claim)
+        _transcode_attempt_failed(claim=claim, message=f"the original is missing from storage: {exc}", log_tail=[], retry=False)
+    except Exception as exc:
+        logger.exception("job_id=%s video_id=%s attempt %d failed", claim.job_id, claim.video_id, claim.attempt)
+        _delete_attempt_output(claim)
+        _transcode_attempt_failed(
+            claim=claim, message=f"{type(exc).__name__}: {exc}", log_tail=[], retry=_is_transient(exc)
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

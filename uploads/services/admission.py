@@ -1,0 +1,104 @@
+"""What a new upload (tus, direct or ingest) must pass before anything is stored."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db.models import Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from media_library.filenames import file_extension
+from transcoding.costs.quotas import quota_check_upload
+from unpuzzle.exceptions import PayloadTooLarge, TooManyRequests, UnsupportedMediaType
+from uploads.models import UploadSession
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+# Partial uploads (tus concatenation) a user may have open, per allowed concurrent upload.
+PARTIALS_PER_UPLOAD = 8
+
+
+def max_upload_bytes() -> int:
+    """The largest upload accepted, in bytes (``MAX_VIDEO_SIZE_MB``)."""
+    return settings.MAX_VIDEO_SIZE_MB * 1024 * 1024
+
+
+def upload_expiry(*, now: datetime | None = None) -> datetime:
+    """When an unfinished upload expires if nothing more arrives (``UPLOAD_EXPIRY_HOURS`` from now)."""
+    return (now or timezone.now()) + timedelta(hours=settings.UPLOAD_EXPIRY_HOURS)
+
+
+def upload_length_check(*, length: int) -> None:
+    """Refuse a length past the maximum upload size (413)."""
+    if length > max_upload_bytes():
+        raise PayloadTooLarge(
+            f"Upload-Length {length} exceeds the maximum upload size of {max_upload_bytes()} bytes "
+            f"({settings.MAX_VIDEO_SIZE_MB} MB)"
+        )
+
+
+def upload_format_check(*, filename: str, filetype: str) -> None:
+    """Refuse, at creation, a file whose name or type says it is not an allowed video (415)."""
+    allowed = settings.ALLOWED_VIDEO_FORMATS
+    ext = file_extension(filename)
+    if filename and not ext:
+        raise UnsupportedMediaType(
+            f"file name {filename!r} has no extension; upload a video file ({', '.join(allowed)})"
+        )
+    if ext and ext not in allowed:
+        raise UnsupportedMediaType(f"'.{ext}' files are not accepted; upload one of: {', '.join(allowed)}")
+    filetype = filetype.strip().lower()
+    if filetype and not filetype.startswith("video/") and filetype != "application/octet-stream":
+        raise UnsupportedMediaType(f"file type {filetype!r} is not a video; upload one of: {', '.join(allowed)}")
+
+
+def upload_sessions_pending_bytes(*, user: AbstractBaseUser) -> int:
+    """Declared length of ``user``'s uploads created this month that are not finalized yet
+    (in progress or complete): they count against the monthly upload quota like stored originals."""
+    start = timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    pending = UploadSession.objects.filter(
+        owner=user,
+        status__in=UploadSession.LIVE_STATUSES,
+        length__isnull=False,
+        created_at__gte=start,
+    ).aggregate(total=Coalesce(Sum("length"), 0))["total"]
+    return int(pending)
+
+
+def upload_file_check(*, owner: AbstractBaseUser, length: int | None, filename: str, filetype: str) -> None:
+    """A whole file's size (413), name and type (415) and the owner's monthly quotas (413/429)."""
+    if length is not None:
+        upload_length_check(length=length)
+    upload_format_check(filename=filename, filetype=filetype)
+    quota_check_upload(user=owner, size_bytes=length, pending_upload_bytes=upload_sessions_pending_bytes(user=owner))
+
+
+def _check_active_limit(*, owner: AbstractBaseUser, partial: bool) -> None:
+    active = UploadSession.objects.filter(owner=owner, status__in=UploadSession.ACTIVE_STATUSES, is_partial=partial)
+    limit = settings.MAX_CONCURRENT_UPLOADS * (PARTIALS_PER_UPLOAD if partial else 1)
+    if active.count() >= limit:
+        what = "partial uploads" if partial else "unfinished uploads"
+        raise TooManyRequests(
+            f"you already have {limit} {what} (the limit); finish or terminate one before starting another"
+        )
+
+
+def upload_admission_check(
+    *, owner: AbstractBaseUser, length: int | None, filename: str, filetype: str, partial: bool = False
+) -> None:
+
+    """What every new upload (tus or direct) must pass before anything is stored.
+
+    Size up to ``MAX_VIDEO_SIZE_MB`` (413); an allowed video name and type (415) and the
+    owner's monthly quotas (413/429) for whole files; at most ``MAX_CONCURRENT_UPLOADS``
+    unfinished uploads of either kind (429). Partial tus uploads are chunks: only size and count.
+    """
+    if partial:
+        if length is not None:
+            upload_length_check(length=length)
+    else:
+        upload_file_check(owner=owner, length=length, filename=filename, filetype=filetype)
+    _check_active_limit(owner=owner, partial=partial)
