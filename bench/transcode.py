@@ -118,8 +118,16 @@ def motion_source(cache: Path, *, duration: int, ffmpeg_bin: str) -> Path:
         print(f"generating {path} ...", flush=True)
         partial = path.with_suffix(".part.mp4")
         clips.make_clip(
-            partial, width=1920, height=1080, duration=duration, fps=30, audio=True,
-            crf=20, preset="veryfast", faststart=True, ffmpeg_bin=ffmpeg_bin,
+            partial,
+            width=1920,
+            height=1080,
+            duration=duration,
+            fps=30,
+            audio=True,
+            crf=20,
+            preset="veryfast",
+            faststart=True,
+            ffmpeg_bin=ffmpeg_bin,
         )
         partial.replace(path)
     return path
@@ -134,71 +142,148 @@ def slides_source(cache: Path, *, duration: int, ffmpeg_bin: str) -> Path:
         print(f"generating {path} ...", flush=True)
         partial = path.with_suffix(".part.mp4")
         clips.make_slides(
-            partial, width=1920, height=1080, slide_seconds=slide_seconds, slides=count, fps=30,
-            audio=True, crf=18, preset="veryfast", ffmpeg_bin=ffmpeg_bin,
+            partial,
+            width=1920,
+            height=1080,
+            slide_seconds=slide_seconds,
+            slides=count,
+            fps=30,
+            audio=True,
+            crf=18,
+            preset="veryfast",
+            ffmpeg_bin=ffmpeg_bin,
         )
         partial.replace(path)
     return path
 
 
 def pipeline_command(
-    settings: Settings, *, ffmpeg_bin: str, source: Path, out: Path, probe: ProbeResult,
-    renditions: Sequence[PlannedRendition], rate_control: RateControl = "capped_crf",
+    settings: Settings,
+    *,
+    ffmpeg_bin: str,
+    source: Path,
+    out: Path,
+    probe: ProbeResult,
+    renditions: Sequence[PlannedRendition],
+    rate_control: RateControl = "capped_crf",
 ) -> list[str]:
     """The production command (a)."""
     return build_hls_command(
-        ffmpeg_bin=ffmpeg_bin, input_path=source, output_dir=out, probe=probe, renditions=renditions,
-        segment_seconds=settings.segment_seconds, keyframe_interval=settings.keyframe_interval,
-        audio_bitrate=settings.audio_bitrate, crf=settings.crf, preset=settings.preset,
+        ffmpeg_bin=ffmpeg_bin,
+        input_path=source,
+        output_dir=out,
+        probe=probe,
+        renditions=renditions,
+        segment_seconds=settings.segment_seconds,
+        keyframe_interval=settings.keyframe_interval,
+        audio_bitrate=settings.audio_bitrate,
+        crf=settings.crf,
+        preset=settings.preset,
         options=EncoderOptions(
-            cascade=settings.cascade, tier_presets=settings.tier_presets, x264_threads=settings.threads,
+            cascade=settings.cascade,
+            tier_presets=settings.tier_presets,
+            x264_threads=settings.threads,
             rate_control=rate_control,
         ),
     )
 
 
 def naive_command(
-    settings: Settings, *, ffmpeg_bin: str, source: Path, out: Path, probe: ProbeResult,
+    settings: Settings,
+    *,
+    ffmpeg_bin: str,
+    source: Path,
+    out: Path,
+    probe: ProbeResult,
     rendition: PlannedRendition,
 ) -> list[str]:
     """Baseline (b): one tier per process, decoding and scaling the source itself, same encoder settings."""
     directory = out / rendition.name
     directory.mkdir(parents=True, exist_ok=True)
     cmd = [
-        ffmpeg_bin, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning", "-progress", "pipe:1", "-nostats",
-        "-i", f"file:{source}", "-map", f"0:{probe.video_stream_index}",
+        ffmpeg_bin,
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "warning",
+        "-progress",
+        "pipe:1",
+        "-nostats",
+        "-i",
+        f"file:{source}",
+        "-map",
+        f"0:{probe.video_stream_index}",
     ]
     if probe.has_audio:
         cmd += ["-map", f"0:{probe.audio_stream_index}"]
     cmd += ["-vf", scale_filter(rendition)]
     cmd += video_encoder_args(
-        rendition=rendition, stream=None, frame_rate=probe.frame_rate, crf=settings.crf,
-        preset=settings.preset_for(rendition.name), keyframe_interval=settings.keyframe_interval,
+        rendition=rendition,
+        stream=None,
+        frame_rate=probe.frame_rate,
+        crf=settings.crf,
+        preset=settings.preset_for(rendition.name),
+        keyframe_interval=settings.keyframe_interval,
         threads=settings.threads,
     )
     if probe.has_audio:
         cmd += audio_encoder_args(stream=None, audio_bitrate=settings.audio_bitrate)
     cmd += [
-        "-map_metadata", "-1", "-f", "hls", "-hls_time", f"{settings.segment_seconds:g}",
-        "-hls_playlist_type", "vod", "-hls_list_size", "0", "-hls_flags", "independent_segments",
-        "-hls_segment_filename", str(directory / SEGMENT_TEMPLATE), str(directory / MEDIA_PLAYLIST_NAME),
+        "-map_metadata",
+        "-1",
+        "-f",
+        "hls",
+        "-hls_time",
+        f"{settings.segment_seconds:g}",
+        "-hls_playlist_type",
+        "vod",
+        "-hls_list_size",
+        "0",
+        "-hls_flags",
+        "independent_segments",
+        "-hls_segment_filename",
+        str(directory / SEGMENT_TEMPLATE),
+        str(directory / MEDIA_PLAYLIST_NAME),
     ]
     return cmd
 
 
-def run_pipeline(settings: Settings, *, ffmpeg_bin: str, source: Path, out: Path, probe: ProbeResult,
-                 renditions: Sequence[PlannedRendition], rate_control: RateControl = "capped_crf") -> RunStats:
+def run_pipeline(
+    settings: Settings,
+    *,
+    ffmpeg_bin: str,
+    source: Path,
+    out: Path,
+    probe: ProbeResult,
+    renditions: Sequence[PlannedRendition],
+    rate_control: RateControl = "capped_crf",
+) -> RunStats:
     """Run (a) and return its resources."""
     out.mkdir(parents=True, exist_ok=True)
     stats = RunStats()
-    cmd = pipeline_command(settings, ffmpeg_bin=ffmpeg_bin, source=source, out=out, probe=probe,
-                           renditions=renditions, rate_control=rate_control)
+    cmd = pipeline_command(
+        settings,
+        ffmpeg_bin=ffmpeg_bin,
+        source=source,
+        out=out,
+        probe=probe,
+        renditions=renditions,
+        rate_control=rate_control,
+    )
     stats.add(run_ffmpeg(cmd, duration=probe.duration, timeout=3600))
     return stats
 
 
-def run_naive(settings: Settings, *, ffmpeg_bin: str, source: Path, out: Path, probe: ProbeResult,
-              renditions: Sequence[PlannedRendition]) -> RunStats:
+def run_naive(
+    settings: Settings,
+    *,
+    ffmpeg_bin: str,
+    source: Path,
+    out: Path,
+    probe: ProbeResult,
+    renditions: Sequence[PlannedRendition],
+) -> RunStats:
     """Run (b): the tiers one after another."""
     stats = RunStats()
     for rendition in renditions:
@@ -207,8 +292,9 @@ def run_naive(settings: Settings, *, ffmpeg_bin: str, source: Path, out: Path, p
     return stats
 
 
-def ssim_per_tier(*, ffmpeg_bin: str, source: Path, out: Path, renditions: Sequence[PlannedRendition],
-                  work: Path) -> dict[str, float]:
+def ssim_per_tier(
+    *, ffmpeg_bin: str, source: Path, out: Path, renditions: Sequence[PlannedRendition], work: Path
+) -> dict[str, float]:
     """Mean SSIM (All) of each tier's HLS output against the source scaled to the tier size (one process)."""
     cmd = [ffmpeg_bin, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", str(source)]
     for rendition in renditions:
@@ -263,8 +349,10 @@ def throughput(args: argparse.Namespace, settings: Settings, source: Path, work:
     """Part 1: (a) one process versus (b) one process per tier."""
     probe = probe_file(source, ffprobe_bin=args.ffprobe, ffmpeg_bin=args.ffmpeg)
     renditions = plan_renditions(probe, parse_ladder(settings.ladder))
-    print(f"\n== 1. Throughput: {source.name} ({probe.width}x{probe.height}, {probe.frame_rate:g} fps, "
-          f"{probe.duration:g} s, {probe.bitrate / 1e6 if probe.bitrate else 0:.1f} Mbit/s, audio {probe.audio_codec})")
+    print(
+        f"\n== 1. Throughput: {source.name} ({probe.width}x{probe.height}, {probe.frame_rate:g} fps, "
+        f"{probe.duration:g} s, {probe.bitrate / 1e6 if probe.bitrate else 0:.1f} Mbit/s, audio {probe.audio_codec})"
+    )
     print("renditions: " + ", ".join(f"{r.name} {r.width}x{r.height} cap {r.maxrate // 1000}k" for r in renditions))
     pipeline_runs: list[RunStats] = []
     naive_runs: list[RunStats] = []
@@ -274,12 +362,14 @@ def throughput(args: argparse.Namespace, settings: Settings, source: Path, work:
             if out.exists():
                 shutil.rmtree(out)
             if label == "a":
-                stats = run_pipeline(settings, ffmpeg_bin=args.ffmpeg, source=source, out=out, probe=probe,
-                                     renditions=renditions)
+                stats = run_pipeline(
+                    settings, ffmpeg_bin=args.ffmpeg, source=source, out=out, probe=probe, renditions=renditions
+                )
                 pipeline_runs.append(stats)
             else:
-                stats = run_naive(settings, ffmpeg_bin=args.ffmpeg, source=source, out=out, probe=probe,
-                                  renditions=renditions)
+                stats = run_naive(
+                    settings, ffmpeg_bin=args.ffmpeg, source=source, out=out, probe=probe, renditions=renditions
+                )
                 naive_runs.append(stats)
             print(f"  run {attempt + 1} ({label}): {stats.wall:6.1f} s wall {stats.cpu:6.1f} s CPU", flush=True)
 
@@ -290,8 +380,10 @@ def throughput(args: argparse.Namespace, settings: Settings, source: Path, work:
     print(f"\n{'':34} {'wall s':>8} {'CPU s':>8} {'peak RSS':>10} {'realtime x':>11}")
     for label, runs in rows:
         wall = median(runs, "wall")
-        print(f"{label:34} {wall:8.1f} {median(runs, 'cpu'):8.1f} {fmt_mb(int(median(runs, 'max_rss_kb'))):>10} "
-              f"{probe.duration / wall:11.2f}")
+        print(
+            f"{label:34} {wall:8.1f} {median(runs, 'cpu'):8.1f} {fmt_mb(int(median(runs, 'max_rss_kb'))):>10} "
+            f"{probe.duration / wall:11.2f}"
+        )
     wall_ratio = median(pipeline_runs, "wall") / median(naive_runs, "wall")
     cpu_ratio = median(pipeline_runs, "cpu") / median(naive_runs, "cpu")
     if args.repeat > 1:
@@ -302,25 +394,28 @@ def throughput(args: argparse.Namespace, settings: Settings, source: Path, work:
 
     started = time.monotonic()
     output = rewrite_master_playlist(output_dir=work / "a0", renditions=renditions, probe=probe)
-    print(f"master rewrite + I-frame playlists: {time.monotonic() - started:.2f} s "
-          f"({output.total_bytes / 1e6:.1f} MB scanned)")
+    print(
+        f"master rewrite + I-frame playlists: {time.monotonic() - started:.2f} s "
+        f"({output.total_bytes / 1e6:.1f} MB scanned)"
+    )
 
     if not args.skip_quality:
-        ssim_a = ssim_per_tier(ffmpeg_bin=args.ffmpeg, source=source, out=work / "a0", renditions=renditions,
-                               work=work)
-        ssim_b = ssim_per_tier(ffmpeg_bin=args.ffmpeg, source=source, out=work / "b0", renditions=renditions,
-                               work=work)
+        ssim_a = ssim_per_tier(ffmpeg_bin=args.ffmpeg, source=source, out=work / "a0", renditions=renditions, work=work)
+        ssim_b = ssim_per_tier(ffmpeg_bin=args.ffmpeg, source=source, out=work / "b0", renditions=renditions, work=work)
         print("\nsame quality check (with audio):")
         print(f"  {'tier':6} {'(a) MB/min':>11} {'(a) SSIM':>9} {'(b) MB/min':>11} {'(b) SSIM':>9}")
         for rendition in renditions:
             mb_a, _ = video_bytes_per_minute(work / "a0", rendition)
             mb_b, _ = video_bytes_per_minute(work / "b0", rendition)
-            print(f"  {rendition.name:6} {mb_a:11.2f} {ssim_a[rendition.name]:9.5f} {mb_b:11.2f} "
-                  f"{ssim_b[rendition.name]:9.5f}")
+            print(
+                f"  {rendition.name:6} {mb_a:11.2f} {ssim_a[rendition.name]:9.5f} {mb_b:11.2f} "
+                f"{ssim_b[rendition.name]:9.5f}"
+            )
 
 
-def rate_control(args: argparse.Namespace, settings: Settings, label: str, source: Path, work: Path,
-                 sweep: Sequence[float]) -> None:
+def rate_control(
+    args: argparse.Namespace, settings: Settings, label: str, source: Path, work: Path, sweep: Sequence[float]
+) -> None:
     """Part 2: capped CRF versus fixed bitrate on one clip (video only)."""
     probe = probe_file(source, ffprobe_bin=args.ffprobe, ffmpeg_bin=args.ffmpeg)
     video_only = dataclasses.replace(probe, has_audio=False, audio_codec=None, audio_stream_index=None)
@@ -337,8 +432,15 @@ def rate_control(args: argparse.Namespace, settings: Settings, label: str, sourc
         out = work / f"{label}_{name.replace(' ', '_')}"
         if out.exists():
             shutil.rmtree(out)
-        stats = run_pipeline(mode_settings, ffmpeg_bin=args.ffmpeg, source=source, out=out, probe=video_only,
-                             renditions=renditions, rate_control=mode)
+        stats = run_pipeline(
+            mode_settings,
+            ffmpeg_bin=args.ffmpeg,
+            source=source,
+            out=out,
+            probe=video_only,
+            renditions=renditions,
+            rate_control=mode,
+        )
         sizes = {r.name: video_bytes_per_minute(out, r) for r in renditions}
         ssim = ssim_per_tier(ffmpeg_bin=args.ffmpeg, source=source, out=out, renditions=renditions, work=work)
         results[name] = (sizes, ssim)
@@ -352,8 +454,9 @@ def rate_control(args: argparse.Namespace, settings: Settings, label: str, sourc
         for name, _, _ in modes:
             (mb, peak), ssim = results[name][0][rendition.name], results[name][1][rendition.name]
             change = "" if name == fixed_name else f"{(mb / fixed_bytes - 1) * 100:+.1f}%"
-            print(f"  {rendition.name:6} {name:16} {mb:8.2f} {peak:10.0f} {ssim:9.5f} {ssim_db(ssim):8.2f} "
-                  f"{change:>15}")
+            print(
+                f"  {rendition.name:6} {name:16} {mb:8.2f} {peak:10.0f} {ssim:9.5f} {ssim_db(ssim):8.2f} {change:>15}"
+            )
 
     def total(name: str) -> tuple[float, float]:
         sizes, ssim = results[name]
@@ -365,9 +468,11 @@ def rate_control(args: argparse.Namespace, settings: Settings, label: str, sourc
     def compare(name: str) -> str:
         own, _ = total(name)
         matched = [r.name for r in renditions if results[name][1][r.name] >= results[fixed_name][1][r.name]]
-        return (f"{own:.2f} MB/min, {(1 - own / fixed_bytes) * 100:.1f}% fewer bytes than fixed bitrate "
-                f"({(1 - own / cbr_bytes) * 100:.1f}% fewer than CBR); SSIM >= fixed bitrate on "
-                f"{', '.join(matched) or 'no tier'}")
+        return (
+            f"{own:.2f} MB/min, {(1 - own / fixed_bytes) * 100:.1f}% fewer bytes than fixed bitrate "
+            f"({(1 - own / cbr_bytes) * 100:.1f}% fewer than CBR); SSIM >= fixed bitrate on "
+            f"{', '.join(matched) or 'no tier'}"
+        )
 
     print(f"  ladder total: fixed bitrate {fixed_bytes:.2f} MB/min, CBR {cbr_bytes:.2f} MB/min")
     print(f"  {crf_name}: {compare(crf_name)}")
@@ -410,13 +515,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache.mkdir(parents=True, exist_ok=True)
     version = subprocess.run([args.ffmpeg, "-version"], capture_output=True, text=True).stdout.splitlines()[0]
     print(f"{version}; {os.cpu_count()} CPUs; Python {platform.python_version()}")
-    print(f"settings (pipeline and naive alike): ladder {settings.ladder}; libx264 preset {settings.preset}"
-          f"{' ' + str(settings.tier_presets) if settings.tier_presets else ''}, capped CRF {settings.crf:g} "
-          f"(maxrate = tier bitrate, bufsize = 2 x maxrate), profile high, IDR every "
-          f"{settings.keyframe_interval:g} s (forced, sc_threshold 0), x264 threads "
-          f"{settings.threads or 'auto'}; AAC stereo {settings.audio_bitrate // 1000}k 48 kHz; "
-          f"HLS {settings.segment_seconds:g} s MPEG-TS segments; pipeline scaling "
-          f"{'cascaded (each tier from the next larger)' if settings.cascade else 'each tier from the source'}")
+    print(
+        f"settings (pipeline and naive alike): ladder {settings.ladder}; libx264 preset {settings.preset}"
+        f"{' ' + str(settings.tier_presets) if settings.tier_presets else ''}, capped CRF {settings.crf:g} "
+        f"(maxrate = tier bitrate, bufsize = 2 x maxrate), profile high, IDR every "
+        f"{settings.keyframe_interval:g} s (forced, sc_threshold 0), x264 threads "
+        f"{settings.threads or 'auto'}; AAC stereo {settings.audio_bitrate // 1000}k 48 kHz; "
+        f"HLS {settings.segment_seconds:g} s MPEG-TS segments; pipeline scaling "
+        f"{'cascaded (each tier from the next larger)' if settings.cascade else 'each tier from the source'}"
+    )
     motion = motion_source(cache, duration=duration, ffmpeg_bin=args.ffmpeg)
     slides = slides_source(cache, duration=duration, ffmpeg_bin=args.ffmpeg)
 

@@ -16,6 +16,7 @@ BENCH_DATABASE_URL sets the default). Worker and thread counts default to WEB_WO
 WEB_THREADS, else scripts/run.sh's defaults. The load average is printed at start and end:
 on a shared machine, figures taken under load are not comparable. Not a test: it prints figures.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -109,8 +110,9 @@ def tus_upload(endpoint: str, path: Path, *, chunk: int, headers: dict[str, str]
     size = path.stat().st_size
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120, blocksize=MiB)
     base = {"Tus-Resumable": "1.0.0", **headers}
-    conn.request("POST", parts.path, headers={**base, "Upload-Length": str(size),
-                                              "Upload-Metadata": "filename YmVuY2gubXA0"})
+    conn.request(
+        "POST", parts.path, headers={**base, "Upload-Length": str(size), "Upload-Metadata": "filename YmVuY2gubXA0"}
+    )
     response = conn.getresponse()
     response.read()
     if response.status != 201:
@@ -121,10 +123,17 @@ def tus_upload(endpoint: str, path: Path, *, chunk: int, headers: dict[str, str]
     with open(path, "rb") as fh:
         while offset < size:
             body = fh.read(chunk)
-            conn.request("PATCH", target, body=body, headers={
-                **base, "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset),
-                "Content-Length": str(len(body)),
-            })
+            conn.request(
+                "PATCH",
+                target,
+                body=body,
+                headers={
+                    **base,
+                    "Content-Type": "application/offset+octet-stream",
+                    "Upload-Offset": str(offset),
+                    "Content-Length": str(len(body)),
+                },
+            )
             response = conn.getresponse()
             response.read()
             if response.status != 204:
@@ -192,26 +201,65 @@ def main() -> int:
     procs: list[subprocess.Popen] = []
     try:
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-        token = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c",
-             "from django.contrib.auth import get_user_model; from rest_framework.authtoken.models import Token;"
-             "u,_=get_user_model().objects.get_or_create(username='bench'); print(Token.objects.get_or_create(user=u)[0].key)"],
-            cwd=ROOT, env=env, check=True, capture_output=True, text=True,
-        ).stdout.strip().splitlines()[-1]
+        token = (
+            subprocess.run(
+                [
+                    sys.executable,
+                    "manage.py",
+                    "shell",
+                    "-c",
+                    "from django.contrib.auth import get_user_model; from rest_framework.authtoken.models import Token;"
+                    "u,_=get_user_model().objects.get_or_create(username='bench'); print(Token.objects.get_or_create(user=u)[0].key)",
+                ],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         port = free_port()
         gunicorn = subprocess.Popen(
-            [str(venv_bin / "gunicorn"), "unpuzzle.wsgi:application", "--bind", f"127.0.0.1:{port}",
-             "--worker-class", "gthread", "--workers", str(args.workers), "--threads", str(args.threads),
-             "--timeout", "300", "--graceful-timeout", "30", "--access-logfile", "-"],
-            cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                str(venv_bin / "gunicorn"),
+                "unpuzzle.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--worker-class",
+                "gthread",
+                "--workers",
+                str(args.workers),
+                "--threads",
+                str(args.threads),
+                "--timeout",
+                "300",
+                "--graceful-timeout",
+                "30",
+                "--access-logfile",
+                "-",
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         procs.append(gunicorn)
         node_port = free_port()
         (work / "node-files").mkdir()
         node = subprocess.Popen(
-            ["node", str(ROOT / "bench" / "tus-node" / "server.mjs"), "--dir", str(work / "node-files"),
-             "--port", str(node_port)],
-            start_new_session=True, stdout=subprocess.DEVNULL,
+            [
+                "node",
+                str(ROOT / "bench" / "tus-node" / "server.mjs"),
+                "--dir",
+                str(work / "node-files"),
+                "--port",
+                str(node_port),
+            ],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
         )
         procs.append(node)
         wait_for_port(port)
@@ -223,9 +271,11 @@ def main() -> int:
         big = make_file(work / "big.bin", args.size_mb * MiB)
         tus_upload(ours, make_file(work / "warm.bin", MiB), chunk=chunk, headers=auth)  # import everything once
         idle = RssSampler(gunicorn.pid).current()
-        print(f"server: gunicorn gthread, {args.workers} workers x {args.threads} threads; "
-              f"DATABASE_URL={env['DATABASE_URL']}; chunks of {args.chunk_mb} MiB over loopback; "
-              f"idle RSS after warm-up {idle / MiB:.1f} MiB")
+        print(
+            f"server: gunicorn gthread, {args.workers} workers x {args.threads} threads; "
+            f"DATABASE_URL={env['DATABASE_URL']}; chunks of {args.chunk_mb} MiB over loopback; "
+            f"idle RSS after warm-up {idle / MiB:.1f} MiB"
+        )
 
         # Alternating runs, after flushing dirty pages, so disk writeback of the previous run
         # (or of the generated file) does not slow the next one down.
@@ -251,13 +301,21 @@ def main() -> int:
                 leftover.unlink()
         ours_mbs, node_mbs = args.size_mb / statistics.median(ours_times), args.size_mb / statistics.median(node_times)
         runs = f"median of {args.repeat} (best {{:.1f}}): "
-        print(f"django      {args.size_mb} MiB, {runs.format(args.size_mb / min(ours_times))}{ours_mbs:7.1f} MiB/s  "
-              f"peak RSS {ours_peak / MiB:6.1f} MiB (+{(ours_peak - idle) / MiB:.1f})  "
-              f"stored sha256 {'matches' if same else 'DIFFERS'}")
-        print(f"@tus/server {args.size_mb} MiB, {runs.format(args.size_mb / min(node_times))}{node_mbs:7.1f} MiB/s  "
-              f"peak RSS {node_peak / MiB:6.1f} MiB")
-        print("runs (s): django " + " ".join(f"{t:.2f}" for t in ours_times)
-              + "; @tus/server " + " ".join(f"{t:.2f}" for t in node_times))
+        print(
+            f"django      {args.size_mb} MiB, {runs.format(args.size_mb / min(ours_times))}{ours_mbs:7.1f} MiB/s  "
+            f"peak RSS {ours_peak / MiB:6.1f} MiB (+{(ours_peak - idle) / MiB:.1f})  "
+            f"stored sha256 {'matches' if same else 'DIFFERS'}"
+        )
+        print(
+            f"@tus/server {args.size_mb} MiB, {runs.format(args.size_mb / min(node_times))}{node_mbs:7.1f} MiB/s  "
+            f"peak RSS {node_peak / MiB:6.1f} MiB"
+        )
+        print(
+            "runs (s): django "
+            + " ".join(f"{t:.2f}" for t in ours_times)
+            + "; @tus/server "
+            + " ".join(f"{t:.2f}" for t in node_times)
+        )
         print(f"throughput ratio django / @tus/server (medians): {ours_mbs / node_mbs:.2f}")
         big.unlink()
         shutil.rmtree(work / "node-files", ignore_errors=True)
@@ -278,9 +336,11 @@ def main() -> int:
                 list(pool.map(one, small))
             wall = time.perf_counter() - start
         total = args.concurrent * args.concurrent_mb
-        print(f"django  {args.concurrent} concurrent x {args.concurrent_mb} MiB: {wall:6.2f} s  "
-              f"{total / wall:7.1f} MiB/s aggregate  errors {len(errors)}  peak RSS {rss.peak / MiB:6.1f} MiB "
-              f"(+{(rss.peak - idle) / MiB:.1f})")
+        print(
+            f"django  {args.concurrent} concurrent x {args.concurrent_mb} MiB: {wall:6.2f} s  "
+            f"{total / wall:7.1f} MiB/s aggregate  errors {len(errors)}  peak RSS {rss.peak / MiB:6.1f} MiB "
+            f"(+{(rss.peak - idle) / MiB:.1f})"
+        )
         for line in errors[:5]:
             print(f"  error {line}")
         for path in small:
@@ -292,10 +352,13 @@ def main() -> int:
         os.sync()
         with RssSampler(gunicorn.pid) as rss:
             seconds, _ = timed_upload(ours, medium, chunk=chunk, headers=auth)
-        print(f"django  {args.small_mb} MiB: {seconds:6.2f} s  {args.small_mb / seconds:7.1f} MiB/s  "
-              f"peak RSS {rss.peak / MiB:6.1f} MiB (+{(rss.peak - idle) / MiB:.1f})")
-        per_process = [p.memory_info().rss / MiB for p in [psutil.Process(gunicorn.pid),
-                                                            *psutil.Process(gunicorn.pid).children()]]
+        print(
+            f"django  {args.small_mb} MiB: {seconds:6.2f} s  {args.small_mb / seconds:7.1f} MiB/s  "
+            f"peak RSS {rss.peak / MiB:6.1f} MiB (+{(rss.peak - idle) / MiB:.1f})"
+        )
+        per_process = [
+            p.memory_info().rss / MiB for p in [psutil.Process(gunicorn.pid), *psutil.Process(gunicorn.pid).children()]
+        ]
         print("gunicorn RSS now per process (MiB): " + ", ".join(f"{v:.1f}" for v in per_process))
         print("load average at end (1, 5, 15 min): " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
         return 1 if errors or not same else 0

@@ -1,4 +1,5 @@
 """Admin for stored media. The transcoding app extends the Video admin with its jobs (and the uploads app with the upload page)."""
+
 from django.contrib import admin
 from django.db import models
 from django.db.models import Count, IntegerField, OuterRef, Subquery
@@ -19,15 +20,42 @@ FINAL_VIDEO_STATUSES = (Video.Status.READY, Video.Status.FAILED)
 
 @admin.register(MediaFile)
 class MediaFileAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
-    list_display = ("original_filename", "owner", "status", "size", "duration", "width", "height", "video_codec", "created_at")
+    list_display = (
+        "original_filename",
+        "owner",
+        "status",
+        "size",
+        "duration",
+        "width",
+        "height",
+        "video_codec",
+        "created_at",
+    )
     list_filter = ("status", OwnerListFilter, "video_codec", "has_audio", "created_at")
     search_fields = ("original_filename", "sha256", "storage_key", "owner__username", "owner__email")
     date_hierarchy = "created_at"
     list_select_related = ("owner",)
     readonly_fields = (
-        "id", "storage_key", "size", "sha256", "mime_type", "duration", "width", "height", "video_codec",
-        "video_bitrate", "bitrate", "frame_rate", "audio_codec", "has_audio", "probe", "access_count",
-        "last_accessed_at", "created_at", "updated_at", "deleted_at",
+        "id",
+        "storage_key",
+        "size",
+        "sha256",
+        "mime_type",
+        "duration",
+        "width",
+        "height",
+        "video_codec",
+        "video_bitrate",
+        "bitrate",
+        "frame_rate",
+        "audio_codec",
+        "has_audio",
+        "probe",
+        "access_count",
+        "last_accessed_at",
+        "created_at",
+        "updated_at",
+        "deleted_at",
     )
 
 
@@ -35,7 +63,17 @@ class RenditionInline(admin.TabularInline):
     model = Rendition
     extra = 0
     can_delete = False
-    fields = ("name", "width", "height", "bandwidth", "average_bandwidth", "codecs", "bytes", "segment_count", "playlist_key")
+    fields = (
+        "name",
+        "width",
+        "height",
+        "bandwidth",
+        "average_bandwidth",
+        "codecs",
+        "bytes",
+        "segment_count",
+        "playlist_key",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -44,7 +82,15 @@ class RenditionInline(admin.TabularInline):
 
 @admin.register(Video)
 class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
-    list_display = ("title", "status_badge", "duration_display", "size_display", "renditions_display", "owner", "created")
+    list_display = (
+        "title",
+        "status_badge",
+        "duration_display",
+        "size_display",
+        "renditions_display",
+        "owner",
+        "created",
+    )
     list_filter = ("status", OwnerListFilter, "video_provider", "created_at")
     search_fields = ("title", "description", "owner__username", "owner__email", "id")
     date_hierarchy = "created_at"
@@ -53,8 +99,16 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     # Legacy provider links are https; say so rather than rely on Django's changing default.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = (
-        "id", "status", "status_reason", "hls_master_key", "poster_key", "duration", "max_quality",
-        "created_at", "updated_at", "ready_at",
+        "id",
+        "status",
+        "status_reason",
+        "hls_master_key",
+        "poster_key",
+        "duration",
+        "max_quality",
+        "created_at",
+        "updated_at",
+        "ready_at",
     )
     inlines = [RenditionInline]
 
@@ -64,7 +118,11 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         renditions = (
-            Rendition.objects.filter(video=OuterRef("pk")).order_by().values("video").annotate(n=Count("pk")).values("n")
+            Rendition.objects.filter(video=OuterRef("pk"))
+            .order_by()
+            .values("video")
+            .annotate(n=Count("pk"))
+            .values("n")
         )
         return super().get_queryset(request).annotate(rendition_count=Subquery(renditions, output_field=IntegerField()))
 
@@ -74,7 +132,11 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         poll_url = "" if obj.status in FINAL_VIDEO_STATUSES else reverse("video-detail", args=[obj.pk])
         return format_html(
             '<span class="video-status video-status-{}" data-video-id="{}" data-poll-url="{}" title="{}">{}</span>',
-            obj.status, obj.pk, poll_url, obj.status_reason, obj.get_status_display(),
+            obj.status,
+            obj.pk,
+            poll_url,
+            obj.status_reason,
+            obj.get_status_display(),
         )
 
     @admin.display(description="created", ordering="created_at")
@@ -124,7 +186,19 @@ class RenditionAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     list_filter = ("name",)
     search_fields = ("video__title", "video__id")
     list_select_related = ("video",)
-    readonly_fields = ("video", "name", "width", "height", "bandwidth", "average_bandwidth", "codecs", "playlist_key", "bytes", "segment_count", "created_at")
+    readonly_fields = (
+        "video",
+        "name",
+        "width",
+        "height",
+        "bandwidth",
+        "average_bandwidth",
+        "codecs",
+        "playlist_key",
+        "bytes",
+        "segment_count",
+        "created_at",
+    )
 
 
 @admin.register(PreviousHlsOutput)

@@ -1,4 +1,5 @@
 """The video API: list, retrieve, edit, delete and playback grants (the transcoding app adds retranscoding)."""
+
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
@@ -14,7 +15,10 @@ from media_library.serializers import PlaybackSerializer, VideoNotReadySerialize
 from media_library.services import media_file_record_access, video_delete, video_update
 
 STATUS_PARAMETER = OpenApiParameter(
-    "status", OpenApiTypes.STR, enum=[value for value, _ in Video.Status.choices], description="Only videos in this status"
+    "status",
+    OpenApiTypes.STR,
+    enum=[value for value, _ in Video.Status.choices],
+    description="Only videos in this status",
 )
 
 

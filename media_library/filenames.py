@@ -1,4 +1,5 @@
 """Safe object names for originals; pure helpers, no Django."""
+
 from __future__ import annotations
 
 import re

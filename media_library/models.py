@@ -1,4 +1,5 @@
 """Stored media: original files, videos and their HLS renditions."""
+
 from __future__ import annotations
 
 import posixpath
@@ -93,9 +94,7 @@ class Video(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="videos")
     title = models.CharField(max_length=255)
     description = models.TextField(blank=True)
-    media_file = models.ForeignKey(
-        MediaFile, null=True, blank=True, on_delete=models.PROTECT, related_name="videos"
-    )
+    media_file = models.ForeignKey(MediaFile, null=True, blank=True, on_delete=models.PROTECT, related_name="videos")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADED, db_index=True)
     status_reason = models.TextField(blank=True, help_text="Why the video failed or is blocked")
     hls_master_key = models.CharField(max_length=512, blank=True)

@@ -19,6 +19,7 @@ players need no cookies. A token opens one output folder; after a re-transcode t
 replaced folder (``PreviousHlsOutput``) stays open to its tokens, and stored, for
 ``HLS_PREVIOUS_OUTPUT_GRACE_S``, so players that started on it can finish.
 """
+
 from __future__ import annotations
 
 import posixpath

@@ -1,4 +1,5 @@
 """API representations of videos, their originals and playback grants."""
+
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema_field
@@ -21,8 +22,19 @@ class MediaProbeSerializer(serializers.ModelSerializer):
     class Meta:
         model = MediaFile
         fields = [
-            "id", "original_filename", "size", "mime_type", "duration", "width", "height", "video_codec",
-            "video_bitrate", "bitrate", "frame_rate", "audio_codec", "has_audio",
+            "id",
+            "original_filename",
+            "size",
+            "mime_type",
+            "duration",
+            "width",
+            "height",
+            "video_codec",
+            "video_bitrate",
+            "bitrate",
+            "frame_rate",
+            "audio_codec",
+            "has_audio",
         ]
         read_only_fields = fields
 
@@ -38,8 +50,22 @@ class VideoSerializer(serializers.ModelSerializer):
     class Meta:
         model = Video
         fields = [
-            "id", "title", "description", "owner", "status", "status_reason", "duration", "max_quality", "poster_url",
-            "media", "renditions", "video_url", "video_provider", "created_at", "updated_at", "ready_at",
+            "id",
+            "title",
+            "description",
+            "owner",
+            "status",
+            "status_reason",
+            "duration",
+            "max_quality",
+            "poster_url",
+            "media",
+            "renditions",
+            "video_url",
+            "video_provider",
+            "created_at",
+            "updated_at",
+            "ready_at",
         ]
         read_only_fields = [name for name in fields if name not in ("title", "description")]
 

@@ -1,4 +1,5 @@
 """Writes for stored media: where originals live, the videos made from them, editing, deleting and counting playback grants."""
+
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,7 @@
 Used in development and single-machine installs, where no CDN sits in front of the
 files. Bodies are streamed in chunks; a file is never read whole into memory.
 """
+
 from __future__ import annotations
 
 import os

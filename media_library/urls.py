@@ -1,4 +1,5 @@
 """API routes of this app, mounted under /api/v1/ (the videos viewset is routed by ``unpuzzle.urls``)."""
+
 from django.urls import path
 
 from media_library.views import video_hls

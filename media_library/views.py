@@ -1,4 +1,5 @@
 """HTML and file views: the player page and the app-served HLS files."""
+
 from __future__ import annotations
 
 import logging

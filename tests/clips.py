@@ -44,8 +44,16 @@ def make_clip(
         args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={duration}"]
         args += ["-map", "0:v", "-map", "1:a", "-c:a", "aac", "-b:a", "96k"]
     args += [
-        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-        "-g", str(max(1, int(fps * gop_seconds))),
+        "-c:v",
+        "libx264",
+        "-preset",
+        preset,
+        "-crf",
+        str(crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        str(max(1, int(fps * gop_seconds))),
     ]
     if faststart:
         args += ["-movflags", "+faststart"]
@@ -91,13 +99,29 @@ def make_interlaced(directory: Path, *, duration: float = 2.0) -> Path:
     edges comb as in camcorder 1080i/576i footage; x264 codes it as interlaced.
     """
     path = directory / "interlaced_tff.mp4"
-    _run([
-        "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=50:duration={duration}",
-        "-vf", "interlace=scan=tff",
-        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "50",
-        "-flags", "+ildct+ilme", "-field_order", "tt",
-        str(path),
-    ])
+    _run(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=320x180:rate=50:duration={duration}",
+            "-vf",
+            "interlace=scan=tff",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "50",
+            "-flags",
+            "+ildct+ilme",
+            "-field_order",
+            "tt",
+            str(path),
+        ]
+    )
     return path
 
 
@@ -107,12 +131,23 @@ def make_dv_pal(directory: Path, *, duration: float = 2.0) -> Path:
     The stream states no field order; only the decoded frames say they are interlaced.
     """
     path = directory / "dv_pal.avi"
-    _run([
-        "-f", "lavfi", "-i", f"testsrc2=size=720x576:rate=50:duration={duration}",
-        "-vf", "interlace=scan=bff,setsar=16/15",
-        "-c:v", "dvvideo", "-pix_fmt", "yuv420p", "-f", "avi",
-        str(path),
-    ])
+    _run(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=720x576:rate=50:duration={duration}",
+            "-vf",
+            "interlace=scan=bff,setsar=16/15",
+            "-c:v",
+            "dvvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "avi",
+            str(path),
+        ]
+    )
     return path
 
 
@@ -131,8 +166,16 @@ def make_ten_bit(
     The pixels are ordinary testsrc2 values: the tags make it HDR, not the picture.
     """
     args = [
-        "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=30:duration={duration}",
-        "-c:v", encoder, "-preset", "ultrafast", "-pix_fmt", "yuv420p10le",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size=320x180:rate=30:duration={duration}",
+        "-c:v",
+        encoder,
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p10le",
     ]
     if encoder == "libx264":
         args += ["-profile:v", "high10"]
@@ -175,8 +218,21 @@ def make_not_video(directory: Path) -> Path:
 def make_png_as_mp4(directory: Path) -> Path:
     """A PNG picture renamed .mp4."""
     path = directory / "picture.mp4"
-    _run(["-f", "lavfi", "-i", "testsrc2=size=64x64:duration=1", "-frames:v", "1", "-c:v", "png",
-          "-f", "image2", str(path)])
+    _run(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x64:duration=1",
+            "-frames:v",
+            "1",
+            "-c:v",
+            "png",
+            "-f",
+            "image2",
+            str(path),
+        ]
+    )
     return path
 
 
@@ -190,10 +246,7 @@ def make_audio_only(directory: Path) -> Path:
 def _still(source: str, *, width: int, height: int, fps: int, seconds: float) -> str:
     # one frame of an animated source, repeated: a slide that never changes
     frames = max(1, round(fps * seconds))
-    return (
-        f"{source}=size={width}x{height}:rate={fps},trim=end_frame=1,"
-        f"loop=loop={frames - 1}:size=1,setpts=N/{fps}/TB"
-    )
+    return f"{source}=size={width}x{height}:rate={fps},trim=end_frame=1,loop=loop={frames - 1}:size=1,setpts=N/{fps}/TB"
 
 
 def _text_slide(colour: str, title: str, *, width: int, height: int, fps: int, seconds: float) -> str:

@@ -1,4 +1,5 @@
 """Shared fixtures: isolated storage, a loopback S3 endpoint, generated clips, users and clients."""
+
 from __future__ import annotations
 
 import socket
@@ -64,7 +65,11 @@ def s3_bucket(s3_server):
     """A fresh, empty bucket on the loopback endpoint."""
     name = f"unpuzzle-test-{uuid.uuid4().hex[:12]}"
     client = boto3.client(
-        "s3", endpoint_url=s3_server, region_name=S3_REGION, aws_access_key_id=S3_KEY_ID, aws_secret_access_key=S3_SECRET
+        "s3",
+        endpoint_url=s3_server,
+        region_name=S3_REGION,
+        aws_access_key_id=S3_KEY_ID,
+        aws_secret_access_key=S3_SECRET,
     )
     client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": S3_REGION})
     return name

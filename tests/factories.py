@@ -1,4 +1,5 @@
 """Small builders for test data; each returns a saved object."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,7 +20,9 @@ _counter = itertools.count(1)
 
 def make_user(*, username: str | None = None, password: str = "pw-for-tests-1", **extra):
     username = username or f"user{next(_counter)}"
-    return get_user_model().objects.create_user(username=username, password=password, email=f"{username}@example.com", **extra)
+    return get_user_model().objects.create_user(
+        username=username, password=password, email=f"{username}@example.com", **extra
+    )
 
 
 def make_staff(**extra):
@@ -27,7 +30,9 @@ def make_staff(**extra):
     from django.contrib.auth.models import Permission
 
     user = make_user(is_staff=True, **extra)
-    user.user_permissions.add(Permission.objects.get(codename="view_all_videos", content_type__app_label="media_library"))
+    user.user_permissions.add(
+        Permission.objects.get(codename="view_all_videos", content_type__app_label="media_library")
+    )
     return user
 
 
@@ -47,7 +52,9 @@ def make_instructor(**extra):
 
 def make_superuser(*, username: str | None = None, password: str = "pw-for-tests-1"):
     username = username or f"admin{next(_counter)}"
-    return get_user_model().objects.create_superuser(username=username, password=password, email=f"{username}@example.com")
+    return get_user_model().objects.create_superuser(
+        username=username, password=password, email=f"{username}@example.com"
+    )
 
 
 def make_media_file(*, owner, content: bytes | None = None, **fields) -> MediaFile:
@@ -95,4 +102,3 @@ def make_cost_entry(
     return CostLogEntry.objects.create(
         date=day or timezone.localdate(), kind=kind, quantity=quantity, unit_price=unit_price, amount=amount, **fields
     )
-

@@ -1,4 +1,5 @@
 """What a player does with a playback URL: fetch the master and everything it references."""
+
 from __future__ import annotations
 
 import re

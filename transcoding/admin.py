@@ -1,4 +1,5 @@
 """Admin for transcoding: jobs, the Video admin extended with its jobs and transcode operations, and costs."""
+
 import csv
 import itertools
 from datetime import date, timedelta
@@ -48,9 +49,24 @@ class TranscodeJobAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ("video",)
     readonly_fields = (
-        "id", "video", "status", "progress", "attempts", "heartbeat_at", "started_at", "finished_at", "error",
-        "log_tail", "task_id", "output_prefix", "wall_seconds", "cpu_seconds", "output_bytes", "requested_by",
-        "created_at", "updated_at",
+        "id",
+        "video",
+        "status",
+        "progress",
+        "attempts",
+        "heartbeat_at",
+        "started_at",
+        "finished_at",
+        "error",
+        "log_tail",
+        "task_id",
+        "output_prefix",
+        "wall_seconds",
+        "cpu_seconds",
+        "output_bytes",
+        "requested_by",
+        "created_at",
+        "updated_at",
     )
     actions = ["cancel"]
 
@@ -87,7 +103,9 @@ class TranscodeJobInline(admin.TabularInline):
         if not job.log_tail:
             return "-"
         lines = job.log_tail.count("\n") + 1
-        return format_html('<details class="job-log"><summary>{} lines</summary><pre>{}</pre></details>', lines, job.log_tail)
+        return format_html(
+            '<details class="job-log"><summary>{} lines</summary><pre>{}</pre></details>', lines, job.log_tail
+        )
 
 
 class VideoAdmin(media_admin.VideoAdmin):
@@ -95,11 +113,27 @@ class VideoAdmin(media_admin.VideoAdmin):
     as list actions and change-page buttons; deleting a video cancels its active jobs first."""
 
     list_display = (
-        "title", "status_badge", "transcode", "duration_display", "size_display", "renditions_display", "owner", "created",
+        "title",
+        "status_badge",
+        "transcode",
+        "duration_display",
+        "size_display",
+        "renditions_display",
+        "owner",
+        "created",
     )
     readonly_fields = (
-        "id", "status", "status_reason", "transcode", "hls_master_key", "poster_key", "duration", "max_quality",
-        "created_at", "updated_at", "ready_at",
+        "id",
+        "status",
+        "status_reason",
+        "transcode",
+        "hls_master_key",
+        "poster_key",
+        "duration",
+        "max_quality",
+        "created_at",
+        "updated_at",
+        "ready_at",
     )
     inlines = [*media_admin.VideoAdmin.inlines, TranscodeJobInline]
     actions = ["retry_transcode", "retranscode", "cancel_transcode"]
@@ -139,7 +173,9 @@ class VideoAdmin(media_admin.VideoAdmin):
         queued = blocked = 0
         for video in videos:
             if video.media_file_id is None:
-                self.message_user(request, f"{video}: no original file to transcode (legacy URL only)", messages.WARNING)
+                self.message_user(
+                    request, f"{video}: no original file to transcode (legacy URL only)", messages.WARNING
+                )
                 continue
             if transcode_enqueue(video=video, requested_by=request.user) is None:
                 blocked += 1
@@ -148,13 +184,17 @@ class VideoAdmin(media_admin.VideoAdmin):
         if queued:
             self.message_user(request, f"{verb} {queued} video(s) for transcoding.", messages.SUCCESS)
         if blocked:
-            self.message_user(request, f"{blocked} video(s) blocked: spending is stopped (see the costs dashboard).", messages.WARNING)
+            self.message_user(
+                request, f"{blocked} video(s) blocked: spending is stopped (see the costs dashboard).", messages.WARNING
+            )
 
     @admin.action(description="Retry transcoding of failed or blocked videos", permissions=["change"])
     def retry_transcode(self, request, queryset):
         skipped = queryset.exclude(status__in=[Video.Status.FAILED, Video.Status.BLOCKED]).count()
         if skipped:
-            self.message_user(request, f"{skipped} video(s) skipped: only failed or blocked videos are retried.", messages.WARNING)
+            self.message_user(
+                request, f"{skipped} video(s) skipped: only failed or blocked videos are retried.", messages.WARNING
+            )
         self._enqueue(request, queryset.filter(status__in=[Video.Status.FAILED, Video.Status.BLOCKED]), verb="Queued")
 
     @admin.action(description="Re-transcode (replace the HLS output)", permissions=["change"])
@@ -222,14 +262,41 @@ class CostLogEntryAdmin(admin.ModelAdmin):
     search_fields = ("note", "video__title", "owner__username")
     date_hierarchy = "date"
     list_select_related = ("video", "owner")
-    readonly_fields = ("date", "kind", "quantity", "unit", "unit_price", "amount", "is_estimate", "video", "job", "owner", "note", "created_at")
+    readonly_fields = (
+        "date",
+        "kind",
+        "quantity",
+        "unit",
+        "unit_price",
+        "amount",
+        "is_estimate",
+        "video",
+        "job",
+        "owner",
+        "note",
+        "created_at",
+    )
 
 
 @admin.register(BudgetPolicy)
 class BudgetPolicyAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "monthly_budget_usd", "kill_switch_engaged", "kill_switch_by", "kill_switch_at", "auto_engage")
+    list_display = (
+        "__str__",
+        "monthly_budget_usd",
+        "kill_switch_engaged",
+        "kill_switch_by",
+        "kill_switch_at",
+        "auto_engage",
+    )
     # The switch changes only through the dashboard's button, which alerts and requeues.
-    readonly_fields = ("kill_switch_engaged", "kill_switch_reason", "kill_switch_by", "kill_switch_at", "kill_switch_auto", "updated_at")
+    readonly_fields = (
+        "kill_switch_engaged",
+        "kill_switch_reason",
+        "kill_switch_by",
+        "kill_switch_at",
+        "kill_switch_auto",
+        "updated_at",
+    )
 
     def has_add_permission(self, request):
         return super().has_add_permission(request) and not BudgetPolicy.objects.exists()
@@ -244,7 +311,16 @@ class CostAlertAdmin(admin.ModelAdmin):
     list_filter = ("kind", "created_at")
     search_fields = ("subject", "message", "period")
     date_hierarchy = "created_at"
-    readonly_fields = ("kind", "period", "subject", "message", "actor", "created_at", "acknowledged_at", "acknowledged_by")
+    readonly_fields = (
+        "kind",
+        "period",
+        "subject",
+        "message",
+        "actor",
+        "created_at",
+        "acknowledged_at",
+        "acknowledged_by",
+    )
 
     def has_add_permission(self, request):
         return False
@@ -257,7 +333,9 @@ class KillSwitchForm(forms.Form):
     def clean(self):
         data = super().clean()
         if data.get("action") == "engage" and not (data.get("reason") or "").strip():
-            raise forms.ValidationError("Give a reason to engage the kill switch: it is mailed to the admins and kept in the history.")
+            raise forms.ValidationError(
+                "Give a reason to engage the kill switch: it is mailed to the admins and kept in the history."
+            )
         return data
 
 
@@ -285,11 +363,19 @@ class CostDashboardAdmin(admin.ModelAdmin):
         return False
 
     def get_urls(self):
-        info = self.opts.app_label, self.opts.model_name
+        app_label, model_name = self.opts.app_label, self.opts.model_name
         return [
-            path("export.csv", self.admin_site.admin_view(self.export_view), name="%s_%s_export" % info),
-            path("kill-switch/", self.admin_site.admin_view(self.kill_switch_view), name="%s_%s_kill_switch" % info),
-            path("acknowledge/", self.admin_site.admin_view(self.acknowledge_view), name="%s_%s_acknowledge" % info),
+            path("export.csv", self.admin_site.admin_view(self.export_view), name=f"{app_label}_{model_name}_export"),
+            path(
+                "kill-switch/",
+                self.admin_site.admin_view(self.kill_switch_view),
+                name=f"{app_label}_{model_name}_kill_switch",
+            ),
+            path(
+                "acknowledge/",
+                self.admin_site.admin_view(self.acknowledge_view),
+                name=f"{app_label}_{model_name}_acknowledge",
+            ),
         ] + super().get_urls()
 
     def _month(self, request) -> date:
@@ -320,7 +406,11 @@ class CostDashboardAdmin(admin.ModelAdmin):
             "month_param": month.strftime("%Y-%m"),
             "totals": totals,
             "month_total": sum(totals.values()),
-            "chart_svg": mark_safe(charts.stacked_daily_svg(chart_days, kinds=cost_selectors.KINDS, title="Daily spend by kind, last 90 days (USD)")),
+            "chart_svg": mark_safe(
+                charts.stacked_daily_svg(
+                    chart_days, kinds=cost_selectors.KINDS, title="Daily spend by kind, last 90 days (USD)"
+                )
+            ),
             "top_videos": cost_selectors.cost_top_videos(start=start, end=end),
             "top_users": cost_selectors.cost_top_users(start=start, end=end),
             "history": cost_selectors.kill_switch_history(),
@@ -370,10 +460,34 @@ class CostDashboardAdmin(admin.ModelAdmin):
         rows = (
             cost_selectors.cost_entries_between(start=start, end=end)
             .order_by("date", "id")
-            .values_list("date", "kind", "quantity", "unit", "unit_price", "amount", "is_estimate", "video_id", "job_id", "owner__username", "note")
+            .values_list(
+                "date",
+                "kind",
+                "quantity",
+                "unit",
+                "unit_price",
+                "amount",
+                "is_estimate",
+                "video_id",
+                "job_id",
+                "owner__username",
+                "note",
+            )
         )
         writer = csv.writer(_Echo())
-        header = ["date", "kind", "quantity", "unit", "unit_price_usd", "amount_usd", "is_estimate", "video_id", "job_id", "owner", "note"]
+        header = [
+            "date",
+            "kind",
+            "quantity",
+            "unit",
+            "unit_price_usd",
+            "amount_usd",
+            "is_estimate",
+            "video_id",
+            "job_id",
+            "owner",
+            "note",
+        ]
         lines = itertools.chain([writer.writerow(header)], (writer.writerow(row) for row in rows.iterator()))
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="costs-{month:%Y-%m}.csv"'

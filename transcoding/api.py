@@ -1,4 +1,5 @@
 """The transcoding API: retranscoding and job fields on the videos API, and the staff costs API (budget, kill switch, monthly summaries)."""
+
 from __future__ import annotations
 
 from django.urls import reverse
@@ -13,8 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from media_library import api as media_api
-from transcoding.costs.budget import budget_engage_kill_switch, budget_release_kill_switch, budget_update
 from transcoding.costs import pricing
+from transcoding.costs.budget import budget_engage_kill_switch, budget_release_kill_switch, budget_update
 from transcoding.costs.selectors import (
     KINDS,
     budget_status,
@@ -56,7 +57,9 @@ class VideoViewSet(media_api.VideoViewSet):
     def retranscode(self, request, pk=None):
         video = self.get_object()
         if not user_sees_all_videos(request.user):
-            raise PermissionDenied("only staff who manage all videos can start a transcode, because it spends budget; ask an administrator")
+            raise PermissionDenied(
+                "only staff who manage all videos can start a transcode, because it spends budget; ask an administrator"
+            )
         if video.media_file_id is None:
             raise Conflict(f"video {video.id} has no original file to transcode (it only has a legacy URL)")
         job = transcode_enqueue(video=video, requested_by=request.user)
@@ -68,7 +71,9 @@ class VideoViewSet(media_api.VideoViewSet):
 class CanViewCosts(BasePermission):
     """Staff with ``transcoding.view_costs``; writes also need ``transcoding.manage_budget``."""
 
-    message = "costs are visible to staff with the transcoding.view_costs permission (changes need transcoding.manage_budget)"
+    message = (
+        "costs are visible to staff with the transcoding.view_costs permission (changes need transcoding.manage_budget)"
+    )
 
     def has_permission(self, request, view) -> bool:
         if request.method in ("GET", "HEAD", "OPTIONS"):
@@ -81,19 +86,25 @@ class CostsRootView(APIView):
 
     permission_classes = [CanViewCosts]
 
-    @extend_schema(responses=inline_serializer("CostsRoot", {"budget": serializers.URLField(), "summary": serializers.URLField()}))
+    @extend_schema(
+        responses=inline_serializer("CostsRoot", {"budget": serializers.URLField(), "summary": serializers.URLField()})
+    )
     def get(self, request):
-        return Response({
-            "budget": request.build_absolute_uri(reverse("costs-budget")),
-            "summary": request.build_absolute_uri(reverse("costs-summary")),
-        })
+        return Response(
+            {
+                "budget": request.build_absolute_uri(reverse("costs-budget")),
+                "summary": request.build_absolute_uri(reverse("costs-summary")),
+            }
+        )
 
 
 class BudgetSerializer(serializers.Serializer):
     monthly_budget_usd = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
     month = serializers.CharField(read_only=True, help_text="YYYY-MM the figures cover")
     month_to_date_usd = serializers.DecimalField(read_only=True, **MONEY)
-    forecast_usd = serializers.DecimalField(read_only=True, help_text="Month-end spend at this month's daily rate", **MONEY)
+    forecast_usd = serializers.DecimalField(
+        read_only=True, help_text="Month-end spend at this month's daily rate", **MONEY
+    )
     used_pct = serializers.DecimalField(read_only=True, max_digits=10, decimal_places=1, allow_null=True)
     kill_switch_engaged = serializers.BooleanField()
     kill_switch_reason = serializers.CharField(allow_blank=True, required=False, help_text="Required to engage")
@@ -138,8 +149,16 @@ class BudgetView(APIView):
         request=BudgetSerializer,
         responses=BudgetSerializer,
         examples=[
-            OpenApiExample("Engage", value={"kill_switch_engaged": True, "kill_switch_reason": "runaway uploads"}, request_only=True),
-            OpenApiExample("Raise budget and release", value={"monthly_budget_usd": "250.00", "kill_switch_engaged": False}, request_only=True),
+            OpenApiExample(
+                "Engage",
+                value={"kill_switch_engaged": True, "kill_switch_reason": "runaway uploads"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Raise budget and release",
+                value={"monthly_budget_usd": "250.00", "kill_switch_engaged": False},
+                request_only=True,
+            ),
         ],
     )
     def patch(self, request):
@@ -156,8 +175,10 @@ class BudgetView(APIView):
         if data.get("kill_switch_engaged") is True:
             reason = data.get("kill_switch_reason", "").strip()
             if not reason:
-                raise DomainError("kill_switch_reason is required to engage the kill switch: say why spending stops",
-                                  code="reason_required")
+                raise DomainError(
+                    "kill_switch_reason is required to engage the kill switch: say why spending stops",
+                    code="reason_required",
+                )
             budget_engage_kill_switch(by=request.user, reason=reason)
         elif data.get("kill_switch_engaged") is False:
             budget_release_kill_switch(by=request.user, reason=data.get("kill_switch_reason", ""))
@@ -208,7 +229,11 @@ class SummaryView(APIView):
             for day, amounts in cost_daily_by_kind(start=start, end=end)
         ]
         payload = {
-            "month": first.strftime("%Y-%m"), "start": start, "end": end,
-            "total_usd": sum(by_kind[kind] for kind in KINDS), "by_kind": by_kind, "by_day": by_day,
+            "month": first.strftime("%Y-%m"),
+            "start": start,
+            "end": end,
+            "total_usd": sum(by_kind[kind] for kind in KINDS),
+            "by_kind": by_kind,
+            "by_day": by_day,
         }
         return Response(SummarySerializer(payload).data)

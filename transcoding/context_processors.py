@@ -1,4 +1,5 @@
 """Template context for the admin: unacknowledged cost alerts for the banner."""
+
 from __future__ import annotations
 
 from django.urls import reverse
@@ -12,4 +13,6 @@ def cost_alerts(request):
     if not request.path.startswith(reverse("admin:index")):
         return {}
     user = getattr(request, "user", None)
-    return {"cost_alerts": SimpleLazyObject(lambda: cost_alerts_unacknowledged() if user_can_view_costs(user=user) else [])}
+    return {
+        "cost_alerts": SimpleLazyObject(lambda: cost_alerts_unacknowledged() if user_can_view_costs(user=user) else [])
+    }

@@ -1,4 +1,5 @@
 """Transcode jobs, the cost ledger and the budget policy."""
+
 from __future__ import annotations
 
 import uuid
@@ -109,7 +110,9 @@ class CostLogEntry(models.Model):
             models.CheckConstraint(condition=Q(amount__gte=0), name="cost_amount_non_negative"),
             # One ledger line per job and unit, so recording a finished transcode twice is a no-op.
             models.UniqueConstraint(
-                fields=["job", "unit"], condition=Q(kind="transcode", job__isnull=False), name="cost_one_transcode_line_per_job_unit"
+                fields=["job", "unit"],
+                condition=Q(kind="transcode", job__isnull=False),
+                name="cost_one_transcode_line_per_job_unit",
             ),
         ]
         indexes = [models.Index(fields=["date", "kind"])]
@@ -175,10 +178,14 @@ class CostAlert(models.Model):
         KILL_SWITCH_RELEASED = "kill_switch_released", "Kill switch released"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    period = models.CharField(max_length=40, help_text="2025-06 for budget alerts, a day for spikes, a time for switch events")
+    period = models.CharField(
+        max_length=40, help_text="2025-06 for budget alerts, a day for spikes, a time for switch events"
+    )
     subject = models.CharField(max_length=255)
     message = models.TextField()
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(
@@ -200,7 +207,9 @@ class DeliveryTally(models.Model):
     re-running the same day recomputes from the same base instead of counting nothing.
     """
 
-    media_file = models.OneToOneField("media_library.MediaFile", primary_key=True, on_delete=models.CASCADE, related_name="+")
+    media_file = models.OneToOneField(
+        "media_library.MediaFile", primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
     day = models.DateField()
     count_before = models.BigIntegerField(default=0)
     count_at = models.BigIntegerField(default=0)

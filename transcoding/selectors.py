@@ -1,4 +1,5 @@
 """Reads for transcode jobs (cost reads live in ``transcoding.costs.selectors``)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable

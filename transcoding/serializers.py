@@ -1,4 +1,5 @@
 """API representations the transcoding app adds to videos: the latest job and the storage cost estimate."""
+
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema_field
@@ -22,9 +23,25 @@ class VideoSerializer(media_serializers.VideoSerializer):
 
     class Meta(media_serializers.VideoSerializer.Meta):
         fields = [
-            "id", "title", "description", "owner", "status", "status_reason", "job_status", "progress",
-            "duration", "max_quality", "poster_url", "media", "renditions", "monthly_storage_estimate_usd", "video_url", "video_provider",
-            "created_at", "updated_at", "ready_at",
+            "id",
+            "title",
+            "description",
+            "owner",
+            "status",
+            "status_reason",
+            "job_status",
+            "progress",
+            "duration",
+            "max_quality",
+            "poster_url",
+            "media",
+            "renditions",
+            "monthly_storage_estimate_usd",
+            "video_url",
+            "video_provider",
+            "created_at",
+            "updated_at",
+            "ready_at",
         ]
         read_only_fields = [name for name in fields if name not in ("title", "description")]
 

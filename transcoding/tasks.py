@@ -4,6 +4,7 @@ Their dotted paths are stored in the database (queued tasks, ``unpuzzle.schedule
 stay here under these names; the services are imported when a task runs, which keeps a worker
 that only runs other tasks from loading the transcoding pipeline.
 """
+
 from __future__ import annotations
 
 import logging

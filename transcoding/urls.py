@@ -1,4 +1,5 @@
 """API routes of this app, mounted under /api/v1/."""
+
 from django.urls import path
 
 from transcoding.api import BudgetView, CostsRootView, SummaryView

@@ -1,4 +1,5 @@
 """Owner scoping for admin pages: instructors see and change only their own rows."""
+
 from __future__ import annotations
 
 from django.contrib import admin
@@ -18,7 +19,9 @@ class OwnerListFilter(admin.SimpleListFilter):
         super().__init__(request, params, model, model_admin)
 
     def lookups(self, request, model_admin):
-        owner_ids = model_admin.get_queryset(request).order_by().values_list(f"{self.owner_path}__pk", flat=True).distinct()
+        owner_ids = (
+            model_admin.get_queryset(request).order_by().values_list(f"{self.owner_path}__pk", flat=True).distinct()
+        )
         users = get_user_model().objects.filter(pk__in=owner_ids).order_by("username")
         return [(str(user.pk), user.get_username()) for user in users]
 

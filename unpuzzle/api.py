@@ -1,4 +1,5 @@
 """The ``/api/v1/`` root and ``/api/v1/me/``."""
+
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, inline_serializer

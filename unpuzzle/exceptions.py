@@ -1,4 +1,5 @@
 """Domain exceptions and the one place that maps them to HTTP statuses."""
+
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,7 @@
 ``groups_setup`` creates or updates them; ``manage.py setup_groups`` (run by
 ``scripts/run.sh``) calls it, so a re-run after an upgrade adds new permissions.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,14 +21,24 @@ FINANCE = "Finance"
 # "app_label.codename"; instructors see only their own rows (the admin filters by owner).
 GROUP_PERMISSIONS: dict[str, tuple[str, ...]] = {
     INSTRUCTORS: (
-        "media_library.view_video", "media_library.add_video", "media_library.change_video",
-        "media_library.delete_video", "media_library.view_mediafile", "media_library.view_rendition",
-        "uploads.view_uploadsession", "uploads.add_uploadsession", "uploads.delete_uploadsession",
+        "media_library.view_video",
+        "media_library.add_video",
+        "media_library.change_video",
+        "media_library.delete_video",
+        "media_library.view_mediafile",
+        "media_library.view_rendition",
+        "uploads.view_uploadsession",
+        "uploads.add_uploadsession",
+        "uploads.delete_uploadsession",
         "transcoding.view_transcodejob",
     ),
     FINANCE: (
-        "transcoding.view_costs", "transcoding.manage_budget", "transcoding.view_costlogentry",
-        "transcoding.view_budgetpolicy", "transcoding.change_budgetpolicy", "transcoding.view_costalert",
+        "transcoding.view_costs",
+        "transcoding.manage_budget",
+        "transcoding.view_costlogentry",
+        "transcoding.view_budgetpolicy",
+        "transcoding.change_budgetpolicy",
+        "transcoding.view_costalert",
     ),
 }
 

@@ -1,4 +1,5 @@
 """``/healthz``: database, storage, ffmpeg/ffprobe and queue, as JSON (200 or 503)."""
+
 from __future__ import annotations
 
 import logging

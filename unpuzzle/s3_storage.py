@@ -2,6 +2,7 @@
 
 Settings name it as ``unpuzzle.storage.MediaS3Storage``; ``unpuzzle.storage`` resolves that lazily.
 """
+
 from __future__ import annotations
 
 from storages.backends.s3 import S3Storage

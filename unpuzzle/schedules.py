@@ -1,4 +1,5 @@
 """Every recurring django-q2 task of the product, created by ``manage.py setup_schedules``."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ class ScheduleSpec:
 SCHEDULES: tuple[ScheduleSpec, ...] = (
     ScheduleSpec(name="costs-daily", func="transcoding.tasks.costs_daily", daily_at=settings.COSTS_DAILY_AT),
     ScheduleSpec(
-        name="transcode-reap-stale", func="transcoding.tasks.transcode_reap_stale", minutes=settings.TRANSCODE_REAP_EVERY_MINUTES
+        name="transcode-reap-stale",
+        func="transcoding.tasks.transcode_reap_stale",
+        minutes=settings.TRANSCODE_REAP_EVERY_MINUTES,
     ),
     ScheduleSpec(name="uploads-cleanup", func="uploads.tasks.cleanup_uploads", minutes=30),
     ScheduleSpec(name="uploads-abort-stale-multipart", func="uploads.tasks.abort_stale_direct_uploads", minutes=60),

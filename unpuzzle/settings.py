@@ -4,6 +4,7 @@ Every value comes from the environment through one ``environ.Env`` with an embed
 default, so ``manage.py`` works with nothing set (SQLite, local storage under ``var/``,
 django-q2 ORM broker, console email). README.md and .env.example document each name.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -162,7 +163,9 @@ if VIDEO_VISIBILITY not in ("owner", "authenticated"):
 
 # --- Uploads --------------------------------------------------------------------------
 MAX_VIDEO_SIZE_MB = env.int("MAX_VIDEO_SIZE_MB", default=500)
-ALLOWED_VIDEO_FORMATS = [f.lower().lstrip(".") for f in env.list("ALLOWED_VIDEO_FORMATS", default=["mp4", "webm", "avi", "mov", "mkv"])]
+ALLOWED_VIDEO_FORMATS = [
+    f.lower().lstrip(".") for f in env.list("ALLOWED_VIDEO_FORMATS", default=["mp4", "webm", "avi", "mov", "mkv"])
+]
 UPLOAD_EXPIRY_HOURS = env.int("UPLOAD_EXPIRY_HOURS", default=48)
 MAX_CONCURRENT_UPLOADS = env.int("MAX_CONCURRENT_UPLOADS", default=5)
 CHUNK_SIZE_MB = env.int("CHUNK_SIZE_MB", default=8)
@@ -171,13 +174,29 @@ CORS_URLS_REGEX = r"^/api/.*$"
 # Browser tus clients send these request headers and must read these response headers.
 CORS_ALLOW_HEADERS = (
     *cors_default_headers,
-    "tus-resumable", "upload-length", "upload-offset", "upload-metadata", "upload-checksum",
-    "upload-concat", "upload-defer-length", "x-http-method-override",
+    "tus-resumable",
+    "upload-length",
+    "upload-offset",
+    "upload-metadata",
+    "upload-checksum",
+    "upload-concat",
+    "upload-defer-length",
+    "x-http-method-override",
 )
 CORS_ALLOW_METHODS = (*cors_default_methods, "HEAD")
 CORS_EXPOSE_HEADERS = [
-    "Location", "Upload-Offset", "Upload-Length", "Upload-Metadata", "Upload-Expires", "Upload-Concat",
-    "Upload-Defer-Length", "Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm",
+    "Location",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Metadata",
+    "Upload-Expires",
+    "Upload-Concat",
+    "Upload-Defer-Length",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
 ]
 
 # --- Transcoding ----------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """One state-machine helper shared by every stateful model."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -3,6 +3,7 @@
 Works on local files (``FileSystemStorage``) and on B2/S3 (``MediaS3Storage``) without
 reading whole objects into memory and without ``FieldFile.path`` outside local storage.
 """
+
 from __future__ import annotations
 
 import contextlib

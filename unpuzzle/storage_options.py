@@ -2,6 +2,7 @@
 
 Kept free of Django imports so settings and tests build the same configuration.
 """
+
 from __future__ import annotations
 
 MIB = 1024 * 1024

@@ -18,9 +18,29 @@ class UploadSessionAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ("owner",)
     readonly_fields = (
-        "id", "owner", "kind", "filename", "content_type", "length", "offset", "metadata", "status", "expires_at",
-        "temp_path", "storage_key", "multipart_upload_id", "part_size", "is_partial", "concat_parts", "error",
-        "media_file", "video", "created_at", "updated_at", "completed_at", "finalized_at",
+        "id",
+        "owner",
+        "kind",
+        "filename",
+        "content_type",
+        "length",
+        "offset",
+        "metadata",
+        "status",
+        "expires_at",
+        "temp_path",
+        "storage_key",
+        "multipart_upload_id",
+        "part_size",
+        "is_partial",
+        "concat_parts",
+        "error",
+        "media_file",
+        "video",
+        "created_at",
+        "updated_at",
+        "completed_at",
+        "finalized_at",
     )
 
 

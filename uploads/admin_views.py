@@ -3,6 +3,7 @@
 The page uploads through the same tus endpoint as API clients, with the admin session and
 its CSRF token, and follows each upload to its video through the JSON APIs.
 """
+
 from __future__ import annotations
 
 import uuid

@@ -3,6 +3,7 @@
 Shared by the direct-upload services, their selectors (stored parts) and their finalization
 and cleanup; errors of the bucket become the domain errors the API reports.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

@@ -1,4 +1,5 @@
 """Which containers the allowed file extensions stand for; pure helpers, no Django."""
+
 from __future__ import annotations
 
 # ffprobe's format_name lists demuxer names ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm").

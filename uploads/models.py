@@ -1,4 +1,5 @@
 """Upload sessions: tus resumable uploads and direct-to-bucket multipart uploads."""
+
 from __future__ import annotations
 
 import uuid

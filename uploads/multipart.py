@@ -4,6 +4,7 @@ Works with any boto3 S3 client (B2's S3 API included: presigned PUT and the mult
 work there, presigned POST does not). Part numbers run 1..N; S3 limits parts to 5 MiB–5 GiB
 (the last part may be smaller) and at most 10,000 of them.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,10 +65,7 @@ def stale_uploads(
 ) -> list[PendingUpload]:
     """Which uploads to abort: those in ``abort_ids`` (known to be abandoned), and those
     started before ``cutoff`` unless listed in ``keep_ids`` (still in use)."""
-    return [
-        u for u in uploads
-        if u.upload_id in abort_ids or (u.upload_id not in keep_ids and u.initiated < cutoff)
-    ]
+    return [u for u in uploads if u.upload_id in abort_ids or (u.upload_id not in keep_ids and u.initiated < cutoff)]
 
 
 class MultipartBucket:

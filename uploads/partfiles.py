@@ -5,6 +5,7 @@ is guaranteed by an exclusive ``flock`` on the part file, taken without waiting:
 drops it when the writing request's file is closed or its process dies, so a dead connection
 never leaves a stale lock, on SQLite and PostgreSQL alike.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -67,4 +68,4 @@ def write_all(fh: BinaryIO, data: bytes | memoryview) -> None:
     """Write every byte of ``data`` (an unbuffered file may take fewer per call)."""
     view = memoryview(data)
     while view:
-        view = view[fh.write(view):]
+        view = view[fh.write(view) :]

@@ -1,4 +1,5 @@
 """Reads for uploads: the owner's uploads, and a direct upload's parts as the bucket holds them."""
+
 from __future__ import annotations
 
 import uuid
@@ -56,8 +57,7 @@ def direct_upload_stored_parts(*, session: UploadSession) -> list[StoredPart]:
     except ClientError as exc:
         if error_code(exc) in MISSING_UPLOAD_CODES:
             raise Gone(
-                f"the bucket no longer has multipart upload {session.id} (aborted outside the app); "
-                "start a new upload"
+                f"the bucket no longer has multipart upload {session.id} (aborted outside the app); start a new upload"
             ) from exc
         raise storage_unavailable("listing the stored parts", exc) from exc
     except BotoCoreError as exc:

@@ -1,4 +1,5 @@
 """JSON shapes of uploads for people and dashboards."""
+
 from __future__ import annotations
 
 from rest_framework import serializers

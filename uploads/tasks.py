@@ -1,4 +1,5 @@
 """django-q2 entry points for uploads: load by id, call a service."""
+
 from __future__ import annotations
 
 import logging

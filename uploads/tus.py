@@ -3,6 +3,7 @@
 Each parser raises ``TusHeaderError`` with the HTTP status the server answers and a
 message that says what to send instead.
 """
+
 from __future__ import annotations
 
 import base64
@@ -10,7 +11,7 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 
 TUS_VERSION = "1.0.0"
@@ -89,7 +90,9 @@ def parse_metadata(value: str | None) -> dict[str, str]:
     for pair in value.split(","):
         pair = pair.strip()
         if not pair:
-            raise TusHeaderError("Upload-Metadata has an empty pair; separate 'key base64value' pairs with single commas")
+            raise TusHeaderError(
+                "Upload-Metadata has an empty pair; separate 'key base64value' pairs with single commas"
+            )
         key, _, encoded = pair.partition(" ")
         encoded = encoded.strip()
         if not _KEY_RE.match(key):
@@ -175,7 +178,7 @@ def format_http_date(moment: datetime) -> str:
     """RFC 7231 IMF-fixdate, e.g. ``Wed, 25 Jun 2014 16:00:00 GMT`` (for Upload-Expires)."""
     if moment.tzinfo is None:
         raise ValueError("format_http_date needs a timezone-aware datetime")
-    return format_datetime(moment.astimezone(timezone.utc), usegmt=True)
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
 
 
 def parse_method_override(method: str, override: str | None) -> str:

@@ -1,4 +1,5 @@
 """API routes of this app, mounted under /api/v1/."""
+
 from django.urls import path, re_path
 
 from uploads.api.direct import (

@@ -8,6 +8,7 @@ caller's reusable buffer, and keeps gunicorn's count of unread body bytes curren
 keep-alive and draining work as before. Any other server, or a gunicorn whose internals
 differ, gets ``None`` and the caller reads ``wsgi.input`` as usual. No Django imports.
 """
+
 from __future__ import annotations
 
 import io

@@ -5,6 +5,7 @@ inside the request that queued it, so the page sees the states a real cluster pr
 (uploaded, queued, processing with progress, ready) while finalization and transcoding run
 for real (ffprobe, ffmpeg, storage).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,13 @@ from unpuzzle.groups import FINANCE, INSTRUCTORS
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 PASSWORD = "pw-for-browser-tests-1"
 TRANSCODE_PICKUP_DELAY_S = 2
@@ -118,14 +124,22 @@ class ConsoleLog:
         self.allowed: list[re.Pattern] = []
 
     def watch(self, page):
-        page.on("console", lambda message: message.type == "error" and self.errors.append(
-            f"console: {message.text} ({message.location.get('url')})"
-        ))
+        page.on(
+            "console",
+            lambda message: (
+                message.type == "error"
+                and self.errors.append(f"console: {message.text} ({message.location.get('url')})")
+            ),
+        )
         page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
         # Names the URL behind Chromium's bare "Failed to load resource" console lines.
-        page.on("response", lambda response: response.status >= 400 and self.errors.append(
-            f"http {response.status} {response.request.method} {response.url}"
-        ))
+        page.on(
+            "response",
+            lambda response: (
+                response.status >= 400
+                and self.errors.append(f"http {response.status} {response.request.method} {response.url}")
+            ),
+        )
 
     def allow(self, pattern: str):
         self.allowed.append(re.compile(pattern))
@@ -176,6 +190,7 @@ def lecture_clip(tmp_path_factory) -> Path:
 @pytest.fixture
 def clip_copy(lecture_clip, tmp_path):
     """A private copy (a fresh file per test, so per-test fingerprints and sha256 duplicates do not mix)."""
+
     def copy(name: str) -> Path:
         target = tmp_path / name
         shutil.copyfile(lecture_clip, target)

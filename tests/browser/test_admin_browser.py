@@ -1,4 +1,5 @@
 """The admin in a real browser: upload, resume, refusals, instructor scope, costs dashboard."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,9 @@ def _row(page, filename: str):
     return page.locator("tr.upload-row", has=page.locator(".upload-name", has_text=filename))
 
 
-def test_instructor_uploads_a_clip_watches_it_become_ready_and_plays_it(page, browser_settings, task_worker, make_member, clip_copy):
+def test_instructor_uploads_a_clip_watches_it_become_ready_and_plays_it(
+    page, browser_settings, task_worker, make_member, clip_copy
+):
     make_member("ines", INSTRUCTORS)
     clip = clip_copy("week1-lecture.mp4")
     login(page, "ines")
@@ -72,6 +75,7 @@ def test_instructor_uploads_a_clip_watches_it_become_ready_and_plays_it(page, br
 
 def _small_chunks(page):
     """Serve the upload page with 64 KiB chunks, so an upload of the clip takes many PATCHes."""
+
     def handler(route):
         response = route.fetch()
         body = response.text()
@@ -119,7 +123,7 @@ def test_reload_mid_upload_resumes_from_the_stored_offset(page, browser_settings
     for route in held:
         try:
             route.abort()
-        except Exception:  # noqa: BLE001 - the reload already dropped the request
+        except Exception:
             pass
     # The page remembers the unfinished upload and asks for the file again.
     assert clip.name in page.locator("#upload-previous").inner_text()
@@ -133,9 +137,7 @@ def test_reload_mid_upload_resumes_from_the_stored_offset(page, browser_settings
     assert "(resumed)" in row.locator(".upload-message").inner_text() or row.get_attribute("data-state") != "uploading"
     assert offsets and offsets[0] == 3 * SMALL_CHUNK, offsets
     assert UploadSession.objects.filter(owner__username="rosa").count() == 1
-    page.wait_for_function(
-        "() => document.querySelector('tr.upload-row').dataset.final !== undefined", timeout=90_000
-    )
+    page.wait_for_function("() => document.querySelector('tr.upload-row').dataset.final !== undefined", timeout=90_000)
     assert row.get_attribute("data-final") == "ready", row.locator(".upload-message").inner_text()
     media = MediaFile.objects.get(owner__username="rosa")
     assert media.sha256 == _sha256(clip)
@@ -143,7 +145,9 @@ def test_reload_mid_upload_resumes_from_the_stored_offset(page, browser_settings
     assert _sha256(stored) == _sha256(clip)
 
 
-def test_oversized_wrong_type_and_server_refusals_are_shown(page, browser_settings, task_worker, make_member, tmp_path, console):
+def test_oversized_wrong_type_and_server_refusals_are_shown(
+    page, browser_settings, task_worker, make_member, tmp_path, console
+):
     browser_settings.MAX_VIDEO_SIZE_MB = 1
     make_member("omar", INSTRUCTORS)
     big = tmp_path / "too-big.mp4"
@@ -156,7 +160,9 @@ def test_oversized_wrong_type_and_server_refusals_are_shown(page, browser_settin
     login(page, "omar")
     page.goto("/admin/media_library/video/upload/")
     page.set_input_files("#upload-input", [str(big), str(notes), str(fake)])
-    assert _row(page, big.name).locator(".upload-message").inner_text() == "Refused: file is 2.0 MB, over the 1 MB limit"
+    assert (
+        _row(page, big.name).locator(".upload-message").inner_text() == "Refused: file is 2.0 MB, over the 1 MB limit"
+    )
     assert _row(page, notes.name).locator(".upload-message").inner_text() == (
         "Refused: '.txt' files are not accepted; upload one of: mp4, webm, avi, mov, mkv"
     )

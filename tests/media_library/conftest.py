@@ -1,4 +1,5 @@
 """Fixtures for media tests: one generated HLS set per test session."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """A tiny real HLS output (made by ffmpeg) stored as the transcoding pipeline lays it out."""
+
 from __future__ import annotations
 
 import io
@@ -26,18 +27,58 @@ def build_hls_source(directory: Path) -> Path:
     rendition.mkdir(parents=True)
     subprocess.run(
         [
-            "ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
-            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "3",
-            "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-sc_threshold", "0",
-            "-c:a", "aac", "-ac", "2", "-b:a", "64k",
-            "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod",
-            "-hls_segment_filename", str(rendition / "seg_%05d.ts"), str(rendition / "index.m3u8"),
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "aac",
+            "-ac",
+            "2",
+            "-b:a",
+            "64k",
+            "-f",
+            "hls",
+            "-hls_time",
+            "1",
+            "-hls_playlist_type",
+            "vod",
+            "-hls_segment_filename",
+            str(rendition / "seg_%05d.ts"),
+            str(rendition / "index.m3u8"),
         ],
         check=True,
     )
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "1",
-         str(directory / "poster.jpg")],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-frames:v",
+            "1",
+            str(directory / "poster.jpg"),
+        ],
         check=True,
     )
     (directory / "master.m3u8").write_text(MASTER)
@@ -59,8 +100,14 @@ def make_ready_video(*, owner, source: Path, attempt: int = 1, media_file=None, 
     video.ready_at = timezone.now()
     video.save()
     Rendition.objects.create(
-        video=video, name="240p", width=320, height=240, bandwidth=300_000, average_bandwidth=250_000,
-        codecs="avc1.640015,mp4a.40.2", playlist_key=f"{prefix}/240p/index.m3u8",
+        video=video,
+        name="240p",
+        width=320,
+        height=240,
+        bandwidth=300_000,
+        average_bandwidth=250_000,
+        codecs="avc1.640015,mp4a.40.2",
+        playlist_key=f"{prefix}/240p/index.m3u8",
         bytes=sum(size for key, size in stored.items() if key.startswith(f"{prefix}/240p/")),
         segment_count=sum(1 for key in stored if key.endswith(".ts")),
     )

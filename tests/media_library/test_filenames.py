@@ -1,20 +1,24 @@
 """media_library.filenames: storage-safe original names (pure)."""
+
 import pytest
 
 from media_library.filenames import file_extension, safe_filename
 
 
-@pytest.mark.parametrize(("name", "safe"), [
-    ("Lecture 1.mp4", "lecture-1.mp4"),
-    ("Woche 3 – Übung.MP4", "woche-3-übung.mp4"),
-    ("講義 第1回.mov", "講義-第1回.mov"),
-    ("../../etc/passwd", "passwd"),
-    ("C:\\Users\\me\\talk.mkv", "talk.mkv"),
-    ("a.b.c.webm", "a-b-c.webm"),
-    ("???.mp4", "video.mp4"),
-    ("", "video"),
-    ("name.with space", "name-with-space"),
-])
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [
+        ("Lecture 1.mp4", "lecture-1.mp4"),
+        ("Woche 3 – Übung.MP4", "woche-3-übung.mp4"),
+        ("講義 第1回.mov", "講義-第1回.mov"),
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\me\\talk.mkv", "talk.mkv"),
+        ("a.b.c.webm", "a-b-c.webm"),
+        ("???.mp4", "video.mp4"),
+        ("", "video"),
+        ("name.with space", "name-with-space"),
+    ],
+)
 def test_safe_filename(name, safe):
     assert safe_filename(name) == safe
 

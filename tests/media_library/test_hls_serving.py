@@ -1,4 +1,5 @@
 """The app serving HLS: local files (Range, validators, cache headers) and rewritten playlists on S3."""
+
 from __future__ import annotations
 
 import re
@@ -42,7 +43,9 @@ def _url(video, name: str, *, expires: int | None = None) -> str:
         ("poster.jpg", "image/jpeg", POSTER_CACHE),
     ],
 )
-def test_local_files_have_type_cache_headers_and_validators(client, video, hls_source, name, content_type, cache_control):
+def test_local_files_have_type_cache_headers_and_validators(
+    client, video, hls_source, name, content_type, cache_control
+):
     response = client.get(_url(video, name))
     assert response.status_code == 200
     assert response["Content-Type"] == content_type
@@ -145,7 +148,9 @@ def test_on_s3_every_uri_in_the_served_playlists_fetches(client, settings, s3_st
     assert master["Content-Type"] == "application/vnd.apple.mpegurl"
     assert master["Cache-Control"].startswith("private, max-age=")
     variant_uris = playlist_uris(master.content.decode())
-    assert variant_uris and all(uri.startswith(f"http://testserver/api/v1/videos/{video.id}/hls/") for uri in variant_uris)
+    assert variant_uris and all(
+        uri.startswith(f"http://testserver/api/v1/videos/{video.id}/hls/") for uri in variant_uris
+    )
 
     media = client.get(urlsplit(variant_uris[0]).path).content.decode()
     segment_uris = playlist_uris(media)

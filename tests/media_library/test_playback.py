@@ -1,4 +1,5 @@
 """Playback URLs in each delivery mode (signed CDN, plain CDN, presigned, local, legacy)."""
+
 from __future__ import annotations
 
 import base64
@@ -58,8 +59,13 @@ def test_signed_cdn_uses_a_directory_token_for_the_attempt_folder(settings, vide
     assert grant.poster_url.endswith(f"{folder}poster.jpg")
     assert grant.renditions[0]["url"] == f"{CDN}/{token_segment}{folder}240p/index.m3u8"
     assert grant.renditions[0] | {"url": None} == {
-        "name": "240p", "width": 320, "height": 240, "bandwidth": 300_000, "average_bandwidth": 250_000,
-        "codecs": "avc1.640015,mp4a.40.2", "url": None,
+        "name": "240p",
+        "width": 320,
+        "height": 240,
+        "bandwidth": 300_000,
+        "average_bandwidth": 250_000,
+        "codecs": "avc1.640015,mp4a.40.2",
+        "url": None,
     }
 
 
@@ -162,7 +168,12 @@ def test_a_video_being_transcoded_again_keeps_playing_its_current_output(video, 
 def test_legacy_video_returns_its_provider_url(user):
     video = make_video(owner=user, status="ready", video_url="https://vimeo.com/76979871", video_provider="vimeo")
     grant = video_playback(video=video, user=user)
-    assert (grant.mode, grant.hls_url, grant.poster_url, grant.expires_at) == ("legacy", "https://vimeo.com/76979871", None, None)
+    assert (grant.mode, grant.hls_url, grant.poster_url, grant.expires_at) == (
+        "legacy",
+        "https://vimeo.com/76979871",
+        None,
+        None,
+    )
 
 
 def test_someone_elses_video_is_refused_without_a_visibility_setting(settings, video, other_user):

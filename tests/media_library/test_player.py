@@ -1,4 +1,5 @@
 """The player page and the player on the admin's Video change page."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,10 +22,15 @@ def video(settings, user, hls_source):
     return make_ready_video(owner=user, source=hls_source, title="Entropy")
 
 
-@pytest.mark.parametrize(("who", "visibility", "expected"), [
-    ("owner", "owner", 200), ("staff", "owner", 200), ("other", "owner", 404),
-    ("other", "authenticated", 200),
-])
+@pytest.mark.parametrize(
+    ("who", "visibility", "expected"),
+    [
+        ("owner", "owner", 200),
+        ("staff", "owner", 200),
+        ("other", "owner", 404),
+        ("other", "authenticated", 200),
+    ],
+)
 def test_player_page_permissions(client, settings, video, user, other_user, staff_user, who, visibility, expected):
     settings.VIDEO_VISIBILITY = visibility
     client.force_login({"owner": user, "other": other_user, "staff": staff_user}[who])
@@ -76,7 +82,9 @@ def test_admin_delete_removes_stored_objects(client, admin_user, video, django_c
     assert list(iter_objects("videos/")) == [] and list(iter_objects("originals/")) == []
 
 
-def test_admin_bulk_delete_action_uses_the_service(client, admin_user, user, hls_source, django_capture_on_commit_callbacks):
+def test_admin_bulk_delete_action_uses_the_service(
+    client, admin_user, user, hls_source, django_capture_on_commit_callbacks
+):
     videos = [make_ready_video(owner=user, source=hls_source) for _ in range(2)]
     client.force_login(admin_user)
     with django_capture_on_commit_callbacks(execute=True):

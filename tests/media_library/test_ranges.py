@@ -1,4 +1,5 @@
 """Range header parsing for local HLS serving."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,12 +22,16 @@ def test_single_ranges(header, expected):
     assert parse_range_header(header, 100) == expected
 
 
-@pytest.mark.parametrize("header", [None, "", "bytes", "items=0-1", "bytes=a-b", "bytes=5-1", "bytes=-", "bytes=0-1,5-6", "bytes=1.5-2"])
+@pytest.mark.parametrize(
+    "header", [None, "", "bytes", "items=0-1", "bytes=a-b", "bytes=5-1", "bytes=-", "bytes=0-1,5-6", "bytes=1.5-2"]
+)
 def test_ignored_headers_mean_whole_file(header):
     assert parse_range_header(header, 100) is None
 
 
-@pytest.mark.parametrize(("header", "size"), [("bytes=100-", 100), ("bytes=200-300", 100), ("bytes=-0", 100), ("bytes=0-", 0)])
+@pytest.mark.parametrize(
+    ("header", "size"), [("bytes=100-", 100), ("bytes=200-300", 100), ("bytes=-0", 100), ("bytes=0-", 0)]
+)
 def test_unsatisfiable(header, size):
     with pytest.raises(RangeNotSatisfiable):
         parse_range_header(header, size)

@@ -1,4 +1,5 @@
 """The video API: permissions, listing, editing, deleting, playback grants, retranscoding."""
+
 from __future__ import annotations
 
 import io
@@ -96,7 +97,9 @@ def test_video_json_estimates_monthly_storage_once_renditions_exist(settings, us
     MediaFile.objects.filter(pk=video.media_file_id).update(size=400_000_000)
     video.renditions.update(bytes=100_000_000)
     rendition_bytes = 100_000_000 * video.renditions.count()
-    expected = (Decimal(400_000_000 + rendition_bytes) / Decimal(10**9) * Decimal("0.006")).quantize(Decimal("0.000001"))
+    expected = (Decimal(400_000_000 + rendition_bytes) / Decimal(10**9) * Decimal("0.006")).quantize(
+        Decimal("0.000001")
+    )
     body = _client(user).get(f"/api/v1/videos/{video.id}/").json()
     assert body["monthly_storage_estimate_usd"] == str(expected)
 
@@ -108,7 +111,12 @@ def test_processing_video_shows_the_running_job(user):
     video = make_video(owner=user, media_file=make_media_file(owner=user), status="processing")
     TranscodeJob.objects.create(video=video, status="running", progress=42)
     body = _client(user).get(f"/api/v1/videos/{video.id}/").json()
-    assert (body["status"], body["job_status"], body["progress"], body["poster_url"]) == ("processing", "running", 42, None)
+    assert (body["status"], body["job_status"], body["progress"], body["poster_url"]) == (
+        "processing",
+        "running",
+        42,
+        None,
+    )
 
 
 def test_list_is_own_videos_for_users_and_all_for_staff_with_status_filter_and_pages(user, other_user, staff_user):
@@ -139,7 +147,13 @@ def test_only_title_and_description_change(user, video):
     client = _client(user)
     response = client.put(
         f"/api/v1/videos/{video.id}/",
-        {"title": "New", "description": "Text", "status": "failed", "hls_master_key": "x", "video_url": "https://e.com"},
+        {
+            "title": "New",
+            "description": "Text",
+            "status": "failed",
+            "hls_master_key": "x",
+            "video_url": "https://e.com",
+        },
         format="json",
     )
     assert response.status_code == 200
@@ -155,7 +169,9 @@ def _stored_keys(video_id, media_file_id) -> list[str]:
 
 
 @pytest.mark.parametrize("backend", ["local", "s3"])
-def test_delete_removes_every_stored_object(request, settings, user, hls_source, backend, django_capture_on_commit_callbacks):
+def test_delete_removes_every_stored_object(
+    request, settings, user, hls_source, backend, django_capture_on_commit_callbacks
+):
     if backend == "s3":
         request.getfixturevalue("s3_storage")
     video = make_ready_video(owner=user, source=hls_source)
@@ -223,14 +239,24 @@ def test_playback_of_a_video_not_ready_is_409_with_status(user):
     response = _client(user).get(f"/api/v1/videos/{video.id}/playback/")
     assert response.status_code == 409
     body = response.json()
-    assert (body["code"], body["status"], body["status_reason"]) == ("video_not_ready", "blocked", "kill switch engaged: budget")
+    assert (body["code"], body["status"], body["status_reason"]) == (
+        "video_not_ready",
+        "blocked",
+        "kill switch engaged: budget",
+    )
     assert "blocked" in body["detail"]
 
 
 def test_legacy_playback(user):
     video = make_video(owner=user, status="ready", video_url="https://vimeo.com/76979871", video_provider="vimeo")
     body = _client(user).get(f"/api/v1/videos/{video.id}/playback/").json()
-    assert body == {"mode": "legacy", "hls_url": "https://vimeo.com/76979871", "poster_url": None, "expires_at": None, "renditions": []}
+    assert body == {
+        "mode": "legacy",
+        "hls_url": "https://vimeo.com/76979871",
+        "poster_url": None,
+        "expires_at": None,
+        "renditions": [],
+    }
 
 
 def test_retranscode_is_for_staff(user, staff_user, other_user, video):
@@ -255,7 +281,9 @@ def test_retranscode_without_an_original_is_409(staff_user, user):
 
 def test_openapi_schema_has_no_warnings(tmp_path):
     out = io.StringIO()
-    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"), stdout=out, stderr=out)
+    call_command(
+        "spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"), stdout=out, stderr=out
+    )
     schema = (tmp_path / "schema.yml").read_text()
     assert "/api/v1/videos/{id}/playback/:" in schema
     assert "/api/v1/videos/{id}/retranscode/:" in schema

@@ -1,4 +1,5 @@
 """The transcoding settings check: a setting that would fail every job stops start-up with what to fix."""
+
 from __future__ import annotations
 
 import pytest

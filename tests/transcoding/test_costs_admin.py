@@ -1,4 +1,5 @@
 """The staff costs dashboard in the admin: permissions, rendering, kill switch button, CSV, banner."""
+
 from __future__ import annotations
 
 import csv
@@ -27,9 +28,30 @@ EXPORT = "admin:transcoding_costdashboard_export"
 def data(user):
     today = timezone.localdate()
     video = make_video(owner=user, media_file=make_media_file(owner=user), title="Organic Chemistry 2")
-    CostLogEntry.objects.create(date=today, kind="transcode", quantity=10, unit="minute", unit_price="0.005", amount="0.05", video=video, owner=user)
-    CostLogEntry.objects.create(date=today - timedelta(days=1), kind="storage", quantity=2, unit="GB-day", unit_price="0.0002", amount="0.0004", video=video, owner=user, note='say "hi", ok')
-    CostLogEntry.objects.create(date=today - timedelta(days=100), kind="egress", quantity=1, unit="GB", unit_price="0.01", amount="0.01")
+    CostLogEntry.objects.create(
+        date=today,
+        kind="transcode",
+        quantity=10,
+        unit="minute",
+        unit_price="0.005",
+        amount="0.05",
+        video=video,
+        owner=user,
+    )
+    CostLogEntry.objects.create(
+        date=today - timedelta(days=1),
+        kind="storage",
+        quantity=2,
+        unit="GB-day",
+        unit_price="0.0002",
+        amount="0.0004",
+        video=video,
+        owner=user,
+        note='say "hi", ok',
+    )
+    CostLogEntry.objects.create(
+        date=today - timedelta(days=100), kind="egress", quantity=1, unit="GB", unit_price="0.01", amount="0.01"
+    )
     return video
 
 
@@ -83,13 +105,23 @@ def test_kill_switch_button_requires_a_reason_and_csrf(user):
     page = client.get(reverse(DASHBOARD))
     token = page.context["csrf_token"]
 
-    response = client.post(reverse(KILL_SWITCH), {"action": "engage", "reason": "", "csrfmiddlewaretoken": str(token)}, follow=True)
+    response = client.post(
+        reverse(KILL_SWITCH), {"action": "engage", "reason": "", "csrfmiddlewaretoken": str(token)}, follow=True
+    )
     assert "Give a reason" in response.content.decode()
     assert not budget_policy_get().kill_switch_engaged
 
-    response = client.post(reverse(KILL_SWITCH), {"action": "engage", "reason": "vendor invoice", "csrfmiddlewaretoken": str(token)}, follow=True)
+    response = client.post(
+        reverse(KILL_SWITCH),
+        {"action": "engage", "reason": "vendor invoice", "csrfmiddlewaretoken": str(token)},
+        follow=True,
+    )
     policy = budget_policy_get()
-    assert policy.kill_switch_engaged and policy.kill_switch_reason == "vendor invoice" and policy.kill_switch_by == manager
+    assert (
+        policy.kill_switch_engaged
+        and policy.kill_switch_reason == "vendor invoice"
+        and policy.kill_switch_by == manager
+    )
     html = response.content.decode()
     assert "ENGAGED" in html and "Release and requeue blocked videos" in html
     assert "Kill switch engaged by" in html  # the banner and the history
@@ -122,7 +154,9 @@ def test_csv_export_streams_the_month(client, admin_user, data):
 
 
 def test_alert_banner_on_admin_pages_until_acknowledged(client, admin_user, staff_user):
-    CostAlert.objects.create(kind="budget_80", period="2025-06", subject="Costs at 80% of the 2025-06 budget", message="m")
+    CostAlert.objects.create(
+        kind="budget_80", period="2025-06", subject="Costs at 80% of the 2025-06 budget", message="m"
+    )
     client.force_login(admin_user)
     assert 'id="cost-alert-banner"' in client.get(reverse("admin:index")).content.decode()
     client.force_login(staff_user)  # no costs permission: no banner

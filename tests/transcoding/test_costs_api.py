@@ -1,4 +1,5 @@
 """Staff costs API: permissions, budget GET/PATCH through the services, monthly summary."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -75,7 +76,9 @@ def test_patch_engage_needs_a_reason(manager):
 @pytest.mark.django_db(transaction=True)
 def test_patch_engages_and_releases_through_the_services(manager, user):
     client = _client(manager)
-    body = client.patch(BUDGET, {"kill_switch_engaged": True, "kill_switch_reason": "invoice review"}, format="json").json()
+    body = client.patch(
+        BUDGET, {"kill_switch_engaged": True, "kill_switch_reason": "invoice review"}, format="json"
+    ).json()
     assert body["kill_switch_engaged"] is True and body["kill_switch_reason"] == "invoice review"
     assert body["kill_switch_by"] == manager.username
     video = make_video(owner=user, media_file=make_media_file(owner=user))
@@ -88,7 +91,9 @@ def test_patch_engages_and_releases_through_the_services(manager, user):
 
 
 def test_patch_budget_then_release_in_one_request(manager):
-    CostLogEntry.objects.create(date=timezone.localdate(), kind="transcode", quantity=1, unit="minute", unit_price="150", amount="150")
+    CostLogEntry.objects.create(
+        date=timezone.localdate(), kind="transcode", quantity=1, unit="minute", unit_price="150", amount="150"
+    )
     client = _client(manager)
     client.get(BUDGET)
     from transcoding.costs.budget import budget_check_and_alert
@@ -107,17 +112,28 @@ def test_patch_rejects_a_negative_budget(manager):
 
 
 def test_summary_totals_by_kind_and_by_day(viewer):
-    CostLogEntry.objects.create(date=date(2025, 6, 2), kind="storage", quantity=1, unit="GB-day", unit_price="0.0002", amount="0.0002")
-    CostLogEntry.objects.create(date=date(2025, 6, 2), kind="transcode", quantity=10, unit="minute", unit_price="0.005", amount="0.05")
-    CostLogEntry.objects.create(date=date(2025, 6, 30), kind="egress", quantity=1, unit="GB", unit_price="0.01", amount="0.01")
-    CostLogEntry.objects.create(date=date(2025, 7, 1), kind="egress", quantity=1, unit="GB", unit_price="0.01", amount="0.01")
+    CostLogEntry.objects.create(
+        date=date(2025, 6, 2), kind="storage", quantity=1, unit="GB-day", unit_price="0.0002", amount="0.0002"
+    )
+    CostLogEntry.objects.create(
+        date=date(2025, 6, 2), kind="transcode", quantity=10, unit="minute", unit_price="0.005", amount="0.05"
+    )
+    CostLogEntry.objects.create(
+        date=date(2025, 6, 30), kind="egress", quantity=1, unit="GB", unit_price="0.01", amount="0.01"
+    )
+    CostLogEntry.objects.create(
+        date=date(2025, 7, 1), kind="egress", quantity=1, unit="GB", unit_price="0.01", amount="0.01"
+    )
 
     body = _client(viewer).get(SUMMARY, {"month": "2025-06"}).json()
 
     assert body["month"] == "2025-06" and body["start"] == "2025-06-01" and body["end"] == "2025-06-30"
     assert Decimal(body["total_usd"]) == Decimal("0.0602")
     assert {k: Decimal(v) for k, v in body["by_kind"].items()} == {
-        "storage": Decimal("0.0002"), "egress": Decimal("0.01"), "transcode": Decimal("0.05"), "requests": 0,
+        "storage": Decimal("0.0002"),
+        "egress": Decimal("0.01"),
+        "transcode": Decimal("0.05"),
+        "requests": 0,
     }
     assert len(body["by_day"]) == 30
     june2 = body["by_day"][1]

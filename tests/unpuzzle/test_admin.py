@@ -1,13 +1,13 @@
 """Every model has a working admin: list, search, filters, change page."""
+
 from __future__ import annotations
 
 from datetime import date
 
 import pytest
-from django.urls import reverse
-
 from django.apps import apps
 from django.contrib import admin
+from django.urls import reverse
 
 from media_library.models import PreviousHlsOutput, Rendition
 from tests.factories import make_media_file, make_video
@@ -21,19 +21,39 @@ pytestmark = pytest.mark.django_db
 def populated(user):
     media = make_media_file(owner=user)
     video = make_video(owner=user, media_file=media, title="Thermodynamics 101")
-    rendition = Rendition.objects.create(video=video, name="480p", width=854, height=480, bandwidth=900_000, playlist_key="k")
+    rendition = Rendition.objects.create(
+        video=video, name="480p", width=854, height=480, bandwidth=900_000, playlist_key="k"
+    )
     upload = UploadSession.objects.create(owner=user, filename="thermo.mp4", length=10)
     job = TranscodeJob.objects.create(video=video)
-    entry = CostLogEntry.objects.create(date=date.today(), kind="transcode", quantity=1, unit="minute", unit_price="0.005", amount="0.005", video=video)
+    entry = CostLogEntry.objects.create(
+        date=date.today(), kind="transcode", quantity=1, unit="minute", unit_price="0.005", amount="0.005", video=video
+    )
     policy = BudgetPolicy.objects.create()
-    previous = PreviousHlsOutput.objects.create(video=video, master_key=f"videos/{video.id}/hls/1/master.m3u8", superseded_at=job.created_at)
-    return {"mediafile": media, "video": video, "rendition": rendition, "uploadsession": upload, "transcodejob": job, "costlogentry": entry, "budgetpolicy": policy, "previoushlsoutput": previous}
+    previous = PreviousHlsOutput.objects.create(
+        video=video, master_key=f"videos/{video.id}/hls/1/master.m3u8", superseded_at=job.created_at
+    )
+    return {
+        "mediafile": media,
+        "video": video,
+        "rendition": rendition,
+        "uploadsession": upload,
+        "transcodejob": job,
+        "costlogentry": entry,
+        "budgetpolicy": policy,
+        "previoushlsoutput": previous,
+    }
 
 
 MODELS = [
-    ("media_library", "mediafile"), ("media_library", "video"), ("media_library", "rendition"),
-    ("uploads", "uploadsession"), ("transcoding", "transcodejob"), ("transcoding", "costlogentry"),
-    ("transcoding", "budgetpolicy"), ("media_library", "previoushlsoutput"),
+    ("media_library", "mediafile"),
+    ("media_library", "video"),
+    ("media_library", "rendition"),
+    ("uploads", "uploadsession"),
+    ("transcoding", "transcodejob"),
+    ("transcoding", "costlogentry"),
+    ("transcoding", "budgetpolicy"),
+    ("media_library", "previoushlsoutput"),
 ]
 
 

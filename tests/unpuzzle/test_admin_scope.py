@@ -1,4 +1,5 @@
 """Instructor scope in the admin, the groups command, the upload page and the video pages (test client)."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from media_library.models import Video
-from tests.factories import make_media_file, make_instructor, make_superuser, make_video
+from tests.factories import make_instructor, make_media_file, make_superuser, make_video
 from transcoding.models import TranscodeJob
 from unpuzzle.groups import FINANCE, INSTRUCTORS
 from uploads.models import UploadSession
@@ -37,7 +38,9 @@ def two_instructors(groups):
         media = make_media_file(owner=user, original_filename=f"{user.username}.mp4")
         video = make_video(owner=user, media_file=media, title=title)
         UploadSession.objects.create(owner=user, filename=f"{user.username}-upload.mp4", length=10)
-        job = TranscodeJob.objects.create(video=video, status="failed", error=f"{user.username} failure", log_tail="frame=1\nerror line")
+        job = TranscodeJob.objects.create(
+            video=video, status="failed", error=f"{user.username} failure", log_tail="frame=1\nerror line"
+        )
         rows[user.username] = {"user": user, "video": video, "media": media, "job": job}
     return rows
 
@@ -45,7 +48,10 @@ def two_instructors(groups):
 def test_setup_groups_is_idempotent_and_sets_the_permissions(groups):
     call_command("setup_groups", stdout=open("/dev/null", "w"))
     assert Group.objects.filter(name=INSTRUCTORS).count() == 1
-    instructor = {f"{p.content_type.app_label}.{p.codename}" for p in groups[INSTRUCTORS].permissions.select_related("content_type")}
+    instructor = {
+        f"{p.content_type.app_label}.{p.codename}"
+        for p in groups[INSTRUCTORS].permissions.select_related("content_type")
+    }
     assert {"media_library.change_video", "uploads.add_uploadsession", "transcoding.view_transcodejob"} <= instructor
     assert not any("cost" in p or "budget" in p for p in instructor)
     assert "media_library.view_all_videos" not in instructor
@@ -103,11 +109,20 @@ def test_instructor_owner_is_set_and_not_editable(client, two_instructors):
     add_url = reverse("admin:media_library_video_add")
     assert 'name="owner"' not in client.get(add_url).content.decode()
     bob = two_instructors["bob"]["user"]
-    response = client.post(add_url, {
-        "title": "Legacy lecture", "description": "", "owner": bob.pk, "video_url": "https://vimeo.com/1", "video_provider": "vimeo",
-        "renditions-TOTAL_FORMS": 0, "renditions-INITIAL_FORMS": 0,
-        "jobs-TOTAL_FORMS": 0, "jobs-INITIAL_FORMS": 0,
-    })
+    response = client.post(
+        add_url,
+        {
+            "title": "Legacy lecture",
+            "description": "",
+            "owner": bob.pk,
+            "video_url": "https://vimeo.com/1",
+            "video_provider": "vimeo",
+            "renditions-TOTAL_FORMS": 0,
+            "renditions-INITIAL_FORMS": 0,
+            "jobs-TOTAL_FORMS": 0,
+            "jobs-INITIAL_FORMS": 0,
+        },
+    )
     assert response.status_code == 302
     assert Video.objects.get(title="Legacy lecture").owner == alice
 
@@ -121,10 +136,14 @@ def test_change_page_buttons_job_history_and_retry(client, two_instructors):
     page = client.get(change_url).content.decode()
     assert "Retry transcoding" in page and "Re-transcode" in page
     assert "Job history" in page and "alice failure" in page and "<details" in page and "error line" in page
-    response = client.post(reverse("admin:media_library_video_transcode", args=[alice["video"].pk, "retry"]), follow=True)
+    response = client.post(
+        reverse("admin:media_library_video_transcode", args=[alice["video"].pk, "retry"]), follow=True
+    )
     assert "Queued 1 video(s) for transcoding." in response.content.decode()
     assert TranscodeJob.objects.filter(video=alice["video"], status="queued").exists()
-    assert client.get(reverse("admin:media_library_video_transcode", args=[alice["video"].pk, "retry"])).status_code == 405
+    assert (
+        client.get(reverse("admin:media_library_video_transcode", args=[alice["video"].pk, "retry"])).status_code == 405
+    )
 
 
 def test_video_list_shows_badges_size_renditions_and_poll_urls(client, two_instructors):
@@ -145,7 +164,9 @@ def test_upload_page_renders_the_server_limits_for_instructors_only(client, sett
     response = client.get(reverse("admin:media_library_video_upload"))
     assert response.status_code == 200
     page = response.content.decode()
-    config = json.loads(page.split('<script id="upload-config" type="application/json">', 1)[1].split("</script>", 1)[0])
+    config = json.loads(
+        page.split('<script id="upload-config" type="application/json">', 1)[1].split("</script>", 1)[0]
+    )
     assert config["maxBytes"] == 7 * 1024 * 1024 and config["allowedFormats"] == ["mp4", "webm"]
     assert config["endpoint"] == "/api/v1/uploads/" and config["csrfToken"]
     assert "uploads/vendor/tus-js-client/4.3.1/tus.min.js" in page

@@ -1,4 +1,5 @@
 """API base: root, schema, docs, token and session authentication, health."""
+
 from __future__ import annotations
 
 import io

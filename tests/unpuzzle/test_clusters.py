@@ -3,6 +3,7 @@
 The end-to-end tests start real ``manage.py qcluster`` processes (``Q_CLUSTER_NAME`` picks the
 cluster) against the test database, which is a file (SQLite) or a server (PostgreSQL) they can open.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -95,8 +96,12 @@ def start_cluster(process_env, isolated_var) -> Iterator[Callable[[str], subproc
         log_path = isolated_var / f"qcluster-{name or SHORT}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env={**process_env, "Q_CLUSTER_NAME": name},
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, "manage.py", "qcluster"],
+                cwd=ROOT,
+                env={**process_env, "Q_CLUSTER_NAME": name},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         proc.log_path = log_path
         started.append(proc)
@@ -143,7 +148,10 @@ def django_q_conf(**env: str) -> subprocess.CompletedProcess:
     )
     sizes = {"Q_TIMEOUT_S": "600", "TRANSCODE_TIMEOUT_S": "3600", "Q_WORKERS": "3", "TRANSCODE_WORKERS": "2"}
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "unpuzzle.settings", **sizes, **env},
     )
 
@@ -188,7 +196,9 @@ def test_a_busy_transcode_cluster_does_not_hold_up_finalization(start_cluster, u
 
     # Its one worker is busy: an upload is finalized by the short-task cluster all the same.
     session = complete_upload(user, tiny_clip)
-    finalized = wait_for(lambda: Success.objects.filter(name=f"finalize-upload-{session.id}").first(), "finalization", procs)
+    finalized = wait_for(
+        lambda: Success.objects.filter(name=f"finalize-upload-{session.id}").first(), "finalization", procs
+    )
     assert finalized.cluster == SHORT
     session.refresh_from_db()
     assert session.status == UploadSession.Status.FINALIZED
@@ -220,5 +230,7 @@ def test_only_the_short_task_cluster_runs_the_schedules(process_env):
     assert OrmQ.objects.count() == 0
 
     run_scheduler("")
-    assert sorted(row.task["group"] for row in OrmQ.objects.filter(key=SHORT)) == sorted(s.name for s in Schedule.objects.all())
+    assert sorted(row.task["group"] for row in OrmQ.objects.filter(key=SHORT)) == sorted(
+        s.name for s in Schedule.objects.all()
+    )
     assert OrmQ.objects.count() == Schedule.objects.count()

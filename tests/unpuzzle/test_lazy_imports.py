@@ -1,4 +1,5 @@
 """Local-storage deployments never load boto3 (about 22 MiB in every web process)."""
+
 import os
 import subprocess
 import sys
@@ -19,10 +20,17 @@ print(",".join(m for m in ("boto3", "s3transfer", "storages.backends.s3", "botoc
 
 
 def test_local_storage_loads_no_boto3(tmp_path):
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "unpuzzle.settings", "STORAGE_BACKEND": "local",
-           "VAR_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "unpuzzle.settings",
+        "STORAGE_BACKEND": "local",
+        "VAR_DIR": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("DATABASE_URL", None)
-    result = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == ""
 
 

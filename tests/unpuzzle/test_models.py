@@ -1,4 +1,5 @@
 """State machines and database constraints of every model."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,8 +21,16 @@ J = TranscodeJob.Status
 
 @pytest.mark.parametrize(
     ("start", "end"),
-    [(V.UPLOADED, V.QUEUED), (V.QUEUED, V.PROCESSING), (V.PROCESSING, V.READY), (V.PROCESSING, V.FAILED),
-     (V.QUEUED, V.BLOCKED), (V.BLOCKED, V.QUEUED), (V.FAILED, V.QUEUED), (V.READY, V.QUEUED)],
+    [
+        (V.UPLOADED, V.QUEUED),
+        (V.QUEUED, V.PROCESSING),
+        (V.PROCESSING, V.READY),
+        (V.PROCESSING, V.FAILED),
+        (V.QUEUED, V.BLOCKED),
+        (V.BLOCKED, V.QUEUED),
+        (V.FAILED, V.QUEUED),
+        (V.READY, V.QUEUED),
+    ],
 )
 def test_video_allowed_transitions(user, start, end):
     video = make_video(owner=user, status=start, hls_master_key="videos/v/hls/1/master.m3u8")
@@ -29,7 +38,9 @@ def test_video_allowed_transitions(user, start, end):
     assert video.status == end
 
 
-@pytest.mark.parametrize(("start", "end"), [(V.UPLOADED, V.READY), (V.READY, V.PROCESSING), (V.FAILED, V.READY), (V.QUEUED, V.UPLOADED)])
+@pytest.mark.parametrize(
+    ("start", "end"), [(V.UPLOADED, V.READY), (V.READY, V.PROCESSING), (V.FAILED, V.READY), (V.QUEUED, V.UPLOADED)]
+)
 def test_video_invalid_transitions_raise_with_reason(user, start, end):
     video = make_video(owner=user, status=start, hls_master_key="videos/v/hls/1/master.m3u8")
     with pytest.raises(InvalidTransition, match=f"cannot go from '{start}' to '{end}'"):
@@ -39,9 +50,17 @@ def test_video_invalid_transitions_raise_with_reason(user, start, end):
 
 @pytest.mark.parametrize(
     ("start", "end", "ok"),
-    [(U.CREATED, U.UPLOADING, True), (U.UPLOADING, U.COMPLETE, True), (U.COMPLETE, U.FINALIZED, True),
-     (U.CREATED, U.COMPLETE, True), (U.UPLOADING, U.CANCELLED, True), (U.FINALIZED, U.UPLOADING, False),
-     (U.EXPIRED, U.UPLOADING, False), (U.COMPLETE, U.UPLOADING, False), (U.CANCELLED, U.COMPLETE, False)],
+    [
+        (U.CREATED, U.UPLOADING, True),
+        (U.UPLOADING, U.COMPLETE, True),
+        (U.COMPLETE, U.FINALIZED, True),
+        (U.CREATED, U.COMPLETE, True),
+        (U.UPLOADING, U.CANCELLED, True),
+        (U.FINALIZED, U.UPLOADING, False),
+        (U.EXPIRED, U.UPLOADING, False),
+        (U.COMPLETE, U.UPLOADING, False),
+        (U.CANCELLED, U.COMPLETE, False),
+    ],
 )
 def test_upload_session_transitions(user, start, end, ok):
     session = UploadSession.objects.create(owner=user, status=start, length=10)
@@ -55,8 +74,14 @@ def test_upload_session_transitions(user, start, end, ok):
 
 @pytest.mark.parametrize(
     ("start", "end", "ok"),
-    [(J.QUEUED, J.RUNNING, True), (J.RUNNING, J.SUCCEEDED, True), (J.RUNNING, J.QUEUED, True),
-     (J.RUNNING, J.CANCELLED, True), (J.SUCCEEDED, J.RUNNING, False), (J.FAILED, J.SUCCEEDED, False)],
+    [
+        (J.QUEUED, J.RUNNING, True),
+        (J.RUNNING, J.SUCCEEDED, True),
+        (J.RUNNING, J.QUEUED, True),
+        (J.RUNNING, J.CANCELLED, True),
+        (J.SUCCEEDED, J.RUNNING, False),
+        (J.FAILED, J.SUCCEEDED, False),
+    ],
 )
 def test_job_transitions(user, start, end, ok):
     job = TranscodeJob.objects.create(video=make_video(owner=user), status=start)
@@ -114,7 +139,11 @@ def test_rendition_names_unique_per_video(user):
 def test_cost_amounts_not_negative():
     from datetime import date
 
-    _violates(lambda: CostLogEntry.objects.create(date=date.today(), kind="storage", quantity=1, unit="GB-day", unit_price=1, amount=-1))
+    _violates(
+        lambda: CostLogEntry.objects.create(
+            date=date.today(), kind="storage", quantity=1, unit="GB-day", unit_price=1, amount=-1
+        )
+    )
 
 
 def test_budget_policy_is_a_singleton():

@@ -1,7 +1,8 @@
 """setup_schedules creates each recurring task once, however often it runs."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -26,9 +27,9 @@ def test_running_twice_gives_one_schedule_each():
 
 def test_next_daily_run(settings):
     settings.TIME_ZONE = "UTC"
-    now = datetime(2025, 6, 10, 12, 0, tzinfo=dt_timezone.utc)
-    assert next_daily_run("00:15", now=now) == datetime(2025, 6, 11, 0, 15, tzinfo=dt_timezone.utc)
-    assert next_daily_run("13:30", now=now) == datetime(2025, 6, 10, 13, 30, tzinfo=dt_timezone.utc)
+    now = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
+    assert next_daily_run("00:15", now=now) == datetime(2025, 6, 11, 0, 15, tzinfo=UTC)
+    assert next_daily_run("13:30", now=now) == datetime(2025, 6, 10, 13, 30, tzinfo=UTC)
     with pytest.raises(CommandError, match="HH:MM"):
         next_daily_run("quarter past")
 
@@ -46,7 +47,10 @@ def test_the_daily_task_runs_the_whole_cost_day(user):
 def test_schedules_are_pinned_to_the_short_task_cluster(settings):
     # A database set up before transcodes had their own cluster holds schedules without one.
     Schedule.objects.create(
-        name="transcode-reap-stale", func="transcoding.tasks.transcode_reap_stale", schedule_type=Schedule.MINUTES, minutes=5
+        name="transcode-reap-stale",
+        func="transcoding.tasks.transcode_reap_stale",
+        schedule_type=Schedule.MINUTES,
+        minutes=5,
     )
     call_command("setup_schedules", verbosity=0)
     assert Schedule.objects.count() == len(SCHEDULES)

@@ -1,4 +1,5 @@
 """Settings switch by environment only: defaults, B2 storage, production checks."""
+
 from __future__ import annotations
 
 import json
@@ -38,15 +39,18 @@ PRODUCTION_ENV = {
 
 
 def _clean_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BB_", "STORAGE_", "DATABASE_URL", "SECRET_KEY", "DEBUG"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BB_", "STORAGE_", "DATABASE_URL", "SECRET_KEY", "DEBUG"))
+    }
     env.update(overrides)
     return env
 
 
 def _settings_value(expr: str, **env: str) -> subprocess.CompletedProcess:
     code = (
-        "import django, json; django.setup(); from django.conf import settings; "
-        f"print(json.dumps({expr}, default=str))"
+        f"import django, json; django.setup(); from django.conf import settings; print(json.dumps({expr}, default=str))"
     )
     return subprocess.run(
         [sys.executable, "-c", code],
@@ -75,7 +79,9 @@ def test_defaults_need_nothing_set(tmp_path):
 
 
 def test_database_url_switches_to_postgresql():
-    result = _settings_value('settings.DATABASES["default"]["ENGINE"]', DATABASE_URL="postgres://postgres@127.0.0.1:5432/x")
+    result = _settings_value(
+        'settings.DATABASES["default"]["ENGINE"]', DATABASE_URL="postgres://postgres@127.0.0.1:5432/x"
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == "django.db.backends.postgresql"
 
@@ -113,7 +119,9 @@ def test_unknown_storage_backend_is_refused():
 
 def test_previous_output_grace_defaults_to_the_longest_playback_url_lifetime():
     assert json.loads(_settings_value("settings.HLS_PREVIOUS_OUTPUT_GRACE_S").stdout) == 21600
-    longer_storage_urls = _settings_value("settings.HLS_PREVIOUS_OUTPUT_GRACE_S", CDN_TOKEN_TTL="600", STORAGE_URL_EXPIRE_S="7200")
+    longer_storage_urls = _settings_value(
+        "settings.HLS_PREVIOUS_OUTPUT_GRACE_S", CDN_TOKEN_TTL="600", STORAGE_URL_EXPIRE_S="7200"
+    )
     assert json.loads(longer_storage_urls.stdout) == 7200
     refused = _settings_value("1", HLS_PREVIOUS_OUTPUT_GRACE_S="-1")
     assert refused.returncode != 0 and "HLS_PREVIOUS_OUTPUT_GRACE_S must be 0" in refused.stderr

@@ -1,4 +1,5 @@
 """collectstatic with the production (manifest) storage, as scripts/run.sh and the image run it."""
+
 from __future__ import annotations
 
 import io

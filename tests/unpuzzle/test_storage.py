@@ -1,4 +1,5 @@
 """Storage helpers on local files and on a real S3-compatible endpoint over loopback."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,6 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
+from botocore.exceptions import ClientError
 
 from tests.conftest import S3_KEY_ID, S3_REGION, S3_SECRET
 from unpuzzle import storage as st
@@ -69,7 +71,7 @@ def test_save_overwrites_same_key(any_storage):
 
 
 def test_open_missing_object_raises(any_storage):
-    with pytest.raises(Exception):
+    with pytest.raises((FileNotFoundError, ClientError)):
         with st.open_local_copy("originals/missing/file.mp4"):
             pass
 
@@ -101,7 +103,11 @@ def test_iter_objects_reports_sizes(any_storage):
 @pytest.mark.parametrize(
     ("key", "content_type", "cache_control"),
     [
-        ("videos/v/hls/1/master.m3u8", "application/vnd.apple.mpegurl", "public, max-age=3600, stale-while-revalidate=86400"),
+        (
+            "videos/v/hls/1/master.m3u8",
+            "application/vnd.apple.mpegurl",
+            "public, max-age=3600, stale-while-revalidate=86400",
+        ),
         ("videos/v/hls/1/480p/seg_00001.ts", "video/mp2t", "public, max-age=31536000, immutable"),
         ("videos/v/poster.jpg", "image/jpeg", "public, max-age=604800"),
     ],
@@ -162,7 +168,12 @@ def test_s3_url_without_signature_is_refused_by_the_endpoint(s3_storage):
     client = _s3_client(s3_storage)
     client.put_public_access_block(
         Bucket=s3_storage.bucket_name,
-        PublicAccessBlockConfiguration={"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True},
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
     )
     assert requests.get(url, timeout=10).status_code in (401, 403)
 

@@ -1,4 +1,5 @@
 """Fixtures for the tus server tests: generated clips, a token user, a live HTTP endpoint."""
+
 from __future__ import annotations
 
 import base64
@@ -12,15 +13,43 @@ from rest_framework.authtoken.models import Token
 from tests.factories import make_user
 
 
-def make_clip(path: Path, *, seconds: float = 1, size: str = "320x240", noise: bool = True, faststart: bool = False) -> Path:
+def make_clip(
+    path: Path, *, seconds: float = 1, size: str = "320x240", noise: bool = True, faststart: bool = False
+) -> Path:
     """A real H.264/AAC MP4; noise makes it ~2 MB per second so uploads span several chunks."""
     video_filter = ["-vf", "noise=alls=60:allf=t"] if noise else []
     extra = ["-movflags", "+faststart"] if faststart else []
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25",
-         "-f", "lavfi", "-i", "sine=frequency=440", "-t", str(seconds), *video_filter,
-         "-c:v", "libx264", "-preset", "ultrafast", "-crf", "10", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-shortest", *extra, str(path)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={size}:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440",
+            "-t",
+            str(seconds),
+            *video_filter,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "10",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            *extra,
+            str(path),
+        ],
         check=True,
     )
     return path

@@ -2,6 +2,7 @@
 
 Answers "<direct|fallback> <bytes read> <sha256>"; ``X-Buffer`` sets the readinto buffer size.
 """
+
 import hashlib
 
 from uploads.wsgi_body import socket_body

@@ -1,4 +1,5 @@
 """uploads.formats: which ffprobe containers the allowed extensions stand for (pure)."""
+
 from uploads.formats import container_allowed
 
 DEFAULT = ["mp4", "webm", "avi", "mov", "mkv"]

@@ -1,4 +1,5 @@
 """manage.py ingest: a local file through the upload path, optionally transcoded in-process."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,7 +1,8 @@
 """Pure multipart helpers: part sizes within S3's limits, ETag form, which uploads the cleanup aborts."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -48,7 +49,7 @@ def test_etags_are_compared_with_their_quotes():
 
 
 def test_stale_uploads_keeps_open_sessions_and_recent_strangers():
-    now = datetime(2025, 6, 10, 12, tzinfo=timezone.utc)
+    now = datetime(2025, 6, 10, 12, tzinfo=UTC)
     cutoff = now - timedelta(hours=48)
     old_open = PendingUpload("originals/a/x.mp4", "open", now - timedelta(hours=50))
     old_orphan = PendingUpload("originals/b/x.mp4", "orphan", now - timedelta(hours=50))

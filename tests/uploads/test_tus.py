@@ -1,4 +1,5 @@
 """uploads.tus: header parsing and formatting (pure)."""
+
 from __future__ import annotations
 
 import base64
@@ -23,10 +24,15 @@ def test_metadata_round_trip_with_non_ascii_and_empty_values():
     assert tus.parse_metadata(None) == {} and tus.parse_metadata("  ") == {}
 
 
-@pytest.mark.parametrize("header", [
-    "filename not*base64", f"filename {_b64('a')},filename {_b64('b')}", f"filename {_b64('a')},,x",
-    "filename " + base64.b64encode(b"\xff\xfe").decode(),
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "filename not*base64",
+        f"filename {_b64('a')},filename {_b64('b')}",
+        f"filename {_b64('a')},,x",
+        "filename " + base64.b64encode(b"\xff\xfe").decode(),
+    ],
+)
 def test_metadata_rejections(header):
     with pytest.raises(TusHeaderError) as exc:
         tus.parse_metadata(header)

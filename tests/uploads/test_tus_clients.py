@@ -2,6 +2,7 @@
 
 Each test then runs the queued finalization the way the worker does and checks the stored original.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,8 +57,12 @@ def test_tuspy_uploads_in_chunks_with_checksums_and_resumes(live_server, token, 
     client = tus_client.TusClient(f"{live_server.url}/api/v1/uploads/", headers={"Authorization": f"Token {token}"})
     size = clip.stat().st_size
     assert size > 4 * CHUNK
-    first = client.uploader(str(clip), chunk_size=CHUNK, metadata={"filename": "Lecture 1 – Intro.mp4", "title": "Intro"},
-                            upload_checksum=True)
+    first = client.uploader(
+        str(clip),
+        chunk_size=CHUNK,
+        metadata={"filename": "Lecture 1 – Intro.mp4", "title": "Intro"},
+        upload_checksum=True,
+    )
     first.upload(stop_at=2 * CHUNK)  # the connection "drops" after two chunks
     assert first.offset == 2 * CHUNK
     resumed = client.uploader(str(clip), url=first.url, chunk_size=CHUNK, upload_checksum=True)
@@ -68,8 +73,18 @@ def test_tuspy_uploads_in_chunks_with_checksums_and_resumes(live_server, token, 
 
 
 def test_tus_js_client_chunked_upload(live_server, token, clip):
-    result = _node("--endpoint", f"{live_server.url}/api/v1/uploads/", "--file", str(clip), "--chunk-size", str(CHUNK),
-                   "--header", f"Authorization: Token {token}", "--metadata", "title=Week 2")
+    result = _node(
+        "--endpoint",
+        f"{live_server.url}/api/v1/uploads/",
+        "--file",
+        str(clip),
+        "--chunk-size",
+        str(CHUNK),
+        "--header",
+        f"Authorization: Token {token}",
+        "--metadata",
+        "title=Week 2",
+    )
     assert result["error"] is None and result["bytes_uploaded"] == clip.stat().st_size
     _assert_stored(result["url"], clip, title="Week 2")
 
@@ -77,8 +92,18 @@ def test_tus_js_client_chunked_upload(live_server, token, clip):
 def test_tus_js_client_interrupt_and_resume(live_server, token, clip):
     endpoint = f"{live_server.url}/api/v1/uploads/"
     auth = f"Authorization: Token {token}"
-    first = _node("--endpoint", endpoint, "--file", str(clip), "--chunk-size", str(CHUNK), "--header", auth,
-                  "--interrupt-after", str(2 * CHUNK))
+    first = _node(
+        "--endpoint",
+        endpoint,
+        "--file",
+        str(clip),
+        "--chunk-size",
+        str(CHUNK),
+        "--header",
+        auth,
+        "--interrupt-after",
+        str(2 * CHUNK),
+    )
     assert first["interrupted"] is True
     session = UploadSession.objects.get(pk=first["url"].rsplit("/", 1)[-1])
     assert session.status == UploadSession.Status.UPLOADING and 2 * CHUNK <= session.offset < clip.stat().st_size
@@ -89,8 +114,20 @@ def test_tus_js_client_interrupt_and_resume(live_server, token, clip):
 
 
 def test_tus_js_client_parallel_uploads(live_server, token, clip):
-    result = _node("--endpoint", f"{live_server.url}/api/v1/uploads/", "--file", str(clip), "--chunk-size", str(CHUNK),
-                   "--parallel", "3", "--header", f"Authorization: Token {token}", "--metadata", "title=Parallel")
+    result = _node(
+        "--endpoint",
+        f"{live_server.url}/api/v1/uploads/",
+        "--file",
+        str(clip),
+        "--chunk-size",
+        str(CHUNK),
+        "--parallel",
+        "3",
+        "--header",
+        f"Authorization: Token {token}",
+        "--metadata",
+        "title=Parallel",
+    )
     assert result["error"] is None
     assert len(result["partial_urls"]) == 3
     _assert_stored(result["url"], clip, title="Parallel")

@@ -1,5 +1,6 @@
 """uploads.wsgi_body against a real gunicorn (gthread, as in production): bodies read straight
 from the socket arrive whole, and keep-alive and pipelined requests still work."""
+
 import hashlib
 import os
 import socket
@@ -20,9 +21,21 @@ ROOT = Path(__file__).resolve().parents[2]
 def gunicorn_port():
     port = free_port()
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "tests.uploads.gunicorn_body_app:app", "--bind",
-         f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "1", "--threads", "2"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "tests.uploads.gunicorn_body_app:app",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--worker-class",
+            "gthread",
+            "--workers",
+            "1",
+            "--threads",
+            "2",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 30
@@ -47,7 +60,9 @@ def _responses(sock: socket.socket, count: int) -> list[str]:
         data += chunk
         while b"\r\n\r\n" in data:
             head, rest = data.split(b"\r\n\r\n", 1)
-            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+            length = int(
+                next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+            )
             if len(rest) < length:
                 break
             answers.append(rest[:length].decode())
@@ -62,7 +77,7 @@ def _expected(body: bytes) -> str:
 def test_bodies_arrive_whole_over_one_keep_alive_connection(gunicorn_port):
     bodies = [os.urandom(3 * 1024 * 1024 + 17), os.urandom(100), b"", os.urandom(1024 * 1024)]
     with socket.create_connection(("127.0.0.1", gunicorn_port), timeout=10) as sock:
-        for body, buffer in zip(bodies, [1024 * 1024, 7, 4096, 65536]):
+        for body, buffer in zip(bodies, [1024 * 1024, 7, 4096, 65536], strict=True):
             sock.sendall(_request(body, buffer))
             assert _responses(sock, 1) == [_expected(body)]
 

@@ -1,4 +1,5 @@
 """Writes for the budget: the policy, the kill switch, the automatic rules and cost alerts."""
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,13 @@ def _alert_once(*, kind: str, period: str, subject: str, message: str, actor: An
 def _send_alert(*, subject: str, message: str) -> None:
     mail_admins(subject, message, fail_silently=True)
     if settings.COST_ALERT_EMAILS:
-        send_mail(f"{settings.EMAIL_SUBJECT_PREFIX}{subject}", message, settings.DEFAULT_FROM_EMAIL,
-                  settings.COST_ALERT_EMAILS, fail_silently=True)
+        send_mail(
+            f"{settings.EMAIL_SUBJECT_PREFIX}{subject}",
+            message,
+            settings.DEFAULT_FROM_EMAIL,
+            settings.COST_ALERT_EMAILS,
+            fail_silently=True,
+        )
 
 
 @transaction.atomic
@@ -65,10 +71,21 @@ def budget_engage_kill_switch(*, by: Any, reason: str, automatic: bool = False) 
     policy.kill_switch_by = by
     policy.kill_switch_at = now
     policy.kill_switch_auto = automatic
-    policy.save(update_fields=["kill_switch_engaged", "kill_switch_reason", "kill_switch_by", "kill_switch_at", "kill_switch_auto", "updated_at"])
+    policy.save(
+        update_fields=[
+            "kill_switch_engaged",
+            "kill_switch_reason",
+            "kill_switch_by",
+            "kill_switch_at",
+            "kill_switch_auto",
+            "updated_at",
+        ]
+    )
     who = "the budget check" if automatic else (by.get_username() if by else "unknown")
     _alert_once(
-        kind=CostAlert.Kind.KILL_SWITCH_ENGAGED, period=now.isoformat(), actor=by,
+        kind=CostAlert.Kind.KILL_SWITCH_ENGAGED,
+        period=now.isoformat(),
+        actor=by,
         subject=f"Kill switch engaged by {who}",
         message=f"Transcoding is stopped since {now:%Y-%m-%d %H:%M %Z}: {reason}\nNew videos wait as blocked until the switch is released.",
     )
@@ -87,10 +104,14 @@ def budget_release_kill_switch(*, by: Any, reason: str = "", automatic: bool = F
         return policy
     day = timezone.localdate()
     mtd = month_to_date_usd(day=day)
-    limit = budget_limit_reason(policy=policy, month_to_date=mtd, forecast=budget_forecast_usd(day=day, month_to_date=mtd))
+    limit = budget_limit_reason(
+        policy=policy, month_to_date=mtd, forecast=budget_forecast_usd(day=day, month_to_date=mtd)
+    )
     if limit:
-        raise Conflict(f"cannot release the kill switch: {limit}; raise the monthly budget or turn off auto-engage first",
-                       code="budget_still_exceeded")
+        raise Conflict(
+            f"cannot release the kill switch: {limit}; raise the monthly budget or turn off auto-engage first",
+            code="budget_still_exceeded",
+        )
     now = timezone.now()
     previous = policy.kill_switch_reason
     policy.kill_switch_engaged = False
@@ -98,14 +119,25 @@ def budget_release_kill_switch(*, by: Any, reason: str = "", automatic: bool = F
     policy.kill_switch_by = by
     policy.kill_switch_at = now
     policy.kill_switch_auto = automatic
-    policy.save(update_fields=["kill_switch_engaged", "kill_switch_reason", "kill_switch_by", "kill_switch_at", "kill_switch_auto", "updated_at"])
+    policy.save(
+        update_fields=[
+            "kill_switch_engaged",
+            "kill_switch_reason",
+            "kill_switch_by",
+            "kill_switch_at",
+            "kill_switch_auto",
+            "updated_at",
+        ]
+    )
     who = "the budget check" if automatic else (by.get_username() if by else "unknown")
     blocked = Video.objects.filter(status=Video.Status.BLOCKED).count()
     _alert_once(
-        kind=CostAlert.Kind.KILL_SWITCH_RELEASED, period=now.isoformat(), actor=by,
+        kind=CostAlert.Kind.KILL_SWITCH_RELEASED,
+        period=now.isoformat(),
+        actor=by,
         subject=f"Kill switch released by {who}",
         message=f"Transcoding resumed at {now:%Y-%m-%d %H:%M %Z}{': ' + reason if reason else ''}.\n"
-                f"It was engaged for: {previous or 'no reason given'}.\n{blocked} blocked videos are requeued.",
+        f"It was engaged for: {previous or 'no reason given'}.\n{blocked} blocked videos are requeued.",
     )
     transaction.on_commit(budget_requeue_blocked)
     return policy
@@ -128,13 +160,21 @@ def budget_requeue_blocked() -> int:
 
 
 @transaction.atomic
-def budget_update(*, by: Any, monthly_budget_usd: Decimal | None = None, auto_engage: bool | None = None,
-                  auto_engage_on_forecast: bool | None = None, spike_threshold_pct: int | None = None) -> BudgetPolicy:
+def budget_update(
+    *,
+    by: Any,
+    monthly_budget_usd: Decimal | None = None,
+    auto_engage: bool | None = None,
+    auto_engage_on_forecast: bool | None = None,
+    spike_threshold_pct: int | None = None,
+) -> BudgetPolicy:
     """Change the budget settings, then apply the automatic rules to the new values."""
     policy = _policy_for_update()
     changes = {
-        "monthly_budget_usd": monthly_budget_usd, "auto_engage": auto_engage,
-        "auto_engage_on_forecast": auto_engage_on_forecast, "spike_threshold_pct": spike_threshold_pct,
+        "monthly_budget_usd": monthly_budget_usd,
+        "auto_engage": auto_engage,
+        "auto_engage_on_forecast": auto_engage_on_forecast,
+        "spike_threshold_pct": spike_threshold_pct,
     }
     fields = [name for name, value in changes.items() if value is not None]
     if monthly_budget_usd is not None and Decimal(monthly_budget_usd) < 0:
@@ -168,12 +208,20 @@ def budget_check_and_alert(*, today: date) -> BudgetPolicy:
     if budget > 0:
         for pct, kind in ((100, CostAlert.Kind.BUDGET_100), (80, CostAlert.Kind.BUDGET_80)):
             if mtd * 100 >= budget * pct:
-                _alert_once(kind=kind, period=month, subject=f"Costs at {pct}% of the {month} budget",
-                            message=f"Month-to-date spend is ${mtd} of a ${budget} budget; forecast to month end ${forecast}.")
+                _alert_once(
+                    kind=kind,
+                    period=month,
+                    subject=f"Costs at {pct}% of the {month} budget",
+                    message=f"Month-to-date spend is ${mtd} of a ${budget} budget; forecast to month end ${forecast}.",
+                )
                 break
         if forecast > budget:
-            _alert_once(kind=CostAlert.Kind.FORECAST, period=month, subject=f"Forecast above the {month} budget",
-                        message=f"At this month's rate spend reaches ${forecast} by month end; the budget is ${budget} (${mtd} so far).")
+            _alert_once(
+                kind=CostAlert.Kind.FORECAST,
+                period=month,
+                subject=f"Forecast above the {month} budget",
+                message=f"At this month's rate spend reaches ${forecast} by month end; the budget is ${budget} (${mtd} so far).",
+            )
     _check_spike(policy=policy, today=today)
 
     reason = budget_limit_reason(policy=policy, month_to_date=mtd, forecast=forecast)
@@ -194,10 +242,11 @@ def _check_spike(*, policy: BudgetPolicy, today: date) -> None:
     increase = (current - previous) * 100 / previous
     if increase > policy.spike_threshold_pct:
         _alert_once(
-            kind=CostAlert.Kind.SPIKE, period=day.isoformat(),
+            kind=CostAlert.Kind.SPIKE,
+            period=day.isoformat(),
             subject=f"Cost spike on {day}: +{increase.quantize(Decimal(1))}%",
             message=f"Spend on {day} was ${current} against ${previous} on {before} "
-                    f"(threshold {policy.spike_threshold_pct}%).",
+            f"(threshold {policy.spike_threshold_pct}%).",
         )
 
 

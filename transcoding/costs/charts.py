@@ -1,4 +1,5 @@
 """Server-rendered SVG chart of daily spend (no Django imports, no JavaScript)."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -33,8 +34,14 @@ def _money(value: Decimal) -> str:
     return f"${value.normalize():f}"
 
 
-def stacked_daily_svg(days: list[tuple[date, dict[str, Decimal]]], *, kinds: list[str], width: int = 900,
-                      height: int = 320, title: str = "Daily spend by kind (USD)") -> str:
+def stacked_daily_svg(
+    days: list[tuple[date, dict[str, Decimal]]],
+    *,
+    kinds: list[str],
+    width: int = 900,
+    height: int = 320,
+    title: str = "Daily spend by kind (USD)",
+) -> str:
     """Stacked bars, one per day and one segment per kind, with a USD y axis, dated x axis and a legend."""
     left, right, top, bottom = 64, 16, 40, 48
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -58,8 +65,10 @@ def stacked_daily_svg(days: list[tuple[date, dict[str, Decimal]]], *, kinds: lis
         value = y_max * i / 4
         y = y_of(value)
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#ddd"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#333">{escape(_money(value))}</text>')
-    for index, ((day, amounts), total) in enumerate(zip(days, totals)):
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#333">{escape(_money(value))}</text>'
+        )
+    for index, (day, amounts) in enumerate(days):
         x = left + index * slot + (slot - bar_w) / 2
         base = Decimal(0)
         for kind in kinds:
@@ -76,16 +85,24 @@ def stacked_daily_svg(days: list[tuple[date, dict[str, Decimal]]], *, kinds: lis
         step = max(n // 8, 1)
         if index % step == 0 or (index == n - 1 and index % step >= step / 2):
             cx = left + index * slot + slot / 2
-            parts.append(f'<line x1="{cx:.1f}" y1="{top + plot_h}" x2="{cx:.1f}" y2="{top + plot_h + 4}" stroke="#333"/>')
-            parts.append(f'<text x="{cx:.1f}" y="{top + plot_h + 16}" text-anchor="middle" fill="#333">{day:%b %d}</text>')
+            parts.append(
+                f'<line x1="{cx:.1f}" y1="{top + plot_h}" x2="{cx:.1f}" y2="{top + plot_h + 4}" stroke="#333"/>'
+            )
+            parts.append(
+                f'<text x="{cx:.1f}" y="{top + plot_h + 16}" text-anchor="middle" fill="#333">{day:%b %d}</text>'
+            )
     parts.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#333"/>')
     parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" stroke="#333"/>')
     legend_x = left
     for kind in kinds:
-        parts.append(f'<rect x="{legend_x}" y="{height - 16}" width="10" height="10" fill="{KIND_COLOURS.get(kind, "#999")}"/>')
+        parts.append(
+            f'<rect x="{legend_x}" y="{height - 16}" width="10" height="10" fill="{KIND_COLOURS.get(kind, "#999")}"/>'
+        )
         parts.append(f'<text x="{legend_x + 14}" y="{height - 7}" fill="#333">{escape(kind)}</text>')
         legend_x += 24 + 7 * len(kind) + 20
     if not any(totals):
-        parts.append(f'<text x="{left + plot_w / 2}" y="{top + plot_h / 2}" text-anchor="middle" fill="#777">No costs recorded in this period</text>')
+        parts.append(
+            f'<text x="{left + plot_w / 2}" y="{top + plot_h / 2}" text-anchor="middle" fill="#777">No costs recorded in this period</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)

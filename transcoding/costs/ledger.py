@@ -3,6 +3,7 @@
 Amounts follow ``transcoding.costs.pricing``: GB = 10**9 bytes, USD quantized to 6 places
 (ROUND_HALF_UP), computed from exact quantities and prices.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,20 +30,38 @@ def _price(name: str) -> Decimal:
     return Decimal(getattr(settings, name))
 
 
-def _line(*, day: date, kind: str, quantity: Decimal, unit: str, unit_price: Decimal, exact_amount: Decimal | None = None,
-          **fields: Any) -> CostLogEntry:
+def _line(
+    *,
+    day: date,
+    kind: str,
+    quantity: Decimal,
+    unit: str,
+    unit_price: Decimal,
+    exact_amount: Decimal | None = None,
+    **fields: Any,
+) -> CostLogEntry:
     """An unsaved ledger line; the amount is quantity × price unless an exact amount is given."""
     quantity = pricing.to_decimal(quantity)
-    value = pricing.quantize_amount(exact_amount) if exact_amount is not None else pricing.amount(quantity=quantity, unit_price=unit_price)
+    value = (
+        pricing.quantize_amount(exact_amount)
+        if exact_amount is not None
+        else pricing.amount(quantity=quantity, unit_price=unit_price)
+    )
     return CostLogEntry(
-        date=day, kind=kind, quantity=pricing.quantize_quantity(quantity), unit=unit,
-        unit_price=unit_price.quantize(Decimal("0.00000001")), amount=value, **fields,
+        date=day,
+        kind=kind,
+        quantity=pricing.quantize_quantity(quantity),
+        unit=unit,
+        unit_price=unit_price.quantize(Decimal("0.00000001")),
+        amount=value,
+        **fields,
     )
 
 
 @transaction.atomic
-def cost_record_transcode(*, job: TranscodeJob, output_minutes: Decimal | float | int,
-                          cpu_seconds: Decimal | float | int | None) -> list[CostLogEntry]:
+def cost_record_transcode(
+    *, job: TranscodeJob, output_minutes: Decimal | float | int, cpu_seconds: Decimal | float | int | None
+) -> list[CostLogEntry]:
     """Record what a finished transcode cost; call it in the transaction that marks the job succeeded.
 
     ``output_minutes`` is what hosted transcoders bill: the video's duration in minutes
@@ -57,11 +76,27 @@ def cost_record_transcode(*, job: TranscodeJob, output_minutes: Decimal | float 
     day = timezone.localdate()
     minutes = pricing.to_decimal(output_minutes)
     cpu = pricing.to_decimal(cpu_seconds or 0)
-    refs = {"video": video, "job": job, "owner": video.owner, "note": f"job {job.id}: {minutes} output min, {cpu} CPU s"}
-    lines = [_line(day=day, kind=Kind.TRANSCODE, quantity=minutes, unit="minute", unit_price=_price("TRANSCODE_USD_PER_MINUTE"), **refs)]
+    refs = {
+        "video": video,
+        "job": job,
+        "owner": video.owner,
+        "note": f"job {job.id}: {minutes} output min, {cpu} CPU s",
+    }
+    lines = [
+        _line(
+            day=day,
+            kind=Kind.TRANSCODE,
+            quantity=minutes,
+            unit="minute",
+            unit_price=_price("TRANSCODE_USD_PER_MINUTE"),
+            **refs,
+        )
+    ]
     cpu_price = _price("TRANSCODE_USD_PER_CPU_HOUR")
     if cpu_price > 0:
-        lines.append(_line(day=day, kind=Kind.TRANSCODE, quantity=cpu / 3600, unit="CPU-hour", unit_price=cpu_price, **refs))
+        lines.append(
+            _line(day=day, kind=Kind.TRANSCODE, quantity=cpu / 3600, unit="CPU-hour", unit_price=cpu_price, **refs)
+        )
     for line in lines:
         line.save()
     logger.info("job_id=%s video_id=%s transcode cost %s USD", job.id, video.id, sum(line.amount for line in lines))
@@ -95,68 +130,140 @@ def cost_snapshot_storage(*, day: date) -> list[CostLogEntry]:
             original = media_size
         renditions = int(rendition_bytes.get(video_id) or 0)
         if original + renditions:
-            lines.append(_storage_line(day=day, num_bytes=original + renditions, day_price=day_price, video_id=video_id,
-                                       owner_id=owner_id, note=f"original {original} B + renditions {renditions} B"))
-    unattached = MediaFile.objects.filter(status=MediaFile.Status.STORED, videos__isnull=True).exclude(id__in=counted_media)
+            lines.append(
+                _storage_line(
+                    day=day,
+                    num_bytes=original + renditions,
+                    day_price=day_price,
+                    video_id=video_id,
+                    owner_id=owner_id,
+                    note=f"original {original} B + renditions {renditions} B",
+                )
+            )
+    unattached = MediaFile.objects.filter(status=MediaFile.Status.STORED, videos__isnull=True).exclude(
+        id__in=counted_media
+    )
     orphan_bytes = unattached.aggregate(total=Sum("size"))["total"] or 0
     if orphan_bytes:
-        lines.append(_storage_line(day=day, num_bytes=orphan_bytes, day_price=day_price, note=f"originals without a video {orphan_bytes} B"))
+        lines.append(
+            _storage_line(
+                day=day, num_bytes=orphan_bytes, day_price=day_price, note=f"originals without a video {orphan_bytes} B"
+            )
+        )
     CostLogEntry.objects.bulk_create(lines)
-    logger.info("storage snapshot %s: %d lines, %s USD", day, len(lines), sum((line.amount for line in lines), Decimal(0)))
+    logger.info(
+        "storage snapshot %s: %d lines, %s USD", day, len(lines), sum((line.amount for line in lines), Decimal(0))
+    )
     return lines
 
 
 def _storage_line(*, day: date, num_bytes: int, day_price: Decimal, note: str, **refs: Any) -> CostLogEntry:
     gb = pricing.bytes_to_gb(num_bytes)
-    return _line(day=day, kind=Kind.STORAGE, quantity=gb, unit="GB-day", unit_price=day_price,
-                 exact_amount=gb * day_price, note=note, **refs)
+    return _line(
+        day=day,
+        kind=Kind.STORAGE,
+        quantity=gb,
+        unit="GB-day",
+        unit_price=day_price,
+        exact_amount=gb * day_price,
+        note=note,
+        **refs,
+    )
 
 
-def _delivery_lines(*, video: Video, bytes_served: int, day: date, is_estimate: bool, via_cdn: bool, note: str) -> list[CostLogEntry]:
+def _delivery_lines(
+    *, video: Video, bytes_served: int, day: date, is_estimate: bool, via_cdn: bool, note: str
+) -> list[CostLogEntry]:
     gb = pricing.bytes_to_gb(bytes_served)
     refs = {"video": video, "owner_id": video.owner_id, "is_estimate": is_estimate}
     lines = []
     if via_cdn:
-        lines.append(_line(day=day, kind=Kind.EGRESS, quantity=gb, unit="GB", unit_price=_price("CDN_USD_PER_GB"),
-                           note=f"CDN delivery {bytes_served} B {note}".strip(), **refs))
+        lines.append(
+            _line(
+                day=day,
+                kind=Kind.EGRESS,
+                quantity=gb,
+                unit="GB",
+                unit_price=_price("CDN_USD_PER_GB"),
+                note=f"CDN delivery {bytes_served} B {note}".strip(),
+                **refs,
+            )
+        )
     b2_price = _price("B2_DOWNLOAD_USD_PER_GB")
     if not via_cdn or b2_price > 0:
         # Behind the CDN only cache misses reach B2, so this line is an upper bound.
-        lines.append(_line(day=day, kind=Kind.EGRESS, quantity=gb, unit="GB", unit_price=b2_price,
-                           note=f"B2 download {bytes_served} B {note}".strip(), **refs))
+        lines.append(
+            _line(
+                day=day,
+                kind=Kind.EGRESS,
+                quantity=gb,
+                unit="GB",
+                unit_price=b2_price,
+                note=f"B2 download {bytes_served} B {note}".strip(),
+                **refs,
+            )
+        )
     return lines
 
 
 @transaction.atomic
-def cost_record_delivery(*, video: Video, bytes_served: int, day: date, is_estimate: bool = False,
-                         via_cdn: bool | None = None) -> list[CostLogEntry]:
+def cost_record_delivery(
+    *, video: Video, bytes_served: int, day: date, is_estimate: bool = False, via_cdn: bool | None = None
+) -> list[CostLogEntry]:
     """Record bytes of ``video`` served on ``day``: a CDN line (when a CDN is configured) and a B2 download line.
 
     ``via_cdn`` defaults to whether ``CDN_URL`` is set. The B2 line is skipped behind the
     CDN when ``B2_DOWNLOAD_USD_PER_GB`` is 0 (egress to Bunny is free).
     """
     via_cdn = bool(settings.CDN_URL) if via_cdn is None else via_cdn
-    lines = _delivery_lines(video=video, bytes_served=bytes_served, day=day, is_estimate=is_estimate, via_cdn=via_cdn, note="")
+    lines = _delivery_lines(
+        video=video, bytes_served=bytes_served, day=day, is_estimate=is_estimate, via_cdn=via_cdn, note=""
+    )
     CostLogEntry.objects.bulk_create(lines)
     budget_check_and_alert(today=timezone.localdate())
     return lines
 
 
-def _request_lines(*, day: date, class_b: int, class_c: int, video: Video | None, is_estimate: bool, note: str) -> list[CostLogEntry]:
+def _request_lines(
+    *, day: date, class_b: int, class_c: int, video: Video | None, is_estimate: bool, note: str
+) -> list[CostLogEntry]:
     refs = {"video": video, "owner_id": video.owner_id if video else None, "is_estimate": is_estimate, "note": note}
     lines = []
     if class_b:
-        lines.append(_line(day=day, kind=Kind.REQUESTS, quantity=Decimal(class_b) / 10_000, unit="10k class B",
-                           unit_price=_price("B2_CLASS_B_USD_PER_10K"), **refs))
+        lines.append(
+            _line(
+                day=day,
+                kind=Kind.REQUESTS,
+                quantity=Decimal(class_b) / 10_000,
+                unit="10k class B",
+                unit_price=_price("B2_CLASS_B_USD_PER_10K"),
+                **refs,
+            )
+        )
     if class_c:
-        lines.append(_line(day=day, kind=Kind.REQUESTS, quantity=Decimal(class_c) / 1_000, unit="1k class C",
-                           unit_price=_price("B2_CLASS_C_USD_PER_1K"), **refs))
+        lines.append(
+            _line(
+                day=day,
+                kind=Kind.REQUESTS,
+                quantity=Decimal(class_c) / 1_000,
+                unit="1k class C",
+                unit_price=_price("B2_CLASS_C_USD_PER_1K"),
+                **refs,
+            )
+        )
     return lines
 
 
 @transaction.atomic
-def cost_record_requests(*, day: date, class_b: int = 0, class_c: int = 0, video: Video | None = None,
-                         is_estimate: bool = False, note: str = "") -> list[CostLogEntry]:
+def cost_record_requests(
+    *,
+    day: date,
+    class_b: int = 0,
+    class_c: int = 0,
+    video: Video | None = None,
+    is_estimate: bool = False,
+    note: str = "",
+) -> list[CostLogEntry]:
     """Record B2 class B (downloads, priced per 10k) and class C (listings, per 1k) transactions."""
     lines = _request_lines(day=day, class_b=class_b, class_c=class_c, video=video, is_estimate=is_estimate, note=note)
     CostLogEntry.objects.bulk_create(lines)
@@ -178,7 +285,10 @@ def cost_estimate_delivery(*, day: date) -> list[CostLogEntry]:
     tallies = {t.media_file_id: t for t in DeliveryTally.objects.select_for_update()}
     videos = (
         Video.objects.filter(status=Video.Status.READY, media_file__isnull=False, renditions__isnull=False)
-        .select_related("media_file").prefetch_related("renditions").distinct().order_by("created_at", "id")
+        .select_related("media_file")
+        .prefetch_related("renditions")
+        .distinct()
+        .order_by("created_at", "id")
     )
     seen: set[Any] = set()
     for video in videos:
@@ -194,7 +304,9 @@ def cost_estimate_delivery(*, day: date) -> list[CostLogEntry]:
         DeliveryTally.objects.update_or_create(
             media_file=media, defaults={"day": day, "count_before": base, "count_at": media.access_count}
         )
-        CostLogEntry.objects.filter(date=day, video=video, is_estimate=True, kind__in=[Kind.EGRESS, Kind.REQUESTS]).delete()
+        CostLogEntry.objects.filter(
+            date=day, video=video, is_estimate=True, kind__in=[Kind.EGRESS, Kind.REQUESTS]
+        ).delete()
         duration = video.duration or media.duration
         renditions = list(video.renditions.all())
         if plays <= 0 or not duration or not renditions:
@@ -202,10 +314,14 @@ def cost_estimate_delivery(*, day: date) -> list[CostLogEntry]:
         bitrate = sum(pricing.to_decimal(r.average_bandwidth or r.bandwidth) for r in renditions) / len(renditions)
         bytes_served = int(plays * bitrate / 8 * pricing.to_decimal(duration))
         note = f"estimate: {plays} plays x {bitrate.quantize(Decimal(1))} bit/s x {duration} s"
-        lines += _delivery_lines(video=video, bytes_served=bytes_served, day=day, is_estimate=True, via_cdn=via_cdn, note=note)
+        lines += _delivery_lines(
+            video=video, bytes_served=bytes_served, day=day, is_estimate=True, via_cdn=via_cdn, note=note
+        )
         if not via_cdn:
             segments = sum(r.segment_count for r in renditions) / len(renditions)
-            lines += _request_lines(day=day, class_b=int(plays * (segments + 2)), class_c=0, video=video, is_estimate=True, note=note)
+            lines += _request_lines(
+                day=day, class_b=int(plays * (segments + 2)), class_c=0, video=video, is_estimate=True, note=note
+            )
     CostLogEntry.objects.bulk_create(lines)
     return lines
 

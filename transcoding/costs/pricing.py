@@ -4,6 +4,7 @@ Units: 1 GB = 10**9 bytes (how B2 and Bunny bill), amounts in USD quantized to 6
 places with ROUND_HALF_UP. Every function takes and returns ``Decimal``; floats from ffmpeg
 or the database are converted through ``str`` so 0.1 stays 0.1.
 """
+
 from __future__ import annotations
 
 import calendar

@@ -1,4 +1,5 @@
 """Per-user monthly quotas: what a user stored and transcoded this month, and the upload check."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta

@@ -1,4 +1,5 @@
 """Reads for costs: the spending gate, month-to-date, forecast, summaries, per-video estimates and who may see costs."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -82,7 +83,10 @@ def budget_status(*, day: date | None = None) -> BudgetStatus:
     day = day or timezone.localdate()
     mtd = month_to_date_usd(day=day)
     return BudgetStatus(
-        policy=budget_policy_get(), day=day, month_to_date_usd=mtd, forecast_usd=budget_forecast_usd(day=day, month_to_date=mtd)
+        policy=budget_policy_get(),
+        day=day,
+        month_to_date_usd=mtd,
+        forecast_usd=budget_forecast_usd(day=day, month_to_date=mtd),
     )
 
 
@@ -112,7 +116,9 @@ def spending_allowed(*, owner: Any = None) -> SpendingDecision:
         return SpendingDecision(False, f"kill switch engaged: {policy.kill_switch_reason or 'no reason given'}")
     day = timezone.localdate()
     mtd = month_to_date_usd(day=day)
-    reason = budget_limit_reason(policy=policy, month_to_date=mtd, forecast=budget_forecast_usd(day=day, month_to_date=mtd))
+    reason = budget_limit_reason(
+        policy=policy, month_to_date=mtd, forecast=budget_forecast_usd(day=day, month_to_date=mtd)
+    )
     if reason:
         return SpendingDecision(False, reason)
     reason = user_transcode_quota_reason(user=owner)
@@ -195,7 +201,9 @@ def kill_switch_history(*, limit: int = 20) -> list[CostAlert]:
 
 def user_can_view_costs(*, user: Any) -> bool:
     """Staff holding ``transcoding.view_costs`` (superusers hold every permission)."""
-    return bool(user and user.is_authenticated and user.is_active and user.is_staff and user.has_perm("transcoding.view_costs"))
+    return bool(
+        user and user.is_authenticated and user.is_active and user.is_staff and user.has_perm("transcoding.view_costs")
+    )
 
 
 def user_can_manage_budget(*, user: Any) -> bool:

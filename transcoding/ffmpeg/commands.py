@@ -25,7 +25,16 @@ from transcoding.hls.playlists import (
 RateControl = Literal["capped_crf", "fixed_bitrate", "cbr"]
 
 X264_PRESETS = (
-    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
 )
 
 
@@ -72,9 +81,12 @@ def video_encoder_args(
     spec = f":v:{stream}" if stream is not None else ":v"
     gop = keyframe_interval_frames(frame_rate, keyframe_interval)
     args = [
-        f"-c{spec}", "libx264",
-        f"-preset{spec}", preset,
-        f"-profile{spec}", "high",
+        f"-c{spec}",
+        "libx264",
+        f"-preset{spec}",
+        preset,
+        f"-profile{spec}",
+        "high",
     ]
     if rate_control == "capped_crf":
         args += [f"-crf{spec}", f"{crf:g}"]
@@ -82,19 +94,28 @@ def video_encoder_args(
         args += [f"-b{spec}", str(rendition.video_bitrate)]
     elif rate_control == "cbr":
         args += [
-            f"-b{spec}", str(rendition.video_bitrate),
-            f"-minrate{spec}", str(rendition.maxrate),
-            f"-x264-params{spec}", "nal-hrd=cbr",
+            f"-b{spec}",
+            str(rendition.video_bitrate),
+            f"-minrate{spec}",
+            str(rendition.maxrate),
+            f"-x264-params{spec}",
+            "nal-hrd=cbr",
         ]
     else:
         raise ValueError(f"unknown rate control {rate_control!r}; use 'capped_crf', 'fixed_bitrate' or 'cbr'")
     args += [
-        f"-maxrate{spec}", str(rendition.maxrate),
-        f"-bufsize{spec}", str(rendition.bufsize),
-        f"-g{spec}", str(gop),
-        f"-sc_threshold{spec}", "0",
-        f"-forced-idr{spec}", "1",
-        f"-force_key_frames{spec}", f"expr:gte(t,n_forced*{keyframe_interval:g})",
+        f"-maxrate{spec}",
+        str(rendition.maxrate),
+        f"-bufsize{spec}",
+        str(rendition.bufsize),
+        f"-g{spec}",
+        str(gop),
+        f"-sc_threshold{spec}",
+        "0",
+        f"-forced-idr{spec}",
+        "1",
+        f"-force_key_frames{spec}",
+        f"expr:gte(t,n_forced*{keyframe_interval:g})",
     ]
     if threads is not None:
         args += [f"-threads{spec}", str(threads)]
@@ -105,10 +126,14 @@ def audio_encoder_args(*, stream: int | None, audio_bitrate: int = 128_000) -> l
     """Stereo AAC-LC at 48 kHz for one output audio stream."""
     spec = f":a:{stream}" if stream is not None else ":a"
     return [
-        f"-c{spec}", "aac",
-        f"-b{spec}", str(audio_bitrate),
-        f"-ac{spec}", "2",
-        f"-ar{spec}", "48000",
+        f"-c{spec}",
+        "aac",
+        f"-b{spec}",
+        str(audio_bitrate),
+        f"-ac{spec}",
+        "2",
+        f"-ar{spec}",
+        "48000",
     ]
 
 
@@ -174,7 +199,9 @@ def build_hls_command(
         conversion = source_conversion(probe, renditions=renditions)
 
     graph, labels = build_filter_graph(
-        video_input=f"0:{probe.video_stream_index}", renditions=renditions, cascade=options.cascade,
+        video_input=f"0:{probe.video_stream_index}",
+        renditions=renditions,
+        cascade=options.cascade,
         source_filters=conversion.filters,
     )
     cmd: list[str] = [
@@ -182,11 +209,14 @@ def build_hls_command(
         "-hide_banner",
         "-nostdin",
         "-y",
-        "-loglevel", loglevel,
-        "-progress", "pipe:1",
+        "-loglevel",
+        loglevel,
+        "-progress",
+        "pipe:1",
         "-nostats",
         *whitelist_args(allowed_demuxers),
-        "-i", input_url(input_path),
+        "-i",
+        input_url(input_path),
     ]
     cmd += ["-filter_complex", graph]
     for label in labels:
@@ -215,19 +245,31 @@ def build_hls_command(
     else:
         stream_map = " ".join(f"v:{i},name:{r.name}" for i, r in enumerate(renditions))
     cmd += [
-        "-map_metadata", "-1",
-        "-map_chapters", "-1",
+        "-map_metadata",
+        "-1",
+        "-map_chapters",
+        "-1",
         # x264 lookahead delays video packets; the default queue overflows on some inputs
-        "-max_muxing_queue_size", "4096",
-        "-f", "hls",
-        "-hls_time", f"{segment_seconds:g}",
-        "-hls_playlist_type", "vod",
-        "-hls_list_size", "0",
-        "-hls_segment_type", "mpegts",
-        "-hls_flags", "independent_segments",
-        "-hls_segment_filename", os.fspath(out / "%v" / SEGMENT_TEMPLATE),
-        "-master_pl_name", MASTER_PLAYLIST_NAME,
-        "-var_stream_map", stream_map,
+        "-max_muxing_queue_size",
+        "4096",
+        "-f",
+        "hls",
+        "-hls_time",
+        f"{segment_seconds:g}",
+        "-hls_playlist_type",
+        "vod",
+        "-hls_list_size",
+        "0",
+        "-hls_segment_type",
+        "mpegts",
+        "-hls_flags",
+        "independent_segments",
+        "-hls_segment_filename",
+        os.fspath(out / "%v" / SEGMENT_TEMPLATE),
+        "-master_pl_name",
+        MASTER_PLAYLIST_NAME,
+        "-var_stream_map",
+        stream_map,
         os.fspath(out / "%v" / MEDIA_PLAYLIST_NAME),
     ]
     return cmd
@@ -269,15 +311,24 @@ def poster_command(
         "-hide_banner",
         "-nostdin",
         "-y",
-        "-loglevel", "error",
+        "-loglevel",
+        "error",
         *whitelist_args(allowed_demuxers),
-        "-ss", f"{poster_time(probe, position=position):.3f}",
-        "-i", input_url(input_path),
-        "-map", f"0:{probe.video_stream_index}",
-        "-frames:v", "1",
-        "-vf", video_filter,
-        "-q:v", str(quality),
-        "-f", "image2",
-        "-update", "1",
+        "-ss",
+        f"{poster_time(probe, position=position):.3f}",
+        "-i",
+        input_url(input_path),
+        "-map",
+        f"0:{probe.video_stream_index}",
+        "-frames:v",
+        "1",
+        "-vf",
+        video_filter,
+        "-q:v",
+        str(quality),
+        "-f",
+        "image2",
+        "-update",
+        "1",
         os.fspath(Path(output_path).absolute()),
     ]

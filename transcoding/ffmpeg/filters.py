@@ -34,7 +34,11 @@ def available_filters(ffmpeg_bin: str = "ffmpeg", *, timeout: float = 30.0) -> f
     try:
         completed = subprocess.run(
             [ffmpeg_bin, "-hide_banner", "-nostdin", "-filters"],
-            capture_output=True, text=True, errors="replace", timeout=timeout, stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         logger.warning("could not list the filters of %s: %s", ffmpeg_bin, exc)
@@ -54,16 +58,40 @@ PIPELINE_FILTERS = frozenset({"bwdif", "yadif", "zscale", "tonemap", "colorspace
 
 #: Output colour tags for every converted source: the ladder is 8-bit BT.709 SDR.
 BT709_TAGS: tuple[tuple[str, str], ...] = (
-    ("color_primaries", "bt709"), ("color_trc", "bt709"), ("colorspace", "bt709"), ("color_range", "tv"),
+    ("color_primaries", "bt709"),
+    ("color_trc", "bt709"),
+    ("colorspace", "bt709"),
+    ("color_range", "tv"),
 )
 
 # source colour names zscale accepts as input (ffprobe spells them the same way)
-_ZSCALE_PRIMARIES = {"bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "film", "bt2020", "smpte428",
-                     "smpte431", "smpte432"}
+_ZSCALE_PRIMARIES = {
+    "bt709",
+    "bt470m",
+    "bt470bg",
+    "smpte170m",
+    "smpte240m",
+    "film",
+    "bt2020",
+    "smpte428",
+    "smpte431",
+    "smpte432",
+}
 _ZSCALE_MATRICES = {"bt709", "fcc", "bt470bg", "smpte170m", "bt2020nc", "bt2020c"}
 # source transfers the colorspace filter understands, for wide-gamut SDR
-_COLORSPACE_TRANSFERS = {"bt709", "bt470m", "bt470bg", "gamma22", "gamma28", "smpte170m", "smpte240m",
-                         "iec61966-2-1", "iec61966-2-4", "bt2020-10", "bt2020-12"}
+_COLORSPACE_TRANSFERS = {
+    "bt709",
+    "bt470m",
+    "bt470bg",
+    "gamma22",
+    "gamma28",
+    "smpte170m",
+    "smpte240m",
+    "iec61966-2-1",
+    "iec61966-2-4",
+    "bt2020-10",
+    "bt2020-12",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,14 +116,17 @@ def _deinterlace(probe: ProbeResult, filters: Collection[str]) -> tuple[list[str
         if name in filters:
             return (
                 [f"{name}=mode=send_frame:parity=auto:deint=all"],
-                f"interlaced source (field order {probe.field_order}): deinterlaced with {name}, "
-                f"one frame per frame",
+                f"interlaced source (field order {probe.field_order}): deinterlaced with {name}, one frame per frame",
                 False,
             )
-    return [], (
-        f"WARNING: interlaced source (field order {probe.field_order}) but this ffmpeg has neither bwdif nor "
-        f"yadif: encoded without deinterlacing, moving edges will show combing"
-    ), True
+    return (
+        [],
+        (
+            f"WARNING: interlaced source (field order {probe.field_order}) but this ffmpeg has neither bwdif nor "
+            f"yadif: encoded without deinterlacing, moving edges will show combing"
+        ),
+        True,
+    )
 
 
 def _range_word(probe: ProbeResult) -> str:
@@ -128,27 +159,41 @@ def _hdr_to_sdr(
         return chain, f"{described}: tone-mapped to BT.709 SDR 8-bit with zscale and tonemap (hable)", False
     if "colorspace" in filters:
         chain = [f"colorspace=all=bt709:iall=bt2020:itrc=bt2020-10:irange={_range_word(probe)}:format=yuv420p"]
-        return chain, (
-            f"WARNING: {described}: this ffmpeg has no zscale/tonemap, so it was NOT tone-mapped; colours were "
-            f"converted BT.2020 to BT.709 with the colorspace filter, reading the {hdr} signal as SDR BT.2020 "
-            f"(highlights clip; PQ sources look dark and flat)"
-        ), True
-    return [], (
-        f"WARNING: {described}: this ffmpeg has neither zscale/tonemap nor colorspace, so colours were NOT "
-        f"converted; the output is tagged BT.709 SDR and will look washed out"
-    ), True
+        return (
+            chain,
+            (
+                f"WARNING: {described}: this ffmpeg has no zscale/tonemap, so it was NOT tone-mapped; colours were "
+                f"converted BT.2020 to BT.709 with the colorspace filter, reading the {hdr} signal as SDR BT.2020 "
+                f"(highlights clip; PQ sources look dark and flat)"
+            ),
+            True,
+        )
+    return (
+        [],
+        (
+            f"WARNING: {described}: this ffmpeg has neither zscale/tonemap nor colorspace, so colours were NOT "
+            f"converted; the output is tagged BT.709 SDR and will look washed out"
+        ),
+        True,
+    )
 
 
 def _wide_gamut_to_bt709(probe: ProbeResult, filters: Collection[str]) -> tuple[list[str], str, bool]:
     transfer = probe.color_transfer if probe.color_transfer in _COLORSPACE_TRANSFERS else "bt2020-10"
     if "colorspace" in filters:
-        return [
-            f"colorspace=all=bt709:iall=bt2020:itrc={transfer}:irange={_range_word(probe)}:format=yuv420p"
-        ], "wide-gamut SDR source (BT.2020 primaries): colours converted to BT.709 with the colorspace filter", False
-    return [], (
-        "WARNING: wide-gamut SDR source (BT.2020 primaries) but this ffmpeg has no colorspace filter: colours "
-        "were NOT converted; the output is tagged BT.709 and looks less saturated"
-    ), True
+        return (
+            [f"colorspace=all=bt709:iall=bt2020:itrc={transfer}:irange={_range_word(probe)}:format=yuv420p"],
+            "wide-gamut SDR source (BT.2020 primaries): colours converted to BT.709 with the colorspace filter",
+            False,
+        )
+    return (
+        [],
+        (
+            "WARNING: wide-gamut SDR source (BT.2020 primaries) but this ffmpeg has no colorspace filter: colours "
+            "were NOT converted; the output is tagged BT.709 and looks less saturated"
+        ),
+        True,
+    )
 
 
 def source_conversion(

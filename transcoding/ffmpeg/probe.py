@@ -176,17 +176,13 @@ def parse_probe(data: Mapping[str, Any]) -> ProbeResult:
         raise ProbeError(f"not a video file: it is a still image ({kind})", reason="not_video")
 
     video_streams = [
-        s
-        for s in streams
-        if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+        s for s in streams if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
     ]
     audio_streams = [s for s in streams if s.get("codec_type") == "audio"]
     if not video_streams:
         if audio_streams:
             codec = audio_streams[0].get("codec_name") or "unknown"
-            raise ProbeError(
-                f"audio-only file: it contains {codec} audio but no video stream", reason="audio_only"
-            )
+            raise ProbeError(f"audio-only file: it contains {codec} audio but no video stream", reason="audio_only")
         raise ProbeError("no video stream found", reason="no_video")
 
     video = video_streams[0]
@@ -329,8 +325,22 @@ def integrity_check_command(
 
 
 _ISO_BMFF_TOP_LEVEL = {
-    b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid",
-    b"moof", b"mfra", b"styp", b"sidx", b"pdin", b"meta", b"prfl", b"junk",
+    b"ftyp",
+    b"moov",
+    b"mdat",
+    b"free",
+    b"skip",
+    b"wide",
+    b"pnot",
+    b"uuid",
+    b"moof",
+    b"mfra",
+    b"styp",
+    b"sidx",
+    b"pdin",
+    b"meta",
+    b"prfl",
+    b"junk",
 }
 
 
@@ -408,7 +418,11 @@ def _run_tool(cmd: Sequence[str], *, timeout: float, what: str) -> subprocess.Co
     logger.debug("running %s: %s", what, shlex.join(cmd))
     try:
         return subprocess.run(
-            launch_command(cmd), capture_output=True, text=True, errors="replace", timeout=timeout,
+            launch_command(cmd),
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
             stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired as exc:
@@ -450,7 +464,9 @@ def probe_file(
         # some codecs (DV) state no field order on the stream; their decoded frames do
         frames = _run_tool(
             first_frame_command(
-                file_path, stream_index=result.video_stream_index, ffprobe_bin=ffprobe_bin,
+                file_path,
+                stream_index=result.video_stream_index,
+                ffprobe_bin=ffprobe_bin,
                 allowed_demuxers=allowed_demuxers,
             ),
             timeout=timeout,
@@ -472,7 +488,5 @@ def probe_file(
             problem = mp4_structure_problem(file_path)
             if problem is not None:
                 raise ProbeError(problem, reason="truncated")
-            raise ProbeError(
-                f"file is truncated or damaged: {last_error_line(copied.stderr)}", reason="corrupt"
-            )
+            raise ProbeError(f"file is truncated or damaged: {last_error_line(copied.stderr)}", reason="corrupt")
     return result

@@ -51,7 +51,11 @@ def _parent_death_prefix() -> tuple[str, ...]:
     # try it once: older util-linux has no --pdeathsig, and a sandbox may refuse the prctl
     try:
         check = subprocess.run(
-            [*prefix, setpriv, "--version"], capture_output=True, text=True, errors="replace", timeout=10,
+            [*prefix, setpriv, "--version"],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=10,
             stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.SubprocessError) as exc:

@@ -82,7 +82,7 @@ def read_media_playlist(playlist: PathLike) -> list[MediaSegment]:
     for line in playlist_path.read_text().splitlines():
         line = line.strip()
         if line.startswith("#EXTINF:"):
-            duration = float(line[len("#EXTINF:"):].split(",", 1)[0])
+            duration = float(line[len("#EXTINF:") :].split(",", 1)[0])
         elif line and not line.startswith("#"):
             if duration is None:
                 raise HlsOutputError(f"{playlist_path}: segment {line} has no #EXTINF")
@@ -128,9 +128,7 @@ def _format_frame_rate(frame_rate: float) -> str:
     return f"{frame_rate:.3f}"
 
 
-def _write_iframe_playlist(
-    path: Path, entries: Sequence[tuple[str, KeyFrameRange, float]]
-) -> tuple[int, int]:
+def _write_iframe_playlist(path: Path, entries: Sequence[tuple[str, KeyFrameRange, float]]) -> tuple[int, int]:
     """Write an EXT-X-I-FRAMES-ONLY playlist; returns its peak and average bit/s."""
     target = max(1, max(round(duration) for _, _, duration in entries))
     lines = [

@@ -51,7 +51,7 @@ def _avc_codec_from_pes(payload: bytes) -> str | None:
     """``avc1.PPCCLL`` from the SPS at the start of a PES (profile, constraint flags, level)."""
     if len(payload) < 9 or payload[:3] != b"\x00\x00\x01":
         return None
-    es = payload[9 + payload[8]:]
+    es = payload[9 + payload[8] :]
     start = 0
     while True:
         start = es.find(b"\x00\x00\x01", start)
@@ -89,7 +89,7 @@ def scan_ts_segment(path: PathLike) -> TsSegmentScan:
             open_frame = None
 
     for offset in range(0, len(data), _TS_PACKET):
-        packet = data[offset:offset + _TS_PACKET]
+        packet = data[offset : offset + _TS_PACKET]
         if packet[0] != 0x47:
             raise HlsOutputError(f"{path}: lost MPEG-TS sync at byte {offset}")
         pid = (packet[1] & 0x1F) << 8 | packet[2]
@@ -104,14 +104,14 @@ def scan_ts_segment(path: PathLike) -> TsSegmentScan:
         payload = packet[payload_at:] if adaptation & 0x1 else b""
 
         if pid == 0 and unit_start and payload:
-            section = payload[1 + payload[0]:]
+            section = payload[1 + payload[0] :]
             length = ((section[1] & 0x0F) << 8 | section[2]) if len(section) >= 3 else 0
             for at in range(8, 3 + length - 4, 4):
                 program = section[at] << 8 | section[at + 1]
                 if program:
                     pmt_pids.add((section[at + 2] & 0x1F) << 8 | section[at + 3])
         elif pid in pmt_pids and unit_start and payload:
-            section = payload[1 + payload[0]:]
+            section = payload[1 + payload[0] :]
             length = (section[1] & 0x0F) << 8 | section[2]
             at = 12 + ((section[10] & 0x0F) << 8 | section[11])
             while at + 5 <= 3 + length - 4:
@@ -150,4 +150,3 @@ def scan_ts_segment(path: PathLike) -> TsSegmentScan:
         starts_with_keyframe=starts_with_keyframe,
         first_video_pts=first_video_pts,
     )
-

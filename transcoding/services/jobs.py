@@ -1,4 +1,5 @@
 """Writes for transcode jobs: queueing, cancelling, requeueing, and the state changes a job and its video go through."""
+
 from __future__ import annotations
 
 import logging
@@ -24,7 +25,11 @@ def transcode_dispatch(*, job_id: Any) -> None:
     """Hand a queued job to the transcode cluster and remember the django-q2 task id."""
     # Its own cluster: hours-long transcodes never hold up the short tasks, and keep their long timeout.
     task_id = async_task(
-        TRANSCODE_TASK, str(job_id), task_name=f"transcode-{job_id}", group="transcode", cluster=settings.TRANSCODE_CLUSTER
+        TRANSCODE_TASK,
+        str(job_id),
+        task_name=f"transcode-{job_id}",
+        group="transcode",
+        cluster=settings.TRANSCODE_CLUSTER,
     )
     TranscodeJob.objects.filter(pk=job_id).update(task_id=str(task_id or ""))
 
@@ -89,7 +94,9 @@ def transcode_lock(*, job_id: Any) -> tuple[TranscodeJob | None, Video | None]:
     return job, video
 
 
-def transcode_job_finish(*, job: TranscodeJob, status: str, error: str, now: datetime | None = None, **fields: Any) -> None:
+def transcode_job_finish(
+    *, job: TranscodeJob, status: str, error: str, now: datetime | None = None, **fields: Any
+) -> None:
     """End ``job`` in ``status`` with ``error`` ("" on success) and any other ``fields`` of a finished
     job (log tail, measurements), stamped ``finished_at`` (``now`` by default); saves only those fields.
 
@@ -107,7 +114,10 @@ def video_move_to(*, video: Video, status: str) -> None:
     """Move a video to ``status``, through ``queued`` when there is no direct edge (failed -> processing); not saved."""
     if video.status == status:
         return
-    if status not in Video.TRANSITIONS[Video.Status(video.status)] and Video.Status.QUEUED in Video.TRANSITIONS[Video.Status(video.status)]:
+    if (
+        status not in Video.TRANSITIONS[Video.Status(video.status)]
+        and Video.Status.QUEUED in Video.TRANSITIONS[Video.Status(video.status)]
+    ):
         video.transition(Video.Status.QUEUED)
     video.transition(status)
 

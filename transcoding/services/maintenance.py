@@ -1,5 +1,6 @@
 """Housekeeping of transcoding: the stale-job reaper, transcode work dirs, and the numbered HLS output
 folders (keeping a replaced output for its grace period, deleting earlier folders and expired ones)."""
+
 from __future__ import annotations
 
 import logging
@@ -58,7 +59,9 @@ def previous_output_keep(*, video: Video, new_folder: int, now: datetime) -> Non
         video=video, master_key=video.hls_master_key, defaults={"superseded_at": now}
     )
     logger.info(
-        "video_id=%s output %s kept for %d s after its replacement", video.id, video.hls_master_key,
+        "video_id=%s output %s kept for %d s after its replacement",
+        video.id,
+        video.hls_master_key,
         settings.HLS_PREVIOUS_OUTPUT_GRACE_S,
     )
 
@@ -71,7 +74,7 @@ def older_outputs_delete(*, video_id: Any, keep: int) -> None:
         hls_folder_number(master_key)
         for master_key in PreviousHlsOutput.objects.filter(video_id=video_id).values_list("master_key", flat=True)
     }
-    folders = {key[len(root):].split("/", 1)[0] for key, _ in iter_objects(root)}
+    folders = {key[len(root) :].split("/", 1)[0] for key, _ in iter_objects(root)}
     for folder in sorted(folders):
         if folder.isdigit() and int(folder) < keep and int(folder) not in kept:
             removed = delete_prefix(f"{root}{folder}/")
@@ -86,17 +89,23 @@ def transcode_previous_outputs_sweep(*, now: datetime | None = None) -> int:
     (``video_delete`` removed its objects; deleting nothing recreates nothing), and a
     video's current folder is never deleted. Returns how many folders were deleted.
     """
-    due = PreviousHlsOutput.objects.filter(superseded_at__lte=previous_output_grace_cutoff(now=now)).select_related("video")
+    due = PreviousHlsOutput.objects.filter(superseded_at__lte=previous_output_grace_cutoff(now=now)).select_related(
+        "video"
+    )
     removed = 0
     for previous in list(due.order_by("superseded_at")):
         prefix = previous.prefix
         if hls_folder_number(previous.master_key) == 0 or previous.video.hls_master_key.startswith(prefix):
-            logger.error("video_id=%s %s is the current output or not an attempt folder; not deleted", previous.video_id, prefix)
+            logger.error(
+                "video_id=%s %s is the current output or not an attempt folder; not deleted", previous.video_id, prefix
+            )
         else:
             try:
                 count = delete_prefix(prefix)
             except Exception:
-                logger.exception("video_id=%s could not delete the previous output %s; next run retries", previous.video_id, prefix)
+                logger.exception(
+                    "video_id=%s could not delete the previous output %s; next run retries", previous.video_id, prefix
+                )
                 continue
             removed += 1
             logger.info("video_id=%s removed %d objects of the previous output %s", previous.video_id, count, prefix)

@@ -1,4 +1,5 @@
 """Writes of originals that need what ffprobe found: storing a new original, and storing a later probe."""
+
 from __future__ import annotations
 
 import logging

@@ -1,5 +1,6 @@
 """Running one transcode job end to end: claim it, encode the HLS ladder in one ffmpeg process,
 upload the output to a fresh folder and switch it on the video, or record why the attempt failed."""
+
 from __future__ import annotations
 
 import logging
@@ -18,15 +19,15 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from media_library.models import Rendition, Video
+from transcoding.costs.ledger import cost_record_transcode
+from transcoding.costs.selectors import spending_allowed
 from transcoding.ffmpeg.commands import build_hls_command, poster_command
 from transcoding.ffmpeg.filters import available_filters, source_conversion
 from transcoding.ffmpeg.ladder import parse_bitrate, parse_ladder, plan_renditions
 from transcoding.ffmpeg.probe import ProbeError, ProbeResult, probe_file
 from transcoding.ffmpeg.process import TranscodeCancelled, TranscodeFailed, TranscodeTimeout, run_ffmpeg
-from transcoding.hls.playlists import HlsOutput, MASTER_PLAYLIST_NAME, rewrite_master_playlist
+from transcoding.hls.playlists import MASTER_PLAYLIST_NAME, HlsOutput, rewrite_master_playlist
 from transcoding.hls.ts import HlsOutputError
-from transcoding.costs.ledger import cost_record_transcode
-from transcoding.costs.selectors import spending_allowed
 from transcoding.models import TranscodeJob
 from transcoding.services.jobs import (
     transcode_job_finish,
@@ -113,10 +114,17 @@ def _transcode_claim(*, job_id: Any) -> _Claim | None:
     video.status_reason = ""
     video.save(update_fields=["status", "status_reason", "updated_at"])
     media_file = video.media_file
-    logger.info("job_id=%s video_id=%s attempt %d started, output %s", job.id, video.id, job.attempts, job.output_prefix)
+    logger.info(
+        "job_id=%s video_id=%s attempt %d started, output %s", job.id, video.id, job.attempts, job.output_prefix
+    )
     return _Claim(
-        job_id=job.id, video_id=video.id, attempt=job.attempts, prefix=job.output_prefix,
-        storage_key=media_file.storage_key, media_file_id=media_file.id, needs_probe=media_file.duration is None,
+        job_id=job.id,
+        video_id=video.id,
+        attempt=job.attempts,
+        prefix=job.output_prefix,
+        storage_key=media_file.storage_key,
+        media_file_id=media_file.id,
+        needs_probe=media_file.duration is None,
     )
 
 
@@ -130,7 +138,9 @@ class _Reporter:
         self.last_save = 0.0
 
     def _mine(self):
-        return TranscodeJob.objects.filter(pk=self.claim.job_id, status=TranscodeJob.Status.RUNNING, attempts=self.claim.attempt)
+        return TranscodeJob.objects.filter(
+            pk=self.claim.job_id, status=TranscodeJob.Status.RUNNING, attempts=self.claim.attempt
+        )
 
     def save(self, percent: float | None = None) -> bool:
         """Store progress and heartbeat now; False when the attempt no longer owns the job."""
@@ -163,7 +173,6 @@ def _keyframe_interval(segment_seconds: int) -> float:
     return 2.0 if segment_seconds % 2 == 0 else 1.0
 
 
-
 @dataclass
 class _Encoded:
     probe: ProbeResult
@@ -183,33 +192,47 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
         media_file_probe_update(media_file_id=claim.media_file_id, probe=probe)
     renditions = plan_renditions(probe, parse_ladder(settings.HLS_LADDER))
     logger.info(
-        "job_id=%s video_id=%s source %dx%d %.1fs -> %s", claim.job_id, claim.video_id, probe.width, probe.height,
-        probe.duration, ", ".join(f"{r.name} {r.width}x{r.height}" for r in renditions),
+        "job_id=%s video_id=%s source %dx%d %.1fs -> %s",
+        claim.job_id,
+        claim.video_id,
+        probe.width,
+        probe.height,
+        probe.duration,
+        ", ".join(f"{r.name} {r.width}x{r.height}" for r in renditions),
     )
-    conversion = source_conversion(
-        probe, renditions=renditions, available=available_filters(settings.FFMPEG_BIN)
-    )
+    conversion = source_conversion(probe, renditions=renditions, available=available_filters(settings.FFMPEG_BIN))
     for note in conversion.notes:
         log = logger.warning if note in conversion.warnings else logger.info
         log("job_id=%s video_id=%s %s", claim.job_id, claim.video_id, note)
     output_dir = work / "hls"
     output_dir.mkdir()
     command = build_hls_command(
-        ffmpeg_bin=settings.FFMPEG_BIN, input_path=source, output_dir=output_dir, probe=probe, renditions=renditions,
-        segment_seconds=settings.HLS_SEGMENT_SECONDS, keyframe_interval=_keyframe_interval(settings.HLS_SEGMENT_SECONDS),
-        audio_bitrate=parse_bitrate(settings.HLS_AUDIO_BITRATE), crf=settings.HLS_CRF,
-        preset=settings.HLS_X264_PRESET, conversion=conversion,
+        ffmpeg_bin=settings.FFMPEG_BIN,
+        input_path=source,
+        output_dir=output_dir,
+        probe=probe,
+        renditions=renditions,
+        segment_seconds=settings.HLS_SEGMENT_SECONDS,
+        keyframe_interval=_keyframe_interval(settings.HLS_SEGMENT_SECONDS),
+        audio_bitrate=parse_bitrate(settings.HLS_AUDIO_BITRATE),
+        crf=settings.HLS_CRF,
+        preset=settings.HLS_X264_PRESET,
+        conversion=conversion,
     )
     try:
         result = run_ffmpeg(
-            command, duration=probe.duration, timeout=settings.TRANSCODE_TIMEOUT_S,
-            on_progress=reporter.on_encode_progress, should_cancel=reporter.should_cancel,
+            command,
+            duration=probe.duration,
+            timeout=settings.TRANSCODE_TIMEOUT_S,
+            on_progress=reporter.on_encode_progress,
+            should_cancel=reporter.should_cancel,
         )
     except TranscodeCancelled as exc:
         raise _LostJob(str(exc)) from exc
     except TranscodeTimeout as exc:
         raise _Permanent(
-            f"encoding took longer than TRANSCODE_TIMEOUT_S={settings.TRANSCODE_TIMEOUT_S} s and was stopped", log_tail=exc.log_tail
+            f"encoding took longer than TRANSCODE_TIMEOUT_S={settings.TRANSCODE_TIMEOUT_S} s and was stopped",
+            log_tail=exc.log_tail,
         ) from exc
     except TranscodeFailed as exc:
         raise _Permanent(
@@ -222,9 +245,17 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
     cpu = result.cpu_seconds
     try:
         poster_result = run_ffmpeg(
-            poster_command(ffmpeg_bin=settings.FFMPEG_BIN, input_path=source, output_path=poster, probe=probe,
-                                  width=top.width, height=top.height, conversion=conversion),
-            duration=probe.duration, timeout=min(POSTER_TIMEOUT_S, settings.TRANSCODE_TIMEOUT_S),
+            poster_command(
+                ffmpeg_bin=settings.FFMPEG_BIN,
+                input_path=source,
+                output_path=poster,
+                probe=probe,
+                width=top.width,
+                height=top.height,
+                conversion=conversion,
+            ),
+            duration=probe.duration,
+            timeout=min(POSTER_TIMEOUT_S, settings.TRANSCODE_TIMEOUT_S),
             should_cancel=reporter.should_cancel,
         )
         cpu += poster_result.cpu_seconds
@@ -240,7 +271,10 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
         raise _Permanent(f"ffmpeg's output is unusable: {exc}", log_tail=result.log_tail) from exc
     # what was done to the source heads the job's log, above ffmpeg's own lines
     return _Encoded(
-        probe=probe, output=output, has_poster=has_poster, cpu_seconds=cpu,
+        probe=probe,
+        output=output,
+        has_poster=has_poster,
+        cpu_seconds=cpu,
         log_tail=[*conversion.notes, *result.log_tail],
     )
 
@@ -259,14 +293,23 @@ def _transcode_switch(*, claim: _Claim, encoded: _Encoded, stored: list[tuple[st
     now = timezone.now()
     previous_output_keep(video=video, new_folder=hls_folder_number(claim.prefix), now=now)
     Rendition.objects.filter(video=video).delete()
-    Rendition.objects.bulk_create([
-        Rendition(
-            video=video, name=r.name, width=r.width, height=r.height, bandwidth=r.bandwidth,
-            average_bandwidth=r.average_bandwidth, codecs=r.codecs, playlist_key=claim.prefix + r.playlist,
-            bytes=r.bytes, segment_count=len(r.segment_durations),
-        )
-        for r in output.renditions
-    ])
+    Rendition.objects.bulk_create(
+        [
+            Rendition(
+                video=video,
+                name=r.name,
+                width=r.width,
+                height=r.height,
+                bandwidth=r.bandwidth,
+                average_bandwidth=r.average_bandwidth,
+                codecs=r.codecs,
+                playlist_key=claim.prefix + r.playlist,
+                bytes=r.bytes,
+                segment_count=len(r.segment_durations),
+            )
+            for r in output.renditions
+        ]
+    )
     video.transition(Video.Status.READY)
     video.status_reason = ""
     video.hls_master_key = claim.prefix + MASTER_PLAYLIST_NAME
@@ -274,11 +317,29 @@ def _transcode_switch(*, claim: _Claim, encoded: _Encoded, stored: list[tuple[st
     video.duration = probe.duration
     video.max_quality = max(output.renditions, key=lambda r: min(r.width, r.height)).name
     video.ready_at = now
-    video.save(update_fields=["status", "status_reason", "hls_master_key", "poster_key", "duration", "max_quality", "ready_at", "updated_at"])
+    video.save(
+        update_fields=[
+            "status",
+            "status_reason",
+            "hls_master_key",
+            "poster_key",
+            "duration",
+            "max_quality",
+            "ready_at",
+            "updated_at",
+        ]
+    )
 
     transcode_job_finish(
-        job=job, status=TranscodeJob.Status.SUCCEEDED, error="", now=now, progress=100, heartbeat_at=now,
-        log_tail="\n".join(encoded.log_tail), wall_seconds=round(wall_seconds, 3), cpu_seconds=round(encoded.cpu_seconds, 3),
+        job=job,
+        status=TranscodeJob.Status.SUCCEEDED,
+        error="",
+        now=now,
+        progress=100,
+        heartbeat_at=now,
+        log_tail="\n".join(encoded.log_tail),
+        wall_seconds=round(wall_seconds, 3),
+        cpu_seconds=round(encoded.cpu_seconds, 3),
         output_bytes=sum(size for _, size in stored),
     )
     output_minutes = Decimal(str(probe.duration)) / 60 * len(output.renditions)
@@ -290,13 +351,20 @@ def _transcode_switch(*, claim: _Claim, encoded: _Encoded, stored: list[tuple[st
     )
     logger.info(
         "job_id=%s video_id=%s ready: %d renditions, %d bytes, %.1f s wall, %.1f s CPU",
-        job.id, video.id, len(output.renditions), job.output_bytes, wall_seconds, encoded.cpu_seconds,
+        job.id,
+        video.id,
+        len(output.renditions),
+        job.output_bytes,
+        wall_seconds,
+        encoded.cpu_seconds,
     )
 
 
 def _is_transient(exc: BaseException) -> bool:
     """Failures another attempt can fix: storage and network errors, a database hiccup."""
-    return isinstance(exc, (OSError, BotoCoreError, ClientError, DatabaseError)) and not isinstance(exc, FileNotFoundError)
+    return isinstance(exc, (OSError, BotoCoreError, ClientError, DatabaseError)) and not isinstance(
+        exc, FileNotFoundError
+    )
 
 
 @transaction.atomic
@@ -363,7 +431,9 @@ def transcode_run(*, job_id: Any) -> None:
         _transcode_attempt_failed(claim=claim, message=str(exc), log_tail=exc.log_tail, retry=False)
     except FileNotFoundError as exc:
         _delete_attempt_output(claim)
-        _transcode_attempt_failed(claim=claim, message=f"the original is missing from storage: {exc}", log_tail=[], retry=False)
+        _transcode_attempt_failed(
+            claim=claim, message=f"the original is missing from storage: {exc}", log_tail=[], retry=False
+        )
     except Exception as exc:
         logger.exception("job_id=%s video_id=%s attempt %d failed", claim.job_id, claim.video_id, claim.attempt)
         _delete_attempt_output(claim)

@@ -1,4 +1,5 @@
 """Writes of videos that must first settle their transcode jobs."""
+
 from __future__ import annotations
 
 import logging
@@ -23,6 +24,8 @@ def video_delete(*, video: Video, deleted_by: Any) -> None:
     """
     video = Video.objects.select_for_update().get(pk=video.pk)
     for job in TranscodeJob.objects.select_for_update().filter(video=video, status__in=TranscodeJob.ACTIVE_STATUSES):
-        transcode_job_finish(job=job, status=TranscodeJob.Status.CANCELLED, error=f"video deleted by {getattr(deleted_by, 'pk', None)}")
+        transcode_job_finish(
+            job=job, status=TranscodeJob.Status.CANCELLED, error=f"video deleted by {getattr(deleted_by, 'pk', None)}"
+        )
         logger.info("video_id=%s job_id=%s cancelled: video deleted", video.id, job.id)
     media_services.video_delete(video=video, deleted_by=deleted_by)

@@ -1,4 +1,5 @@
 """The direct-to-bucket upload API at /api/v1/direct-uploads/ (thin: validate, authorize, call services)."""
+
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -47,7 +48,9 @@ class DirectUploadView(APIView):
 
 class DirectUploadCollectionView(DirectUploadView):
     @extend_schema(
-        operation_id="direct_uploads_create", request=DirectUploadCreateSerializer, responses={201: DirectUploadStartSerializer}
+        operation_id="direct_uploads_create",
+        request=DirectUploadCreateSerializer,
+        responses={201: DirectUploadStartSerializer},
     )
     def post(self, request):
         """Start a direct upload: presigned URLs for the first parts come back."""
@@ -91,7 +94,9 @@ class DirectUploadPartsView(DirectUploadView):
 
 class DirectUploadCompleteView(DirectUploadView):
     @extend_schema(
-        operation_id="direct_uploads_complete", request=CompleteSerializer, responses={202: CompletedSerializer, 200: CompletedSerializer}
+        operation_id="direct_uploads_complete",
+        request=CompleteSerializer,
+        responses={202: CompletedSerializer, 200: CompletedSerializer},
     )
     def post(self, request, pk):
         """Join the parts; finalization into MediaFile + Video runs on the worker (202), GET shows the result."""

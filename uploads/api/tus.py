@@ -4,6 +4,7 @@ DRF views, so session and token authentication work the same as on the rest of t
 (session-authenticated PATCH/POST/DELETE need the X-CSRFToken header). Request bodies are
 never read through ``request.body``: the services stream them from the WSGI input.
 """
+
 from __future__ import annotations
 
 import contextlib

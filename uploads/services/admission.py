@@ -1,4 +1,5 @@
 """What a new upload (tus, direct or ingest) must pass before anything is stored."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -89,7 +90,6 @@ def _check_active_limit(*, owner: AbstractBaseUser, partial: bool) -> None:
 def upload_admission_check(
     *, owner: AbstractBaseUser, length: int | None, filename: str, filetype: str, partial: bool = False
 ) -> None:
-
     """What every new upload (tus or direct) must pass before anything is stored.
 
     Size up to ``MAX_VIDEO_SIZE_MB`` (413); an allowed video name and type (415) and the

@@ -1,5 +1,6 @@
 """Expiry and clean-up: unfinished tus uploads expire, ended rows and orphan part files go,
 abandoned direct-upload multipart uploads are aborted."""
+
 from __future__ import annotations
 
 import logging
@@ -67,7 +68,9 @@ def upload_orphan_files_remove(*, now: datetime | None = None) -> int:
     cutoff = ((now or timezone.now()) - timedelta(hours=settings.UPLOAD_EXPIRY_HOURS)).timestamp()
     live = {
         str(p)
-        for p in UploadSession.objects.filter(status__in=UploadSession.LIVE_STATUSES).values_list("temp_path", flat=True)
+        for p in UploadSession.objects.filter(status__in=UploadSession.LIVE_STATUSES).values_list(
+            "temp_path", flat=True
+        )
     }
     removed = 0
     for path in root.glob("*.part"):
@@ -101,7 +104,9 @@ def direct_uploads_cleanup(*, now: datetime | None = None) -> int:
         return 0
     bucket, storage = multipart_bucket()
     now = now or timezone.now()
-    open_sessions = UploadSession.objects.filter(kind=UploadSession.Kind.DIRECT, status__in=UploadSession.ACTIVE_STATUSES)
+    open_sessions = UploadSession.objects.filter(
+        kind=UploadSession.Kind.DIRECT, status__in=UploadSession.ACTIVE_STATUSES
+    )
     due = list(open_sessions.filter(expires_at__lt=now).values_list("id", "multipart_upload_id"))
     keep = set(open_sessions.exclude(expires_at__lt=now).values_list("multipart_upload_id", flat=True))
     cutoff = now - timedelta(hours=settings.UPLOAD_EXPIRY_HOURS)

@@ -5,6 +5,7 @@ The multipart upload is created at the original's final key, ``originals/<media_
 with a media file id chosen up front, so finalization (``uploads.services.finalize``) never
 copies the object.
 """
+
 from __future__ import annotations
 
 import logging
@@ -76,7 +77,6 @@ class SignedParts:
     expires_at: datetime
 
 
-
 def _content_type(key: str, declared: str) -> tuple[str, str]:
     content_type, cache_control = content_headers_for_key(key)
     declared = declared.strip().lower()
@@ -90,9 +90,7 @@ def _sign(bucket: MultipartBucket, storage: MediaS3Storage, session: UploadSessi
     lifetime = settings.STORAGE_URL_EXPIRE_S
     expires_at = timezone.now() + timedelta(seconds=lifetime)
     key = object_key(storage, session.storage_key)
-    parts = [
-        PartUrl(n, bucket.part_url(key, session.multipart_upload_id, n, expires_in=lifetime)) for n in numbers
-    ]
+    parts = [PartUrl(n, bucket.part_url(key, session.multipart_upload_id, n, expires_in=lifetime)) for n in numbers]
     return SignedParts(parts=parts, expires_at=expires_at)
 
 

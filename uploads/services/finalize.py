@@ -4,6 +4,7 @@ sha256 and size, ffprobe validation, the owner's duplicate reused, the original 
 storage (or already there, for direct uploads), MediaFile + Video created, transcoding
 enqueued; and the scheduled retry of finalizations that did not happen, and ``manage.py ingest``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,7 +54,10 @@ S = UploadSession.Status
 def upload_finalize_enqueue(*, session_id: uuid.UUID) -> None:
     """Queue finalization of a complete upload on the short-task django-q2 cluster."""
     async_task(
-        FINALIZE_TASK, str(session_id), task_name=f"finalize-upload-{session_id}", group="uploads",
+        FINALIZE_TASK,
+        str(session_id),
+        task_name=f"finalize-upload-{session_id}",
+        group="uploads",
         cluster=settings.SHORT_TASKS_CLUSTER,
     )
 
@@ -173,7 +177,6 @@ def upload_finalize_from_path(
     stored_key: str | None = None,
     media_file_id: uuid.UUID | None = None,
 ) -> UploadSession:
-
     """The finalization steps for bytes available at a local ``path``.
 
     sha256 and size; ffprobe validation (not a decodable, allowed video: the upload fails with
@@ -185,7 +188,9 @@ def upload_finalize_from_path(
     """
     sha256, size = _file_digest(path)
     if session.length is not None and size != session.length:
-        upload_session_fail(session_id=session.id, reason=f"stored {size} bytes but the upload declared {session.length}")
+        upload_session_fail(
+            session_id=session.id, reason=f"stored {size} bytes but the upload declared {session.length}"
+        )
         return UploadSession.objects.get(pk=session.id)
     try:
         probe: ProbeResult = probe_file(path, ffprobe_bin=settings.FFPROBE_BIN, ffmpeg_bin=settings.FFMPEG_BIN)
@@ -247,7 +252,10 @@ def _link_video(*, session_id: uuid.UUID, media_file: MediaFile, media_created: 
         transcode_enqueue(video=video)
     logger.info(
         "upload_id=%s finalized: media_file_id=%s (%s) video_id=%s",
-        session.id, media_file.id, "new" if media_created else "duplicate", video.id,
+        session.id,
+        media_file.id,
+        "new" if media_created else "duplicate",
+        video.id,
     )
     return session
 

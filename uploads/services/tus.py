@@ -5,6 +5,7 @@ flock. The database offset is advanced with a compare-and-set (one conditional U
 an upload is uploading, a short locking transaction when its status changes), never while
 bytes stream.
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,7 +68,9 @@ def _metadata_filetype(metadata: dict[str, str]) -> str:
 # --- creation -------------------------------------------------------------------------
 
 
-def _tus_session_new(*, upload_id: uuid.UUID, owner: AbstractBaseUser, metadata: dict[str, str], length: int | None, path: Path, **extra) -> UploadSession:
+def _tus_session_new(
+    *, upload_id: uuid.UUID, owner: AbstractBaseUser, metadata: dict[str, str], length: int | None, path: Path, **extra
+) -> UploadSession:
     """The UploadSession row of a tus upload whose part file is ``path``."""
     return UploadSession.objects.create(
         id=upload_id,
@@ -113,7 +116,9 @@ def upload_session_create(
     return session
 
 
-def upload_session_concat(*, owner: AbstractBaseUser, partial_ids: list[uuid.UUID], metadata: dict[str, str]) -> UploadSession:
+def upload_session_concat(
+    *, owner: AbstractBaseUser, partial_ids: list[uuid.UUID], metadata: dict[str, str]
+) -> UploadSession:
     """Create a final upload whose bytes are the partial uploads' bytes, in order.
 
     The parts must be the owner's own, complete partial uploads. Their bytes are stream-copied
@@ -153,7 +158,11 @@ def upload_session_concat(*, owner: AbstractBaseUser, partial_ids: list[uuid.UUI
             raise Conflict(f"the partial uploads hold {out.tell()} bytes, not the {total} they declared")
     with transaction.atomic():
         session = _tus_session_new(
-            upload_id=upload_id, owner=owner, metadata=metadata, length=total, path=path,
+            upload_id=upload_id,
+            owner=owner,
+            metadata=metadata,
+            length=total,
+            path=path,
             concat_parts=[str(p.id) for p in parts],
         )
         now = timezone.now()
@@ -166,6 +175,7 @@ def upload_session_concat(*, owner: AbstractBaseUser, partial_ids: list[uuid.UUI
         transaction.on_commit(lambda: upload_finalize_enqueue(session_id=session.id))
     logger.info("upload_id=%s concatenated from %d partial uploads (%d bytes)", session.id, len(parts), total)
     return session
+
 
 # --- appending bytes ------------------------------------------------------------------
 
@@ -190,7 +200,9 @@ def _advance_uploading(*, session: UploadSession, expected_offset: int, new_offs
 
 
 @transaction.atomic
-def _advance(*, session_id: uuid.UUID, expected_offset: int, new_offset: int, length: int | None = None) -> UploadSession:
+def _advance(
+    *, session_id: uuid.UUID, expected_offset: int, new_offset: int, length: int | None = None
+) -> UploadSession:
     """Compare-and-set the stored offset; completes the upload when the last byte is in."""
     session = UploadSession.objects.select_for_update().get(pk=session_id)
     if session.status not in UploadSession.ACTIVE_STATUSES:
@@ -220,7 +232,6 @@ def _advance(*, session_id: uuid.UUID, expected_offset: int, new_offset: int, le
     return session
 
 
-
 def _check_writable(session: UploadSession) -> None:
     session.check_not_ended()
     if session.concat_parts:
@@ -236,7 +247,6 @@ def upload_session_append(
     checksum: Checksum | None = None,
     upload_length: int | None = None,
 ) -> UploadSession:
-
     """Write a PATCH body at ``offset`` into the part file, streaming in 1 MiB buffers.
 
     ``content_length`` None means "read until the stream ends" (chunked requests).
@@ -296,7 +306,11 @@ def upload_session_append(
                     hasher.update(chunk)
                 written += len(chunk)
                 # Chunked bodies are only recorded at the end: they may still turn out too long.
-                if hasher is None and content_length is not None and offset + written - recorded >= PROGRESS_RECORD_BYTES:
+                if (
+                    hasher is None
+                    and content_length is not None
+                    and offset + written - recorded >= PROGRESS_RECORD_BYTES
+                ):
                     session = _advance_uploading(
                         session=session, expected_offset=recorded, new_offset=offset + written
                     ) or _advance(session_id=session.id, expected_offset=recorded, new_offset=offset + written)

@@ -1,4 +1,5 @@
 """Budget rules: automatic kill switch, release and requeue, alerts, quotas."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -9,10 +10,14 @@ from django.utils import timezone
 
 from media_library.models import Rendition, Video
 from tests.factories import make_media_file, make_video
-from transcoding.costs.budget import budget_check_and_alert, budget_engage_kill_switch, budget_release_kill_switch, budget_update
+from transcoding.costs.budget import (
+    budget_check_and_alert,
+    budget_engage_kill_switch,
+    budget_release_kill_switch,
+    budget_update,
+)
 from transcoding.costs.ledger import cost_record_transcode, costs_daily
-from transcoding.costs.quotas import TranscodeQuotaExceeded, UploadQuotaExceeded, quota_check_upload
-from transcoding.costs.quotas import user_month_usage
+from transcoding.costs.quotas import TranscodeQuotaExceeded, UploadQuotaExceeded, quota_check_upload, user_month_usage
 from transcoding.costs.selectors import budget_policy_get, spending_allowed, video_monthly_storage_estimate_usd
 from transcoding.models import CostAlert, CostLogEntry, TranscodeJob
 from transcoding.services.jobs import transcode_enqueue
@@ -32,8 +37,14 @@ def alert_mail(settings):
 
 def _spend(amount: str, *, day: date | None = None, video=None, owner=None):
     return CostLogEntry.objects.create(
-        date=day or timezone.localdate(), kind="transcode", quantity=1, unit="minute", unit_price=amount, amount=amount,
-        video=video, owner=owner,
+        date=day or timezone.localdate(),
+        kind="transcode",
+        quantity=1,
+        unit="minute",
+        unit_price=amount,
+        amount=amount,
+        video=video,
+        owner=owner,
     )
 
 
@@ -102,7 +113,11 @@ def test_engage_needs_a_reason_and_keeps_who_when_why(staff_user):
     with pytest.raises(DomainError, match="reason is required"):
         budget_engage_kill_switch(by=staff_user, reason="  ")
     policy = budget_engage_kill_switch(by=staff_user, reason="runaway uploads")
-    assert (policy.kill_switch_engaged, policy.kill_switch_by, policy.kill_switch_reason) == (True, staff_user, "runaway uploads")
+    assert (policy.kill_switch_engaged, policy.kill_switch_by, policy.kill_switch_reason) == (
+        True,
+        staff_user,
+        "runaway uploads",
+    )
     assert policy.kill_switch_at is not None and not policy.kill_switch_auto
     event = CostAlert.objects.get(kind=CostAlert.Kind.KILL_SWITCH_ENGAGED)
     assert event.actor == staff_user and "runaway uploads" in event.message
@@ -196,7 +211,11 @@ def test_upload_quota_refuses_with_413_naming_the_quota(user, settings):
     with pytest.raises(UploadQuotaExceeded) as exc:
         quota_check_upload(user=user, size_bytes=500_000_001, pending_upload_bytes=0)
     assert exc.value.status_code == 413
-    assert "USER_MONTHLY_UPLOAD_GB" in exc.value.message and "1.500 GB uploaded" in exc.value.message and "2 GB quota" in exc.value.message
+    assert (
+        "USER_MONTHLY_UPLOAD_GB" in exc.value.message
+        and "1.500 GB uploaded" in exc.value.message
+        and "2 GB quota" in exc.value.message
+    )
 
 
 def test_minutes_quota_refuses_uploads_with_429_and_blocks_transcodes(user, settings):
@@ -223,7 +242,9 @@ def test_minutes_quota_refuses_uploads_with_429_and_blocks_transcodes(user, sett
 def test_daily_run_retries_quota_blocked_videos_once_allowed(user, settings):
     settings.USER_MONTHLY_TRANSCODE_MINUTES = "1"
     done = make_video(owner=user, media_file=make_media_file(owner=user), duration=60.0)
-    cost_record_transcode(job=TranscodeJob.objects.create(video=done, status="succeeded"), output_minutes=1, cpu_seconds=1)
+    cost_record_transcode(
+        job=TranscodeJob.objects.create(video=done, status="succeeded"), output_minutes=1, cpu_seconds=1
+    )
     waiting = make_video(owner=user, media_file=make_media_file(owner=user))
     transcode_enqueue(video=waiting)
     costs_daily()
@@ -245,5 +266,7 @@ def test_video_monthly_storage_estimate(user, settings):
     settings.B2_STORAGE_USD_PER_GB_MONTH = "0.006"
     video = make_video(owner=user, media_file=make_media_file(owner=user, size=1_000_000_000))
     assert video_monthly_storage_estimate_usd(video=video) is None
-    Rendition.objects.create(video=video, name="480p", width=854, height=480, bandwidth=1, playlist_key="k", bytes=500_000_000)
+    Rendition.objects.create(
+        video=video, name="480p", width=854, height=480, bandwidth=1, playlist_key="k", bytes=500_000_000
+    )
     assert video_monthly_storage_estimate_usd(video=video) == Decimal("0.009")

@@ -1,4 +1,5 @@
 """Ledger lines written per transcode, per daily storage snapshot and for delivery."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -37,8 +38,15 @@ def prices(settings):
 
 def _rendition(video, name, height, num_bytes, bandwidth=1_000_000, average=None, segments=10):
     return Rendition.objects.create(
-        video=video, name=name, width=height * 16 // 9, height=height, bandwidth=bandwidth,
-        average_bandwidth=average, playlist_key=f"videos/{video.id}/hls/1/{name}.m3u8", bytes=num_bytes, segment_count=segments,
+        video=video,
+        name=name,
+        width=height * 16 // 9,
+        height=height,
+        bandwidth=bandwidth,
+        average_bandwidth=average,
+        playlist_key=f"videos/{video.id}/hls/1/{name}.m3u8",
+        bytes=num_bytes,
+        segment_count=segments,
     )
 
 
@@ -51,7 +59,11 @@ def test_transcode_writes_one_exact_line_per_job(user, prices):
     assert len(lines) == 1
     line = CostLogEntry.objects.get()
     assert (line.kind, line.unit, line.quantity, line.unit_price, line.amount) == (
-        "transcode", "minute", Decimal("12.5"), Decimal("0.005"), Decimal("0.0625")
+        "transcode",
+        "minute",
+        Decimal("12.5"),
+        Decimal("0.005"),
+        Decimal("0.0625"),
     )
     assert (line.video, line.job, line.owner, line.date) == (video, job, user, timezone.localdate())
     assert not line.is_estimate
@@ -125,7 +137,9 @@ def test_storage_snapshot_rerun_replaces_the_day(user, prices):
 def test_delivery_through_the_cdn(user, prices):
     video = make_video(owner=user, media_file=make_media_file(owner=user))
     lines = cost_record_delivery(video=video, bytes_served=3_000_000_000, day=date(2025, 6, 3))
-    assert [(line.unit_price, line.quantity, line.amount) for line in lines] == [(Decimal("0.01"), Decimal("3"), Decimal("0.03"))]
+    assert [(line.unit_price, line.quantity, line.amount) for line in lines] == [
+        (Decimal("0.01"), Decimal("3"), Decimal("0.03"))
+    ]
     prices.B2_DOWNLOAD_USD_PER_GB = "0.01"
     lines = cost_record_delivery(video=video, bytes_served=1_000_000_000, day=date(2025, 6, 3))
     assert len(lines) == 2  # CDN plus B2 origin pulls once B2 download is priced
@@ -134,13 +148,16 @@ def test_delivery_through_the_cdn(user, prices):
 def test_requests_are_priced_per_10k_and_1k(prices, settings):
     lines = cost_record_requests(day=date(2025, 6, 3), class_b=25_000, class_c=500)
     assert [(line.unit, line.quantity, line.amount) for line in lines] == [
-        ("10k class B", Decimal("2.5"), Decimal("0.01")), ("1k class C", Decimal("0.5"), Decimal("0.002")),
+        ("10k class B", Decimal("2.5"), Decimal("0.01")),
+        ("1k class C", Decimal("0.5"), Decimal("0.002")),
     ]
 
 
 def _ready_video(user, *, access_count=0):
     media = make_media_file(owner=user, access_count=access_count, duration=600.0)
-    video = make_video(owner=user, media_file=media, status=Video.Status.READY, hls_master_key="videos/x/master.m3u8", duration=600.0)
+    video = make_video(
+        owner=user, media_file=media, status=Video.Status.READY, hls_master_key="videos/x/master.m3u8", duration=600.0
+    )
     _rendition(video, "240p", 240, 1, bandwidth=500_000, average=400_000, segments=100)
     _rendition(video, "480p", 480, 1, bandwidth=1_000_000, average=800_000, segments=100)
     return video
@@ -154,7 +171,12 @@ def test_delivery_estimate_from_playback_counters(user, prices):
 
     line = CostLogEntry.objects.get(video=video)
     # 4 plays × 600 000 bit/s (mean average bandwidth) / 8 × 600 s = 180 000 000 bytes = 0.18 GB
-    assert (line.kind, line.is_estimate, line.quantity, line.amount) == ("egress", True, Decimal("0.18"), Decimal("0.0018"))
+    assert (line.kind, line.is_estimate, line.quantity, line.amount) == (
+        "egress",
+        True,
+        Decimal("0.18"),
+        Decimal("0.0018"),
+    )
     assert "estimate: 4 plays" in line.note
 
     cost_estimate_delivery(day=day)  # same day again: recomputed from the same base, not doubled

@@ -1,4 +1,5 @@
 """Exact cost arithmetic and the SVG chart (pure helpers)."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -57,8 +58,14 @@ def test_nice_ceiling():
 
 def test_svg_has_stacked_segments_axes_and_legend():
     days = [
-        (date(2025, 6, 1), {"storage": Decimal("1"), "transcode": Decimal("3"), "egress": Decimal(0), "requests": Decimal(0)}),
-        (date(2025, 6, 2), {"storage": Decimal("1"), "transcode": Decimal(0), "egress": Decimal("0.5"), "requests": Decimal(0)}),
+        (
+            date(2025, 6, 1),
+            {"storage": Decimal("1"), "transcode": Decimal("3"), "egress": Decimal(0), "requests": Decimal(0)},
+        ),
+        (
+            date(2025, 6, 2),
+            {"storage": Decimal("1"), "transcode": Decimal(0), "egress": Decimal("0.5"), "requests": Decimal(0)},
+        ),
     ]
     svg = charts.stacked_daily_svg(days, kinds=["storage", "egress", "transcode", "requests"])
     assert svg.startswith("<svg") and svg.endswith("</svg>")

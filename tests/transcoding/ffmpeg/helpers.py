@@ -47,7 +47,9 @@ def make_probe(width: int, height: int, **overrides: Any) -> ProbeResult:
 def ffprobe_json(path: Path, *args: str) -> dict[str, Any]:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-print_format", "json", *args, str(path)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout)
 
@@ -97,8 +99,13 @@ def transcode(
     )
     directory.mkdir(parents=True, exist_ok=True)
     cmd = build_hls_command(
-        input_path=source, output_dir=directory, probe=probe, renditions=renditions, conversion=conversion,
-        segment_seconds=kwargs.pop("segment_seconds", SEGMENT_SECONDS), **kwargs,
+        input_path=source,
+        output_dir=directory,
+        probe=probe,
+        renditions=renditions,
+        conversion=conversion,
+        segment_seconds=kwargs.pop("segment_seconds", SEGMENT_SECONDS),
+        **kwargs,
     )
     progress: list[float] = []
     result = run_ffmpeg(cmd, duration=probe.duration, timeout=60, on_progress=progress.append)

@@ -64,7 +64,10 @@ def test_build_hls_command_can_scale_every_tier_from_the_source(tmp_path: Path) 
     probe = make_probe(1920, 1080)
     renditions = plan_renditions(probe, DEFAULT_TIERS)
     cmd = build_hls_command(
-        input_path=tmp_path / "in.mp4", output_dir=tmp_path, probe=probe, renditions=renditions,
+        input_path=tmp_path / "in.mp4",
+        output_dir=tmp_path,
+        probe=probe,
+        renditions=renditions,
         options=EncoderOptions(cascade=False),
     )
     assert cmd[cmd.index("-filter_complex") + 1].startswith("[0:0]split=3[s0][s1][s2]")
@@ -77,9 +80,12 @@ def test_build_hls_command_needs_segments_made_of_whole_gops(
     probe = make_probe(640, 360)
     with pytest.raises(ValueError, match="multiple of keyframe_interval"):
         build_hls_command(
-            input_path=tmp_path / "in.mp4", output_dir=tmp_path, probe=probe,
+            input_path=tmp_path / "in.mp4",
+            output_dir=tmp_path,
+            probe=probe,
             renditions=plan_renditions(probe, DEFAULT_TIERS),
-            segment_seconds=segment_seconds, keyframe_interval=keyframe_interval,
+            segment_seconds=segment_seconds,
+            keyframe_interval=keyframe_interval,
         )
 
 
@@ -87,7 +93,9 @@ def test_build_hls_command_rejects_percent_in_output_dir(tmp_path: Path) -> None
     probe = make_probe(640, 360)
     with pytest.raises(ValueError, match="'%'"):
         build_hls_command(
-            input_path=tmp_path / "in.mp4", output_dir=tmp_path / "100%", probe=probe,
+            input_path=tmp_path / "in.mp4",
+            output_dir=tmp_path / "100%",
+            probe=probe,
             renditions=plan_renditions(probe, DEFAULT_TIERS),
         )
 
@@ -156,9 +164,21 @@ def test_audio_is_stereo_aac(landscape_hls: Transcoded) -> None:
 @pytest.mark.slow
 def test_whole_ladder_decodes_without_errors(landscape_hls: Transcoded) -> None:
     completed = subprocess.run(
-        ["ffmpeg", "-v", "error", "-nostdin", "-i", str(landscape_hls.directory / "master.m3u8"),
-         "-map", "0", "-f", "null", "-"],
-        capture_output=True, text=True,
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            str(landscape_hls.directory / "master.m3u8"),
+            "-map",
+            "0",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert completed.returncode == 0 and completed.stderr == ""
 
@@ -175,9 +195,24 @@ def test_source_without_audio(no_audio_clip: Path, tmp_path: Path) -> None:
 def gray_frame(path: Path, *options: str) -> bytes:
     """First frame of a file as 8-bit grey pixels (ffmpeg applies rotation metadata by default)."""
     return subprocess.run(
-        ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-frames:v", "1", *options,
-         "-f", "rawvideo", "-pix_fmt", "gray", "-"],
-        check=True, capture_output=True,
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            str(path),
+            "-frames:v",
+            "1",
+            *options,
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
     ).stdout
 
 
@@ -211,7 +246,9 @@ def test_poster(landscape_clip: Path, tiny_clip: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_capped_crf_spends_fewer_bytes_than_fixed_bitrate_on_slides(slides_clip: Path, tmp_path: Path) -> None:
     crf = transcode(slides_clip, tmp_path / "crf", drop_audio=True)
-    fixed = transcode(slides_clip, tmp_path / "fixed", drop_audio=True, options=EncoderOptions(rate_control="fixed_bitrate"))
+    fixed = transcode(
+        slides_clip, tmp_path / "fixed", drop_audio=True, options=EncoderOptions(rate_control="fixed_bitrate")
+    )
     crf_bytes = sum(r.segment_bytes for r in crf.output.renditions)
     fixed_bytes = sum(r.segment_bytes for r in fixed.output.renditions)
     assert crf_bytes < 0.8 * fixed_bytes
@@ -221,7 +258,9 @@ def test_capped_crf_spends_fewer_bytes_than_fixed_bitrate_on_slides(slides_clip:
 def test_cbr_spends_the_tier_bitrate_even_on_still_pictures(slides_clip: Path, tmp_path: Path) -> None:
     # the benchmark's "every second costs the tier bitrate" comparison point really does
     cbr = transcode(slides_clip, tmp_path / "cbr", drop_audio=True, options=EncoderOptions(rate_control="cbr"))
-    fixed = transcode(slides_clip, tmp_path / "fixed", drop_audio=True, options=EncoderOptions(rate_control="fixed_bitrate"))
+    fixed = transcode(
+        slides_clip, tmp_path / "fixed", drop_audio=True, options=EncoderOptions(rate_control="fixed_bitrate")
+    )
     duration = cbr.probe.duration
     for planned, written, abr in zip(cbr.renditions, cbr.output.renditions, fixed.output.renditions, strict=True):
         assert written.segment_bytes * 8 / duration >= 0.9 * planned.video_bitrate

@@ -29,15 +29,22 @@ from transcoding.ffmpeg.process import run_ffmpeg
 # ---------------------------------------------------------------------------
 
 
-HLG_PROBE = {"color_transfer": "arib-std-b67", "color_primaries": "bt2020", "color_space": "bt2020nc",
-             "color_range": "tv", "pix_fmt": "yuv420p10le"}
+HLG_PROBE = {
+    "color_transfer": "arib-std-b67",
+    "color_primaries": "bt2020",
+    "color_space": "bt2020nc",
+    "color_range": "tv",
+    "pix_fmt": "yuv420p10le",
+}
 
 
 def test_progressive_sdr_sources_are_not_converted(tmp_path: Path) -> None:
     probe = make_probe(1920, 1080, field_order="progressive", color_primaries="bt709", color_transfer="bt709")
     assert source_conversion(probe) == SourceConversion()
     cmd = build_hls_command(
-        input_path=tmp_path / "in.mp4", output_dir=tmp_path, probe=probe,
+        input_path=tmp_path / "in.mp4",
+        output_dir=tmp_path,
+        probe=probe,
         renditions=plan_renditions(probe, DEFAULT_TIERS),
     )
     graph = cmd[cmd.index("-filter_complex") + 1]
@@ -49,8 +56,11 @@ def test_progressive_sdr_sources_are_not_converted(tmp_path: Path) -> None:
 def test_interlaced_sources_are_deinterlaced_once_before_the_split(tmp_path: Path, cascade: bool) -> None:
     probe = make_probe(1920, 1080, field_order="tt", frame_rate=25.0)
     cmd = build_hls_command(
-        input_path=tmp_path / "in.mp4", output_dir=tmp_path, probe=probe,
-        renditions=plan_renditions(probe, DEFAULT_TIERS), options=EncoderOptions(cascade=cascade),
+        input_path=tmp_path / "in.mp4",
+        output_dir=tmp_path,
+        probe=probe,
+        renditions=plan_renditions(probe, DEFAULT_TIERS),
+        options=EncoderOptions(cascade=cascade),
     )
     graph = cmd[cmd.index("-filter_complex") + 1]
     assert graph.count("bwdif") == 1
@@ -69,7 +79,10 @@ def test_hdr_is_tone_mapped_once_at_the_top_tier_size_and_tagged_bt709(tmp_path:
     assert conversion.tag_bt709 and not conversion.warnings
     assert any("tone-mapped to BT.709 SDR" in note for note in conversion.notes)
     cmd = build_hls_command(
-        input_path=tmp_path / "in.mp4", output_dir=tmp_path, probe=probe, renditions=renditions,
+        input_path=tmp_path / "in.mp4",
+        output_dir=tmp_path,
+        probe=probe,
+        renditions=renditions,
         conversion=conversion,
     )
     graph = cmd[cmd.index("-filter_complex") + 1]
@@ -127,7 +140,9 @@ def idet_verdicts(path: Path) -> dict[str, int]:
     """How many frames ffmpeg's idet filter (multi-frame) calls TFF, BFF and progressive."""
     stderr = subprocess.run(
         ["ffmpeg", "-hide_banner", "-nostdin", "-i", str(path), "-vf", "idet", "-f", "null", "-"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stderr
     match = re.search(r"Multi frame detection: TFF:\s*(\d+) BFF:\s*(\d+) Progressive:\s*(\d+)", stderr)
     assert match, stderr
@@ -137,9 +152,23 @@ def idet_verdicts(path: Path) -> dict[str, int]:
 def mean_luma(path: Path) -> float:
     """Average 8-bit luma over every frame (signalstats YAVG)."""
     stdout = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
-         "-vf", "signalstats,metadata=print:key=lavfi.signalstats.YAVG:file=-", "-f", "null", "-"],
-        check=True, capture_output=True, text=True,
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-vf",
+            "signalstats,metadata=print:key=lavfi.signalstats.YAVG:file=-",
+            "-f",
+            "null",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     values = [float(value) for value in re.findall(r"YAVG=([0-9.]+)", stdout)]
     assert values
@@ -159,7 +188,11 @@ def first_segment_streams(done: Transcoded) -> list[dict[str, Any]]:
     [("interlaced_clip", "tt", False, (320, 180)), ("dv_pal_clip", "bb", True, (320, 240))],
 )
 def test_interlaced_sources_come_out_progressive_at_their_frame_rate(
-    request: pytest.FixtureRequest, clip: str, field_order: str, from_frames: bool, top: tuple[int, int],
+    request: pytest.FixtureRequest,
+    clip: str,
+    field_order: str,
+    from_frames: bool,
+    top: tuple[int, int],
     tmp_path: Path,
 ) -> None:
     source = request.getfixturevalue(clip)
@@ -228,7 +261,11 @@ def test_ten_bit_sdr_source_gives_eight_bit_high_profile(ten_bit_sdr_clip: Path,
     ],
 )
 def test_hdr_and_wide_gamut_sources_become_bt709_sdr(
-    request: pytest.FixtureRequest, clip: str, hdr: str | None, available: set[str] | None, note: str,
+    request: pytest.FixtureRequest,
+    clip: str,
+    hdr: str | None,
+    available: set[str] | None,
+    note: str,
     tmp_path: Path,
 ) -> None:
     source = request.getfixturevalue(clip)

@@ -108,7 +108,9 @@ def test_plan_renditions_keeps_a_1080p_tier_for_1080p_sources() -> None:
 def test_landscape_ladder_sizes(landscape_hls: Transcoded) -> None:
     # 240p is above the 180-line source: it becomes a source-sized 180p rendition
     assert [(r.name, r.width, r.height) for r in landscape_hls.renditions] == [
-        ("180p", 320, 180), ("144p", 256, 144), ("90p", 160, 90),
+        ("180p", 320, 180),
+        ("144p", 256, 144),
+        ("90p", 160, 90),
     ]
     for rendition in landscape_hls.renditions:
         stream = ffprobe_json(
@@ -125,7 +127,9 @@ def test_landscape_ladder_sizes(landscape_hls: Transcoded) -> None:
 def test_portrait_sources_keep_portrait_renditions(request: pytest.FixtureRequest, clip: str, tmp_path: Path) -> None:
     done = transcode(request.getfixturevalue(clip), tmp_path)
     assert [(r.name, r.width, r.height) for r in done.renditions] == [
-        ("180p", 180, 320), ("144p", 144, 256), ("90p", 90, 160),
+        ("180p", 180, 320),
+        ("144p", 144, 256),
+        ("90p", 90, 160),
     ]
     for rendition in done.renditions:
         segment = done.directory / rendition.name / "seg_00000.ts"

@@ -19,8 +19,15 @@ from transcoding.ffmpeg.probe import ProbeError, mp4_structure_problem, parse_pr
 
 def video_stream(**overrides: Any) -> dict[str, Any]:
     stream = {
-        "index": 0, "codec_type": "video", "codec_name": "h264", "width": 1920, "height": 1080,
-        "avg_frame_rate": "30000/1001", "r_frame_rate": "30000/1001", "bit_rate": "5000000", "pix_fmt": "yuv420p",
+        "index": 0,
+        "codec_type": "video",
+        "codec_name": "h264",
+        "width": 1920,
+        "height": 1080,
+        "avg_frame_rate": "30000/1001",
+        "r_frame_rate": "30000/1001",
+        "bit_rate": "5000000",
+        "pix_fmt": "yuv420p",
     }
     stream.update(overrides)
     return stream
@@ -68,13 +75,20 @@ def test_parse_probe_widens_anamorphic_sources() -> None:
 
 def test_parse_probe_reads_field_order_and_colours() -> None:
     stream = video_stream(
-        field_order="tt", color_transfer="arib-std-b67", color_primaries="bt2020", color_space="bt2020nc",
-        color_range="tv", pix_fmt="yuv420p10le",
+        field_order="tt",
+        color_transfer="arib-std-b67",
+        color_primaries="bt2020",
+        color_space="bt2020nc",
+        color_range="tv",
+        pix_fmt="yuv420p10le",
     )
     result = parse_probe({"streams": [stream], "format": FORMAT})
     assert result.field_order == "tt" and result.is_interlaced
     assert (result.color_transfer, result.color_primaries, result.color_space, result.color_range) == (
-        "arib-std-b67", "bt2020", "bt2020nc", "tv",
+        "arib-std-b67",
+        "bt2020",
+        "bt2020nc",
+        "tv",
     )
     assert result.hdr_format == "HLG" and result.is_wide_gamut
     assert parse_probe({"streams": [video_stream(color_transfer="smpte2084")], "format": FORMAT}).hdr_format == "PQ"

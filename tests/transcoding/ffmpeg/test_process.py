@@ -20,8 +20,22 @@ from transcoding.ffmpeg import process as ffmpeg_process
 from transcoding.ffmpeg.probe import probe_file
 from transcoding.ffmpeg.process import TranscodeCancelled, TranscodeFailed, TranscodeTimeout, launch_command, run_ffmpeg
 
-ENDLESS = ["ffmpeg", "-hide_banner", "-nostdin", "-progress", "pipe:1", "-nostats", "-re",
-           "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=10", "-f", "null", "-"]
+ENDLESS = [
+    "ffmpeg",
+    "-hide_banner",
+    "-nostdin",
+    "-progress",
+    "pipe:1",
+    "-nostats",
+    "-re",
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc2=size=64x64:rate=10",
+    "-f",
+    "null",
+    "-",
+]
 
 
 @pytest.fixture
@@ -60,8 +74,12 @@ def test_cancel_kills_and_reaps(spawned: list[subprocess.Popen[str]]) -> None:
     seen: list[float] = []
     with pytest.raises(TranscodeCancelled) as caught:
         run_ffmpeg(
-            ENDLESS, duration=60, timeout=30, on_progress=seen.append,
-            should_cancel=lambda: bool(seen), cancel_check_interval=0.1,
+            ENDLESS,
+            duration=60,
+            timeout=30,
+            on_progress=seen.append,
+            should_cancel=lambda: bool(seen),
+            cancel_check_interval=0.1,
         )
     assert seen and caught.value.wall_seconds < 5
     assert_killed_and_reaped(spawned[0])
@@ -88,7 +106,10 @@ def gone(process: psutil.Process) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux-only")
 def test_ffmpeg_dies_with_a_hard_killed_worker() -> None:
     worker = subprocess.Popen(
-        [sys.executable, "-c", WORKER_SCRIPT, *ENDLESS], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", WORKER_SCRIPT, *ENDLESS],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     children: list[psutil.Process] = []
     try:
@@ -127,8 +148,21 @@ def test_without_setpriv_ffmpeg_still_runs_and_it_is_logged_once(
     only_ffmpeg.mkdir()
     (only_ffmpeg / "ffmpeg").symlink_to(shutil.which("ffmpeg"))
     monkeypatch.setenv("PATH", str(only_ffmpeg))
-    short = ["ffmpeg", "-nostdin", "-progress", "pipe:1", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=10",
-             "-t", "0.5", "-f", "null", "-"]
+    short = [
+        "ffmpeg",
+        "-nostdin",
+        "-progress",
+        "pipe:1",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x64:rate=10",
+        "-t",
+        "0.5",
+        "-f",
+        "null",
+        "-",
+    ]
     with caplog.at_level("WARNING", logger=ffmpeg_process.logger.name):
         for _ in range(2):
             assert run_ffmpeg(short, duration=0.5, timeout=30).returncode == 0
@@ -149,8 +183,18 @@ def test_a_missing_program_is_reported_as_missing(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_failure_carries_the_log_tail(tmp_path: Path) -> None:
-    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-progress", "pipe:1", "-i", str(tmp_path / "missing.mp4"),
-           "-f", "null", "-"]
+    cmd = [
+        "ffmpeg",
+        "-hide_banner",
+        "-nostdin",
+        "-progress",
+        "pipe:1",
+        "-i",
+        str(tmp_path / "missing.mp4"),
+        "-f",
+        "null",
+        "-",
+    ]
     with pytest.raises(TranscodeFailed) as caught:
         run_ffmpeg(cmd, duration=1, timeout=30, log_tail_lines=5)
     assert caught.value.returncode != 0

@@ -14,14 +14,28 @@ from transcoding.hls.playlists import RenditionOutput, render_master_playlist
 def test_master_lists_the_start_rendition_first() -> None:
     def output(name: str, width: int, height: int) -> RenditionOutput:
         return RenditionOutput(
-            name=name, width=width, height=height, bandwidth=1, average_bandwidth=1, codecs="avc1.64001f",
-            video_codec="avc1.64001f", frame_rate=25.0, playlist=f"{name}/index.m3u8", iframe_playlist=None,
-            iframe_bandwidth=None, segment_durations=(6.0,), segment_bytes=1, bytes=1, keyframe_aligned=True,
+            name=name,
+            width=width,
+            height=height,
+            bandwidth=1,
+            average_bandwidth=1,
+            codecs="avc1.64001f",
+            video_codec="avc1.64001f",
+            frame_rate=25.0,
+            playlist=f"{name}/index.m3u8",
+            iframe_playlist=None,
+            iframe_bandwidth=None,
+            segment_durations=(6.0,),
+            segment_bytes=1,
+            bytes=1,
+            keyframe_aligned=True,
         )
 
     text = render_master_playlist([output("240p", 426, 240), output("720p", 1280, 720), output("480p", 854, 480)])
     assert [line for line in text.splitlines() if line.endswith(".m3u8")] == [
-        "480p/index.m3u8", "720p/index.m3u8", "240p/index.m3u8",
+        "480p/index.m3u8",
+        "720p/index.m3u8",
+        "240p/index.m3u8",
     ]
     assert "FRAME-RATE=25.000" in text and "I-FRAME" not in text
 

@@ -45,7 +45,7 @@ def test_iframe_playlists_point_at_decodable_idr_frames(landscape_hls: Transcode
         ranges = re.findall(r"#EXTINF:([\d.]+),\n#EXT-X-BYTERANGE:(\d+)@(\d+)\n(\S+)", text)
         assert [float(d) for d, _, _, _ in ranges] == pytest.approx([2.0, 2.0, 2.0], abs=0.05)
         for _, length, offset, uri in ranges:
-            data = (playlist.parent / uri).read_bytes()[int(offset):int(offset) + int(length)]
+            data = (playlist.parent / uri).read_bytes()[int(offset) : int(offset) + int(length)]
             piece = tmp_path / "iframe.ts"
             piece.write_bytes(data)
             frames = ffprobe_json(piece, "-show_frames", "-show_entries", "frame=pict_type,key_frame")["frames"]

@@ -1,4 +1,5 @@
 """transcode_enqueue: the single entry point that queues a video."""
+
 from __future__ import annotations
 
 import pytest

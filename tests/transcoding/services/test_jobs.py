@@ -1,4 +1,5 @@
 """Job control: cancelling (ffmpeg killed), the stale-heartbeat reaper, admin actions, the command."""
+
 from __future__ import annotations
 
 import io
@@ -115,7 +116,9 @@ def test_cancelling_a_queued_job(user):
 
 def test_cancelling_a_retranscode_keeps_the_previous_output(user):
     video = make_video(
-        owner=user, media_file=make_media_file(owner=user), status=V.READY,
+        owner=user,
+        media_file=make_media_file(owner=user),
+        status=V.READY,
         hls_master_key="videos/x/hls/1/master.m3u8",
     )
     job = transcode_enqueue(video=video)
@@ -198,7 +201,9 @@ def test_admin_video_actions_go_through_the_services(client, admin_user, user):
 
     client.force_login(admin_user)
     failed = make_video(owner=user, media_file=make_media_file(owner=user), status=V.FAILED, status_reason="old")
-    ready = make_video(owner=user, media_file=make_media_file(owner=user), status=V.READY, hls_master_key="videos/r/hls/1/master.m3u8")
+    ready = make_video(
+        owner=user, media_file=make_media_file(owner=user), status=V.READY, hls_master_key="videos/r/hls/1/master.m3u8"
+    )
 
     text = _admin_action(client, "admin:media_library_video_changelist", "retry_transcode", [failed.pk, ready.pk])
     assert "Queued 1 video" in text and "only failed or blocked" in text
@@ -271,7 +276,9 @@ def test_work_dirs_of_attempts_that_are_over_go_at_once(user, tmp_path, monkeypa
     assert not killed_earlier.exists() and not after_success.exists() and not job_deleted.exists()
 
 
-def test_a_transcode_first_removes_what_a_killed_attempt_left_on_this_machine(user, no_audio_clip, tmp_path, monkeypatch):
+def test_a_transcode_first_removes_what_a_killed_attempt_left_on_this_machine(
+    user, no_audio_clip, tmp_path, monkeypatch
+):
     from transcoding.services.maintenance import WORK_DIR_PREFIX
 
     monkeypatch.setattr(services.tempfile, "gettempdir", lambda: str(tmp_path))

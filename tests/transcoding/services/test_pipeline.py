@@ -1,4 +1,5 @@
 """The transcode job end to end: real ffmpeg on tiny clips, local storage and S3."""
+
 from __future__ import annotations
 
 import uuid
@@ -15,10 +16,10 @@ from media_library.models import PreviousHlsOutput, Rendition, Video
 from media_library.selectors import video_playback
 from tests.factories import make_media_file, make_video
 from tests.hls_player import follow_playlists
-from transcoding.hls.playlists import IFRAME_PLAYLIST_NAME, MEDIA_PLAYLIST_NAME
-from transcoding.services import pipeline
 from transcoding.costs.selectors import budget_policy_get
+from transcoding.hls.playlists import IFRAME_PLAYLIST_NAME, MEDIA_PLAYLIST_NAME
 from transcoding.models import CostLogEntry, TranscodeJob
+from transcoding.services import pipeline
 from transcoding.services.jobs import transcode_enqueue
 from transcoding.services.maintenance import transcode_previous_outputs_sweep
 from transcoding.services.pipeline import transcode_run
@@ -43,7 +44,9 @@ def store_video(owner, clip: Path) -> Video:
     media_id = uuid.uuid4()
     key = f"originals/{media_id}/{clip.name}"
     storage.save_file(key, clip)
-    media = make_media_file(owner=owner, id=media_id, storage_key=key, size=clip.stat().st_size, content=clip.read_bytes())
+    media = make_media_file(
+        owner=owner, id=media_id, storage_key=key, size=clip.stat().st_size, content=clip.read_bytes()
+    )
     return make_video(owner=owner, media_file=media)
 
 
@@ -332,19 +335,25 @@ def test_each_replaced_folder_has_its_own_grace_and_the_current_one_is_never_del
     assert set(previous) == {f"{root}1/", f"{root}2/"}
 
     # Only the first replaced folder's grace is over; the reaper schedule's task sweeps it.
-    PreviousHlsOutput.objects.filter(pk=previous[f"{root}1/"].pk).update(superseded_at=timezone.now() - timedelta(hours=2))
+    PreviousHlsOutput.objects.filter(pk=previous[f"{root}1/"].pk).update(
+        superseded_at=timezone.now() - timedelta(hours=2)
+    )
     assert reaper_task() == {"requeued": 0, "failed": 0, "previous_outputs_deleted": 1}
     assert folders(video) == {"2", "3"}
 
     # A row naming the current folder (the pipeline never writes one) does not delete it.
-    PreviousHlsOutput.objects.create(video=video, master_key=video.hls_master_key, superseded_at=timezone.now() - timedelta(days=1))
+    PreviousHlsOutput.objects.create(
+        video=video, master_key=video.hls_master_key, superseded_at=timezone.now() - timedelta(days=1)
+    )
     assert transcode_previous_outputs_sweep(now=timezone.now() + timedelta(hours=2)) == 1
     assert folders(video) == {"3"}
     assert not PreviousHlsOutput.objects.exists()
     assert storage.object_exists(video.hls_master_key)
 
 
-def test_a_failed_retranscode_deletes_its_own_folder_at_once_and_keeps_the_others(user, no_audio_clip, monkeypatch, settings):
+def test_a_failed_retranscode_deletes_its_own_folder_at_once_and_keeps_the_others(
+    user, no_audio_clip, monkeypatch, settings
+):
     settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 3600
     settings.TRANSCODE_MAX_ATTEMPTS = 1
     video = store_video(user, no_audio_clip)
@@ -380,7 +389,9 @@ def test_deleting_a_video_within_the_grace_period_deletes_every_folder(user, no_
     assert keys_under(f"videos/{video.id}/") == set()
 
 
-def test_a_storage_error_while_cleaning_up_after_the_switch_keeps_the_new_output(user, no_audio_clip, monkeypatch, settings):
+def test_a_storage_error_while_cleaning_up_after_the_switch_keeps_the_new_output(
+    user, no_audio_clip, monkeypatch, settings
+):
     from transcoding.services import maintenance as services
 
     settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 0
@@ -420,7 +431,9 @@ def test_on_s3_the_replaced_folder_plays_until_the_sweep_deletes_it(user, no_aud
     assert reaper_task()["previous_outputs_deleted"] == 1
     assert folders(video) == {"2"}
     assert session.get(old_segments[0], timeout=10).status_code == 404
-    follow_playlists(client, video_playback(video=video, user=user).hls_url, fetch_external=lambda url: session.get(url, timeout=10))
+    follow_playlists(
+        client, video_playback(video=video, user=user).hls_url, fetch_external=lambda url: session.get(url, timeout=10)
+    )
 
 
 def test_kill_switch_blocks_the_job_before_it_starts(user, no_audio_clip):
@@ -436,7 +449,9 @@ def test_kill_switch_blocks_the_job_before_it_starts(user, no_audio_clip):
     assert job.status == J.CANCELLED and job.attempts == 0 and "budget review" in job.error
     assert video.status == Video.Status.BLOCKED and "budget review" in video.status_reason
     assert keys_under(f"videos/{video.id}/") == set()
-    assert not video.media_file.__class__.objects.filter(pk=video.media_file_id, duration__isnull=False).exists(), "nothing ran"
+    assert not video.media_file.__class__.objects.filter(pk=video.media_file_id, duration__isnull=False).exists(), (
+        "nothing ran"
+    )
 
 
 def test_deleting_a_ready_video_deletes_its_objects(user, no_audio_clip):
@@ -482,10 +497,16 @@ def test_crf_and_preset_settings_reach_x264(user, no_audio_clip, settings):
 @pytest.mark.parametrize(
     ("clip", "first_line", "stored"),
     [
-        ("dv_pal_clip", "interlaced source (field order bb): deinterlaced with bwdif",
-         lambda probe: probe["frames"] == [{"interlaced_frame": 1, "top_field_first": 0}]),
-        ("hlg_clip", "HDR source (HLG, bt2020 primaries, yuv420p10le): tone-mapped to BT.709 SDR",
-         lambda probe: probe["streams"][0]["color_transfer"] == "arib-std-b67"),
+        (
+            "dv_pal_clip",
+            "interlaced source (field order bb): deinterlaced with bwdif",
+            lambda probe: probe["frames"] == [{"interlaced_frame": 1, "top_field_first": 0}],
+        ),
+        (
+            "hlg_clip",
+            "HDR source (HLG, bt2020 primaries, yuv420p10le): tone-mapped to BT.709 SDR",
+            lambda probe: probe["streams"][0]["color_transfer"] == "arib-std-b67",
+        ),
     ],
 )
 def test_camcorder_and_phone_hdr_originals_are_converted_and_say_so(user, request, clip, first_line, stored):

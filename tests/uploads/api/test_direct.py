@@ -1,5 +1,6 @@
 """Direct-to-bucket uploads: presigned multipart URLs against the loopback S3 endpoint (moto),
 with the parts PUT over real HTTP as a browser or curl would."""
+
 from __future__ import annotations
 
 import hashlib
@@ -44,12 +45,16 @@ def big_clip(tiny_clip) -> bytes:
 
 def s3_client(s3_server):
     return boto3.client(
-        "s3", endpoint_url=s3_server, region_name=S3_REGION, aws_access_key_id=S3_KEY_ID, aws_secret_access_key=S3_SECRET
+        "s3",
+        endpoint_url=s3_server,
+        region_name=S3_REGION,
+        aws_access_key_id=S3_KEY_ID,
+        aws_secret_access_key=S3_SECRET,
     )
 
 
 def chunks(data: bytes, part_size: int) -> dict[int, bytes]:
-    return {i + 1: data[o:o + part_size] for i, o in enumerate(range(0, len(data), part_size))}
+    return {i + 1: data[o : o + part_size] for i, o in enumerate(range(0, len(data), part_size))}
 
 
 def put_part(url: str, body: bytes) -> str:
@@ -77,7 +82,9 @@ def complete(client: APIClient, upload_id: str, etags: dict[int, str]):
     return client.post(f"{ENDPOINT}{upload_id}/complete/", body, format="json")
 
 
-def test_multipart_upload_becomes_a_video_queued_for_transcoding(api_client, user, big_clip, s3_storage, s3_server, s3_bucket):
+def test_multipart_upload_becomes_a_video_queued_for_transcoding(
+    api_client, user, big_clip, s3_storage, s3_server, s3_bucket
+):
     created = create(api_client, big_clip)
     assert created.status_code == 201, created.content
     start = created.json()
@@ -240,7 +247,9 @@ def test_monthly_upload_quota_refuses_direct_and_tus_uploads(api_client, big_cli
     refused = create(api_client, big_clip)
     assert refused.status_code == 413 and refused.json()["code"] == "upload_quota_exceeded"
     tus = api_client.post(
-        "/api/v1/uploads/", HTTP_TUS_RESUMABLE="1.0.0", HTTP_UPLOAD_LENGTH=str(len(big_clip)),
+        "/api/v1/uploads/",
+        HTTP_TUS_RESUMABLE="1.0.0",
+        HTTP_UPLOAD_LENGTH=str(len(big_clip)),
         HTTP_UPLOAD_METADATA="filename bGVjdHVyZS5tcDQ=",
     )
     assert tus.status_code == 413 and tus.json()["code"] == "upload_quota_exceeded"
@@ -252,8 +261,12 @@ def test_other_users_get_404_and_anonymous_401(api_client, other_user, big_clip,
     stranger.force_authenticate(other_user)
     assert stranger.get(f"{ENDPOINT}{start['id']}/").status_code == 404
     assert stranger.post(f"{ENDPOINT}{start['id']}/parts/", {"part_numbers": [1]}, format="json").status_code == 404
-    assert stranger.post(f"{ENDPOINT}{start['id']}/complete/", {"parts": [{"part_number": 1, "etag": "x"}]},
-                         format="json").status_code == 404
+    assert (
+        stranger.post(
+            f"{ENDPOINT}{start['id']}/complete/", {"parts": [{"part_number": 1, "etag": "x"}]}, format="json"
+        ).status_code
+        == 404
+    )
     assert stranger.delete(f"{ENDPOINT}{start['id']}/").status_code == 404
     assert APIClient().get(f"{ENDPOINT}{start['id']}/").status_code == 401
     assert APIClient().post(ENDPOINT, {}, format="json").status_code == 401

@@ -1,4 +1,5 @@
 """The tus 1.0.0 protocol, case by case, over real HTTP against a live server."""
+
 from __future__ import annotations
 
 import base64
@@ -39,7 +40,12 @@ def test_options_advertises_version_extensions_max_size_and_checksums(live_serve
     assert response.headers["Tus-Resumable"] == "1.0.0"
     assert response.headers["Tus-Max-Size"] == str(7 * 1024 * 1024)
     assert set(response.headers["Tus-Extension"].split(",")) == {
-        "creation", "creation-with-upload", "creation-defer-length", "expiration", "checksum", "termination",
+        "creation",
+        "creation-with-upload",
+        "creation-defer-length",
+        "expiration",
+        "checksum",
+        "termination",
         "concatenation",
     }
     assert set(response.headers["Tus-Checksum-Algorithm"].split(",")) == {"sha1", "sha256", "md5"}
@@ -72,10 +78,16 @@ def test_unauthenticated_requests_get_401_with_tus_headers(live_server):
 
 
 def test_create_head_patch_to_completion(tus_http):
-    response = tus_http.create(11, filename="Vorlesung Übung 1 – 講義.mp4", headers={
-        "Upload-Metadata": metadata_header(filename="Vorlesung Übung 1 – 講義.mp4", filetype="video/mp4", title="Week 1")
-        + ",flag",
-    })
+    response = tus_http.create(
+        11,
+        filename="Vorlesung Übung 1 – 講義.mp4",
+        headers={
+            "Upload-Metadata": metadata_header(
+                filename="Vorlesung Übung 1 – 講義.mp4", filetype="video/mp4", title="Week 1"
+            )
+            + ",flag",
+        },
+    )
     assert response.status_code == 201
     url = response.headers["Location"]
     assert url.startswith("http://") and "/api/v1/uploads/" in url
@@ -92,15 +104,27 @@ def test_create_head_patch_to_completion(tus_http):
     assert pairs["flag"] == ""
     session = _session(url)
     assert session.filename == "Vorlesung Übung 1 – 講義.mp4"
-    assert session.metadata == {"filename": "Vorlesung Übung 1 – 講義.mp4", "filetype": "video/mp4", "title": "Week 1", "flag": ""}
+    assert session.metadata == {
+        "filename": "Vorlesung Übung 1 – 講義.mp4",
+        "filetype": "video/mp4",
+        "title": "Week 1",
+        "flag": "",
+    }
 
     first = tus_http.patch(url, b"hello", offset=0)
     assert first.status_code == 204 and first.headers["Upload-Offset"] == "5"
     assert "Upload-Expires" in first.headers
     progress = tus_http.http.get(url, headers={"Accept": "application/json"}, timeout=10).json()
     assert progress == {
-        "id": str(session.id), "status": "uploading", "offset": 5, "length": 11, "progress": pytest.approx(45.45),
-        "filename": session.filename, "video_id": None, "error": "", "expires_at": progress["expires_at"],
+        "id": str(session.id),
+        "status": "uploading",
+        "offset": 5,
+        "length": 11,
+        "progress": pytest.approx(45.45),
+        "filename": session.filename,
+        "video_id": None,
+        "error": "",
+        "expires_at": progress["expires_at"],
     }
     last = tus_http.patch(url, b" world", offset=5)
     assert last.status_code == 204 and last.headers["Upload-Offset"] == "11"
@@ -148,7 +172,9 @@ def test_patch_with_wrong_content_type_is_415(tus_http):
 
 def test_missing_upload_offset_is_400(tus_http):
     url = create_upload(tus_http, 10)
-    response = tus_http.http.patch(url, data=b"abc", headers={"Content-Type": "application/offset+octet-stream"}, timeout=10)
+    response = tus_http.http.patch(
+        url, data=b"abc", headers={"Content-Type": "application/offset+octet-stream"}, timeout=10
+    )
     assert response.status_code == 400 and "Upload-Offset" in response.json()["detail"]
 
 
@@ -171,9 +197,16 @@ def test_unknown_malformed_and_foreign_uploads_are_404(tus_http, other_tus_http)
 
 def test_x_http_method_override(tus_http):
     url = create_upload(tus_http, 5)
-    response = tus_http.http.post(url, data=b"hello", headers={
-        "X-HTTP-Method-Override": "PATCH", "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0",
-    }, timeout=10)
+    response = tus_http.http.post(
+        url,
+        data=b"hello",
+        headers={
+            "X-HTTP-Method-Override": "PATCH",
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Offset": "0",
+        },
+        timeout=10,
+    )
     assert response.status_code == 204 and response.headers["Upload-Offset"] == "5"
     url2 = create_upload(tus_http, 5)
     assert tus_http.http.post(url2, headers={"X-HTTP-Method-Override": "DELETE"}, timeout=10).status_code == 204
@@ -274,8 +307,9 @@ def test_concatenation(tus_http):
     assert early.status_code == 409 and "complete" in early.json()["detail"]
     tus_http.patch(a, b"hello", offset=0)
     relative_b = urlsplit(b).path
-    final = tus_http.create(headers={"Upload-Concat": f"final;{a} {relative_b}",
-                                     "Upload-Metadata": metadata_header(filename="joined.mp4")})
+    final = tus_http.create(
+        headers={"Upload-Concat": f"final;{a} {relative_b}", "Upload-Metadata": metadata_header(filename="joined.mp4")}
+    )
     assert final.status_code == 201, final.text
     url = final.headers["Location"]
     head = tus_http.head(url)
@@ -387,24 +421,32 @@ def test_second_concurrent_patch_is_refused_and_bytes_stay_correct(tus_http, tok
 
 def test_cors_preflight_and_exposed_headers_on_errors(live_server, tus_http, settings):
     settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
-    preflight = requests.options(tus_http.endpoint + "00000000-0000-0000-0000-000000000000", headers={
-        "Origin": "https://app.example.com",
-        "Access-Control-Request-Method": "PATCH",
-        "Access-Control-Request-Headers": "tus-resumable,upload-offset,upload-checksum,content-type,authorization",
-    }, timeout=10)
+    preflight = requests.options(
+        tus_http.endpoint + "00000000-0000-0000-0000-000000000000",
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "tus-resumable,upload-offset,upload-checksum,content-type,authorization",
+        },
+        timeout=10,
+    )
     assert preflight.status_code == 200
     assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
     allowed = {h.strip().lower() for h in preflight.headers["Access-Control-Allow-Headers"].split(",")}
     assert {"tus-resumable", "upload-offset", "upload-checksum", "upload-metadata", "upload-length"} <= allowed
     assert "PATCH" in preflight.headers["Access-Control-Allow-Methods"]
-    error = tus_http.head(tus_http.endpoint + "00000000-0000-0000-0000-000000000000",
-                          headers={"Origin": "https://app.example.com"})
+    error = tus_http.head(
+        tus_http.endpoint + "00000000-0000-0000-0000-000000000000", headers={"Origin": "https://app.example.com"}
+    )
     assert error.status_code == 404
     assert error.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
     exposed = {h.strip().lower() for h in error.headers["Access-Control-Expose-Headers"].split(",")}
     assert {"location", "upload-offset", "upload-length", "upload-expires", "tus-resumable", "tus-version"} <= exposed
-    foreign = requests.options(tus_http.endpoint, headers={
-        "Origin": "https://evil.example.net", "Access-Control-Request-Method": "PATCH"}, timeout=10)
+    foreign = requests.options(
+        tus_http.endpoint,
+        headers={"Origin": "https://evil.example.net", "Access-Control-Request-Method": "PATCH"},
+        timeout=10,
+    )
     assert "Access-Control-Allow-Origin" not in foreign.headers
 
 
@@ -418,8 +460,11 @@ def test_session_authenticated_patch_needs_csrf_token(live_server):
     http.headers.update({"Tus-Resumable": "1.0.0", "Referer": live_server.url})
     endpoint = f"{live_server.url}/api/v1/uploads/"
     assert http.post(endpoint, headers={"Upload-Length": "5"}, timeout=10).status_code == 403
-    created = http.post(endpoint, headers={"Upload-Length": "5", "X-CSRFToken": "c" * 32,
-                                           "Upload-Metadata": metadata_header(filename="a.mp4")}, timeout=10)
+    created = http.post(
+        endpoint,
+        headers={"Upload-Length": "5", "X-CSRFToken": "c" * 32, "Upload-Metadata": metadata_header(filename="a.mp4")},
+        timeout=10,
+    )
     assert created.status_code == 201
     url = created.headers["Location"]
     patch_headers = {"Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}

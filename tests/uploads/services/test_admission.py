@@ -1,4 +1,5 @@
 """Admission: what a new upload must pass (size, format, concurrent uploads) before anything is stored."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,8 +20,10 @@ def test_size_limit_413_at_creation_and_past_declared_length(tus_http, settings)
     assert tus_http.patch(deferred, b"x", offset=0, headers={"Upload-Length": str(2 * 1024 * 1024)}).status_code == 413
 
 
-@pytest.mark.parametrize(("filename", "filetype"), [("setup.exe", "application/x-msdownload"), ("notes.pdf", ""),
-                                                   ("lecture.mp4", "application/pdf"), ("noext", "")])
+@pytest.mark.parametrize(
+    ("filename", "filetype"),
+    [("setup.exe", "application/x-msdownload"), ("notes.pdf", ""), ("lecture.mp4", "application/pdf"), ("noext", "")],
+)
 def test_formats_not_allowed_at_creation_are_415(tus_http, filename, filetype):
     meta = {"filename": filename, **({"filetype": filetype} if filetype else {})}
     response = tus_http.create(10, headers={"Upload-Metadata": metadata_header(**meta)})

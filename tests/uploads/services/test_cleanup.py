@@ -1,4 +1,5 @@
 """Expiry and cleanup: unfinished uploads go (files and, later, rows); completed ones stay."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """Finalization: a complete upload becomes MediaFile + Video, or fails with a reason people understand."""
+
 from __future__ import annotations
 
 import hashlib
@@ -55,7 +56,9 @@ def test_valid_clip_becomes_media_file_and_queued_video(user, tiny_clip):
 
 
 def test_title_defaults_to_the_file_name(user, tiny_clip):
-    session = upload_session_finalize(session_id=complete_upload(user, tiny_clip.read_bytes(), filename="Intro talk.mp4").id)
+    session = upload_session_finalize(
+        session_id=complete_upload(user, tiny_clip.read_bytes(), filename="Intro talk.mp4").id
+    )
     assert session.video.title == "Intro talk"
 
 
@@ -123,15 +126,25 @@ def test_same_file_twice_is_stored_once(user, other_user, tiny_clip):
     assert theirs.media_file_id != first.media_file_id and MediaFile.objects.count() == 2
 
 
-def test_storage_outage_keeps_the_upload_and_the_retry_finalizes_it(user, tiny_clip, s3_storage, s3_server, s3_bucket, settings):
+def test_storage_outage_keeps_the_upload_and_the_retry_finalizes_it(
+    user, tiny_clip, s3_storage, s3_server, s3_bucket, settings
+):
     data = tiny_clip.read_bytes()
     session = complete_upload(user, data)
     working = settings.STORAGES["default"]
-    settings.STORAGES = {**settings.STORAGES, "default": {
-        "BACKEND": "unpuzzle.storage.MediaS3Storage",
-        "OPTIONS": s3_storage_options(key_id=S3_KEY_ID, application_key=S3_SECRET, endpoint=s3_server,
-                                      region=S3_REGION, bucket_name="bucket-that-does-not-exist"),
-    }}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "unpuzzle.storage.MediaS3Storage",
+            "OPTIONS": s3_storage_options(
+                key_id=S3_KEY_ID,
+                application_key=S3_SECRET,
+                endpoint=s3_server,
+                region=S3_REGION,
+                bucket_name="bucket-that-does-not-exist",
+            ),
+        },
+    }
     session = upload_session_finalize(session_id=session.id)
     assert session.status == UploadSession.Status.COMPLETE
     assert "will be retried" in session.error
@@ -144,7 +157,12 @@ def test_storage_outage_keeps_the_upload_and_the_retry_finalizes_it(user, tiny_c
     assert session.status == UploadSession.Status.FINALIZED and session.error == ""
     key = session.media_file.storage_key
     assert object_exists(key)
-    body = boto3.client("s3", endpoint_url=s3_server, region_name=S3_REGION, aws_access_key_id=S3_KEY_ID,
-                        aws_secret_access_key=S3_SECRET).get_object(Bucket=s3_bucket, Key=key)
+    body = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name=S3_REGION,
+        aws_access_key_id=S3_KEY_ID,
+        aws_secret_access_key=S3_SECRET,
+    ).get_object(Bucket=s3_bucket, Key=key)
     assert body["Body"].read() == data
     assert body["ContentType"] == "video/mp4"

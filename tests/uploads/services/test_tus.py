@@ -1,4 +1,5 @@
 """Recording an upload's progress: the one-UPDATE path for uploading uploads and its fallback."""
+
 import pytest
 
 from tests.factories import make_user
