@@ -34,11 +34,13 @@ def make_clip(
     crf: int = 23,
     preset: str = "ultrafast",
     gop_seconds: float = 2.0,
+    noise: bool = False,
     container: str | None = None,
     ffmpeg_bin: str = FFMPEG,
 ) -> Path:
     """Moving testsrc2 picture (H.264, MP4 unless ``container`` names another muxer),
-    optionally with a mono 440 Hz AAC track."""
+    optionally with a mono 440 Hz AAC track. ``noise`` adds grain that defeats compression
+    (about 2 MB per second at 320x240 and CRF 10), for uploads that must span many chunks."""
     args = ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={duration}"]
     if audio:
         args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={duration}"]
@@ -55,6 +57,8 @@ def make_clip(
         "-g",
         str(max(1, int(fps * gop_seconds))),
     ]
+    if noise:
+        args += ["-vf", "noise=alls=60:allf=t"]
     if faststart:
         args += ["-movflags", "+faststart"]
     if container:

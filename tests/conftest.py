@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -17,6 +19,65 @@ from unpuzzle.storage_options import s3_storage_options
 S3_REGION = "us-west-002"
 S3_KEY_ID = "test-key-id"
 S3_SECRET = "test-application-key"
+
+
+# A test that uses one of these fixtures runs ffmpeg, a live server, moto or a browser: it is
+# marked slow, so `-m "not slow"` is the fast loop of pure and database tests.
+SLOW_FIXTURES = frozenset(
+    {
+        "live_server",
+        "s3_server",
+        "s3_bucket",
+        "s3_storage",
+        "chromium",
+        "page",
+        "clip_dir",
+        "landscape_clip",
+        "no_audio_clip",
+        "rotated_portrait_clip",
+        "native_portrait_clip",
+        "below_ladder_clip",
+        "interlaced_clip",
+        "dv_pal_clip",
+        "hlg_clip",
+        "truncated_faststart_clip",
+        "cut_before_moov_clip",
+        "not_video_clip",
+        "png_clip",
+        "audio_only_clip",
+        "slides_clip",
+        "upload_clip",
+        "small_clip",
+        "lecture_clip",
+        "hls_source",
+    }
+)
+# Programs a fast test must not start: the guard below turns a missing mark into a failure.
+SLOW_PROGRAMS = frozenset({"ffmpeg", "ffprobe", "gunicorn", "node", "chromium", "qcluster"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("browser") or SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def fast_tests_start_no_slow_programs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail a test not marked slow that starts ffmpeg, ffprobe, gunicorn, a qcluster, node or a browser."""
+    if request.node.get_closest_marker("slow"):
+        return
+    original = subprocess.Popen
+
+    class GuardedPopen(original):  # type: ignore[misc, valid-type]
+        def __init__(self, args, *rest, **kwargs):
+            argv = [args] if isinstance(args, str | bytes | os.PathLike) else list(args)
+            started = {os.path.basename(os.fsdecode(arg)) for arg in argv} & SLOW_PROGRAMS
+            if started:
+                raise AssertionError(f"{request.node.nodeid} starts {sorted(started)}: mark it @pytest.mark.slow")
+            super().__init__(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", GuardedPopen)
 
 
 def free_port() -> int:
@@ -156,7 +217,7 @@ def native_portrait_clip(clip_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_clip(clip_dir: Path) -> Path:
+def below_ladder_clip(clip_dir: Path) -> Path:
     """160x90, below the lowest default tier."""
     return clips.make_tiny(clip_dir)
 

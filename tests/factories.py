@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import uuid
-from datetime import date
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -92,13 +91,9 @@ def make_upload_session(*, owner=None, **fields) -> UploadSession:
 COST_UNITS = {"storage": "GB-day", "egress": "GB", "transcode": "minute", "requests": "10k class B"}
 
 
-def make_cost_entry(
-    *, kind: str = "transcode", day: date | None = None, quantity="1", unit_price="0.005", amount=None, **fields
-) -> CostLogEntry:
-    """A ledger line; ``unit`` follows ``kind`` and ``amount`` is quantity × unit price unless given."""
+def make_cost_entry(*, kind: str = "transcode", quantity="1", unit_price="0.005", **fields) -> CostLogEntry:
+    """A ledger line dated today; ``unit`` follows ``kind`` and ``amount`` is quantity × unit price unless given."""
+    fields.setdefault("date", timezone.localdate())
     fields.setdefault("unit", COST_UNITS[kind])
-    if amount is None:
-        amount = Decimal(str(quantity)) * Decimal(str(unit_price))
-    return CostLogEntry.objects.create(
-        date=day or timezone.localdate(), kind=kind, quantity=quantity, unit_price=unit_price, amount=amount, **fields
-    )
+    fields.setdefault("amount", Decimal(str(quantity)) * Decimal(str(unit_price)))
+    return CostLogEntry.objects.create(kind=kind, quantity=quantity, unit_price=unit_price, **fields)

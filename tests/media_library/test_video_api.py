@@ -10,7 +10,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from media_library.models import MediaFile, Video
-from tests.factories import make_media_file, make_video
+from tests.factories import make_job, make_media_file, make_video
 from tests.media_library.hls_fixture import make_ready_video
 from transcoding.models import TranscodeJob
 from unpuzzle.storage import iter_objects
@@ -81,7 +81,7 @@ def test_playback_for_any_signed_in_user_when_visibility_is_authenticated(settin
 
 
 def test_retrieve_shows_status_progress_probe_renditions_and_poster(user, video):
-    TranscodeJob.objects.create(video=video, status="succeeded", progress=100)
+    make_job(video=video, status="succeeded", progress=100)
     MediaFile.objects.filter(pk=video.media_file_id).update(duration=3.0, width=320, height=240, video_codec="h264")
     body = _client(user).get(f"/api/v1/videos/{video.id}/").json()
     assert body["status"] == "ready"
@@ -109,7 +109,7 @@ def test_video_json_estimates_monthly_storage_once_renditions_exist(settings, us
 
 def test_processing_video_shows_the_running_job(user):
     video = make_video(owner=user, media_file=make_media_file(owner=user), status="processing")
-    TranscodeJob.objects.create(video=video, status="running", progress=42)
+    make_job(video=video, status="running", progress=42)
     body = _client(user).get(f"/api/v1/videos/{video.id}/").json()
     assert (body["status"], body["job_status"], body["progress"], body["poster_url"]) == (
         "processing",
@@ -177,7 +177,7 @@ def test_delete_removes_every_stored_object(
     video = make_ready_video(owner=user, source=hls_source)
     media_file_id = video.media_file_id
     assert len(_stored_keys(video.id, media_file_id)) == 7  # master, index, 3 segments, poster, original
-    TranscodeJob.objects.create(video=video, status="succeeded", progress=100)
+    make_job(video=video, status="succeeded", progress=100)
 
     with django_capture_on_commit_callbacks(execute=True):
         assert _client(user).delete(f"/api/v1/videos/{video.id}/").status_code == 204
@@ -203,7 +203,7 @@ def test_delete_cancels_the_active_job(user, django_capture_on_commit_callbacks)
     from transcoding.services.videos import video_delete
 
     video = make_video(owner=user, media_file=make_media_file(owner=user), status="processing")
-    job = TranscodeJob.objects.create(video=video, status="running")
+    job = make_job(video=video, status="running")
     seen = []
     original_delete = Video.delete
 
@@ -297,7 +297,7 @@ def test_list_queries_do_not_grow_with_the_number_of_videos(user, hls_source):
     def list_with(count: int) -> int:
         while Video.objects.filter(owner=user).count() < count:
             video = make_ready_video(owner=user, source=hls_source)
-            TranscodeJob.objects.create(video=video, status="succeeded", progress=100)
+            make_job(video=video, status="succeeded", progress=100)
         client = _client(type(user).objects.get(pk=user.pk))  # a fresh user: no cached permissions
         with CaptureQueriesContext(connection) as queries:
             body = client.get("/api/v1/videos/").json()

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from media_library.models import Video
-from tests.factories import make_media_file, make_staff_with, make_video
+from tests.factories import make_cost_entry, make_media_file, make_staff_with, make_video
 from transcoding.costs.budget import budget_engage_kill_switch
 from transcoding.costs.selectors import budget_policy_get
 from transcoding.models import CostAlert, CostLogEntry
@@ -28,7 +28,7 @@ EXPORT = "admin:transcoding_costdashboard_export"
 def data(user):
     today = timezone.localdate()
     video = make_video(owner=user, media_file=make_media_file(owner=user), title="Organic Chemistry 2")
-    CostLogEntry.objects.create(
+    make_cost_entry(
         date=today,
         kind="transcode",
         quantity=10,
@@ -38,7 +38,7 @@ def data(user):
         video=video,
         owner=user,
     )
-    CostLogEntry.objects.create(
+    make_cost_entry(
         date=today - timedelta(days=1),
         kind="storage",
         quantity=2,
@@ -49,7 +49,7 @@ def data(user):
         owner=user,
         note='say "hi", ok',
     )
-    CostLogEntry.objects.create(
+    make_cost_entry(
         date=today - timedelta(days=100), kind="egress", quantity=1, unit="GB", unit_price="0.01", amount="0.01"
     )
     return video

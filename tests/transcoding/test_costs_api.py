@@ -9,9 +9,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tests.factories import make_media_file, make_staff_with, make_video
+from tests.factories import make_cost_entry, make_media_file, make_staff_with, make_video
 from transcoding.costs.selectors import budget_policy_get
-from transcoding.models import CostLogEntry
 from transcoding.services.jobs import transcode_enqueue
 
 pytestmark = pytest.mark.django_db
@@ -51,7 +50,7 @@ def test_costs_root_links_both_endpoints(viewer):
 
 def test_budget_shows_spend_and_forecast(viewer, admin_user):
     today = timezone.localdate()
-    CostLogEntry.objects.create(date=today, kind="storage", quantity=1, unit="GB-day", unit_price="1.5", amount="1.5")
+    make_cost_entry(date=today, kind="storage", quantity=1, unit="GB-day", unit_price="1.5", amount="1.5")
     for user in (viewer, admin_user):
         body = _client(user).get(BUDGET).json()
         assert body["monthly_budget_usd"] == "100.00"
@@ -91,7 +90,7 @@ def test_patch_engages_and_releases_through_the_services(manager, user):
 
 
 def test_patch_budget_then_release_in_one_request(manager):
-    CostLogEntry.objects.create(
+    make_cost_entry(
         date=timezone.localdate(), kind="transcode", quantity=1, unit="minute", unit_price="150", amount="150"
     )
     client = _client(manager)
@@ -112,18 +111,14 @@ def test_patch_rejects_a_negative_budget(manager):
 
 
 def test_summary_totals_by_kind_and_by_day(viewer):
-    CostLogEntry.objects.create(
+    make_cost_entry(
         date=date(2025, 6, 2), kind="storage", quantity=1, unit="GB-day", unit_price="0.0002", amount="0.0002"
     )
-    CostLogEntry.objects.create(
+    make_cost_entry(
         date=date(2025, 6, 2), kind="transcode", quantity=10, unit="minute", unit_price="0.005", amount="0.05"
     )
-    CostLogEntry.objects.create(
-        date=date(2025, 6, 30), kind="egress", quantity=1, unit="GB", unit_price="0.01", amount="0.01"
-    )
-    CostLogEntry.objects.create(
-        date=date(2025, 7, 1), kind="egress", quantity=1, unit="GB", unit_price="0.01", amount="0.01"
-    )
+    make_cost_entry(date=date(2025, 6, 30), kind="egress", quantity=1, unit="GB", unit_price="0.01", amount="0.01")
+    make_cost_entry(date=date(2025, 7, 1), kind="egress", quantity=1, unit="GB", unit_price="0.01", amount="0.01")
 
     body = _client(viewer).get(SUMMARY, {"month": "2025-06"}).json()
 

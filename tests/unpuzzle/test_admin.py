@@ -10,9 +10,8 @@ from django.contrib import admin
 from django.urls import reverse
 
 from media_library.models import PreviousHlsOutput, Rendition
-from tests.factories import make_media_file, make_video
-from transcoding.models import BudgetPolicy, CostLogEntry, TranscodeJob
-from uploads.models import UploadSession
+from tests.factories import make_cost_entry, make_job, make_media_file, make_upload_session, make_video
+from transcoding.models import BudgetPolicy
 
 pytestmark = pytest.mark.django_db
 
@@ -24,9 +23,9 @@ def populated(user):
     rendition = Rendition.objects.create(
         video=video, name="480p", width=854, height=480, bandwidth=900_000, playlist_key="k"
     )
-    upload = UploadSession.objects.create(owner=user, filename="thermo.mp4", length=10)
-    job = TranscodeJob.objects.create(video=video)
-    entry = CostLogEntry.objects.create(
+    upload = make_upload_session(owner=user, filename="thermo.mp4", length=10)
+    job = make_job(video=video)
+    entry = make_cost_entry(
         date=date.today(), kind="transcode", quantity=1, unit="minute", unit_price="0.005", amount="0.005", video=video
     )
     policy = BudgetPolicy.objects.create()

@@ -10,10 +10,9 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from media_library.models import Video
-from tests.factories import make_instructor, make_media_file, make_superuser, make_video
+from tests.factories import make_instructor, make_job, make_media_file, make_superuser, make_upload_session, make_video
 from transcoding.models import TranscodeJob
 from unpuzzle.groups import FINANCE, INSTRUCTORS
-from uploads.models import UploadSession
 
 pytestmark = pytest.mark.django_db
 
@@ -37,10 +36,8 @@ def two_instructors(groups):
     for user, title in ((alice, "Alice thermodynamics"), (bob, "Bob secret lecture")):
         media = make_media_file(owner=user, original_filename=f"{user.username}.mp4")
         video = make_video(owner=user, media_file=media, title=title)
-        UploadSession.objects.create(owner=user, filename=f"{user.username}-upload.mp4", length=10)
-        job = TranscodeJob.objects.create(
-            video=video, status="failed", error=f"{user.username} failure", log_tail="frame=1\nerror line"
-        )
+        make_upload_session(owner=user, filename=f"{user.username}-upload.mp4", length=10)
+        job = make_job(video=video, status="failed", error=f"{user.username} failure", log_tail="frame=1\nerror line")
         rows[user.username] = {"user": user, "video": video, "media": media, "job": job}
     return rows
 

@@ -128,10 +128,10 @@ def complete_upload(owner, clip: Path) -> UploadSession:
 # --- Routing: which queue each task lands in (the ORM broker, not sync mode) ------------------
 
 
-def test_transcodes_go_to_the_transcode_queue_and_finalization_to_the_short_one(user, tiny_clip):
+def test_transcodes_go_to_the_transcode_queue_and_finalization_to_the_short_one(user, below_ladder_clip):
     video = make_video(owner=user, media_file=make_media_file(owner=user))
     job = transcode_enqueue(video=video)
-    session = complete_upload(user, tiny_clip)  # its last byte queues the finalization
+    session = complete_upload(user, below_ladder_clip)  # its last byte queues the finalization
 
     queued = {row.task["name"]: row for row in OrmQ.objects.all()}
     assert set(queued) == {f"transcode-{job.id}", f"finalize-upload-{session.id}"}
@@ -176,9 +176,9 @@ def test_a_misspelt_cluster_name_is_refused():
     assert "Q_CLUSTER_NAME='transcoder' names no cluster" in result.stderr
 
 
-def test_health_counts_both_queues(client, user, tiny_clip):
+def test_health_counts_both_queues(client, user, below_ladder_clip):
     transcode_enqueue(video=make_video(owner=user, media_file=make_media_file(owner=user)))
-    complete_upload(user, tiny_clip)
+    complete_upload(user, below_ladder_clip)
     queue = client.get("/healthz").json()["checks"]["queue"]
     assert queue["ok"] and queue["queues"] == {SHORT: 1, TRANSCODE: 1} and queue["queued"] == 2
 
@@ -186,7 +186,7 @@ def test_health_counts_both_queues(client, user, tiny_clip):
 # --- Real clusters ------------------------------------------------------------------------------
 
 
-def test_a_busy_transcode_cluster_does_not_hold_up_finalization(start_cluster, user, tiny_clip, isolated_var):
+def test_a_busy_transcode_cluster_does_not_hold_up_finalization(start_cluster, user, below_ladder_clip, isolated_var):
     transcoder = start_cluster(TRANSCODE)
     short = start_cluster("")
     procs = [transcoder, short]
@@ -195,7 +195,7 @@ def test_a_busy_transcode_cluster_does_not_hold_up_finalization(start_cluster, u
     wait_for(started.exists, "the transcode cluster to take the long task", procs)
 
     # Its one worker is busy: an upload is finalized by the short-task cluster all the same.
-    session = complete_upload(user, tiny_clip)
+    session = complete_upload(user, below_ladder_clip)
     finalized = wait_for(
         lambda: Success.objects.filter(name=f"finalize-upload-{session.id}").first(), "finalization", procs
     )

@@ -7,8 +7,8 @@ from django.db import IntegrityError, transaction
 
 from media_library.models import Rendition, Video
 from media_library.selectors import video_playback_url
-from tests.factories import make_media_file, make_video
-from transcoding.models import BudgetPolicy, CostLogEntry, TranscodeJob
+from tests.factories import make_cost_entry, make_job, make_media_file, make_upload_session, make_video
+from transcoding.models import BudgetPolicy, TranscodeJob
 from unpuzzle.exceptions import InvalidTransition
 from uploads.models import UploadSession
 
@@ -63,7 +63,7 @@ def test_video_invalid_transitions_raise_with_reason(user, start, end):
     ],
 )
 def test_upload_session_transitions(user, start, end, ok):
-    session = UploadSession.objects.create(owner=user, status=start, length=10)
+    session = make_upload_session(owner=user, status=start, length=10)
     if ok:
         session.transition(end)
         assert session.status == end
@@ -84,7 +84,7 @@ def test_upload_session_transitions(user, start, end, ok):
     ],
 )
 def test_job_transitions(user, start, end, ok):
-    job = TranscodeJob.objects.create(video=make_video(owner=user), status=start)
+    job = make_job(video=make_video(owner=user), status=start)
     if ok:
         job.transition(end)
         assert job.status == end
@@ -99,9 +99,9 @@ def _violates(create):
 
 
 def test_upload_offset_cannot_pass_length(user):
-    _violates(lambda: UploadSession.objects.create(owner=user, length=10, offset=11))
-    _violates(lambda: UploadSession.objects.create(owner=user, length=10, offset=-1))
-    big = UploadSession.objects.create(owner=user, length=6 * 1024**3, offset=5 * 1024**3)
+    _violates(lambda: make_upload_session(owner=user, length=10, offset=11))
+    _violates(lambda: make_upload_session(owner=user, length=10, offset=-1))
+    big = make_upload_session(owner=user, length=6 * 1024**3, offset=5 * 1024**3)
     big.refresh_from_db()
     assert big.offset == 5 * 1024**3, "offsets past 4 GiB must survive the round trip"
 
@@ -115,13 +115,13 @@ def test_one_stored_media_file_per_owner_and_content(user, other_user):
 
 def test_only_one_active_job_per_video(user):
     video = make_video(owner=user)
-    TranscodeJob.objects.create(video=video, status=J.FAILED)
-    TranscodeJob.objects.create(video=video, status=J.QUEUED)
-    _violates(lambda: TranscodeJob.objects.create(video=video, status=J.RUNNING))
+    make_job(video=video, status=J.FAILED)
+    make_job(video=video, status=J.QUEUED)
+    _violates(lambda: make_job(video=video, status=J.RUNNING))
 
 
 def test_job_progress_bounded(user):
-    _violates(lambda: TranscodeJob.objects.create(video=make_video(owner=user), progress=101))
+    _violates(lambda: make_job(video=make_video(owner=user), progress=101))
 
 
 def test_ready_video_needs_something_to_play(user):
@@ -140,9 +140,7 @@ def test_cost_amounts_not_negative():
     from datetime import date
 
     _violates(
-        lambda: CostLogEntry.objects.create(
-            date=date.today(), kind="storage", quantity=1, unit="GB-day", unit_price=1, amount=-1
-        )
+        lambda: make_cost_entry(date=date.today(), kind="storage", quantity=1, unit="GB-day", unit_price=1, amount=-1)
     )
 
 

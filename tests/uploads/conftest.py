@@ -3,68 +3,28 @@
 from __future__ import annotations
 
 import base64
-import subprocess
 from pathlib import Path
 
 import pytest
 import requests
 from rest_framework.authtoken.models import Token
 
+from tests.clips import make_clip
 from tests.factories import make_user
 
 
-def make_clip(
-    path: Path, *, seconds: float = 1, size: str = "320x240", noise: bool = True, faststart: bool = False
-) -> Path:
-    """A real H.264/AAC MP4; noise makes it ~2 MB per second so uploads span several chunks."""
-    video_filter = ["-vf", "noise=alls=60:allf=t"] if noise else []
-    extra = ["-movflags", "+faststart"] if faststart else []
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size={size}:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440",
-            "-t",
-            str(seconds),
-            *video_filter,
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-crf",
-            "10",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            *extra,
-            str(path),
-        ],
-        check=True,
-    )
-    return path
-
-
 @pytest.fixture(scope="session")
-def clip(tmp_path_factory) -> Path:
+def upload_clip(tmp_path_factory) -> Path:
     """A 1 s 320x240 clip of about 2 MB (several 256 KiB chunks)."""
-    return make_clip(tmp_path_factory.mktemp("clips") / "lecture.mp4")
+    return make_clip(
+        tmp_path_factory.mktemp("clips") / "lecture.mp4", width=320, height=240, duration=1, fps=25, crf=10, noise=True
+    )
 
 
 @pytest.fixture(scope="session")
-def tiny_clip(tmp_path_factory) -> Path:
+def small_clip(tmp_path_factory) -> Path:
     """A 1 s 160x120 clip of a few KB, for tests that only need a valid video."""
-    return make_clip(tmp_path_factory.mktemp("clips") / "tiny.mp4", size="160x120", noise=False)
+    return make_clip(tmp_path_factory.mktemp("clips") / "small.mp4", width=160, height=120, duration=1, fps=25)
 
 
 def b64(text: str) -> str:

@@ -53,31 +53,31 @@ def _node(*args: str) -> dict:
     return result
 
 
-def test_tuspy_uploads_in_chunks_with_checksums_and_resumes(live_server, token, clip):
+def test_tuspy_uploads_in_chunks_with_checksums_and_resumes(live_server, token, upload_clip):
     client = tus_client.TusClient(f"{live_server.url}/api/v1/uploads/", headers={"Authorization": f"Token {token}"})
-    size = clip.stat().st_size
+    size = upload_clip.stat().st_size
     assert size > 4 * CHUNK
     first = client.uploader(
-        str(clip),
+        str(upload_clip),
         chunk_size=CHUNK,
         metadata={"filename": "Lecture 1 – Intro.mp4", "title": "Intro"},
         upload_checksum=True,
     )
     first.upload(stop_at=2 * CHUNK)  # the connection "drops" after two chunks
     assert first.offset == 2 * CHUNK
-    resumed = client.uploader(str(clip), url=first.url, chunk_size=CHUNK, upload_checksum=True)
+    resumed = client.uploader(str(upload_clip), url=first.url, chunk_size=CHUNK, upload_checksum=True)
     assert resumed.offset == 2 * CHUNK  # tuspy asked the server with HEAD
     resumed.upload()
-    video = _assert_stored(first.url, clip, title="Intro")
+    video = _assert_stored(first.url, upload_clip, title="Intro")
     assert video.media_file.storage_key.endswith("/lecture-1-intro.mp4")
 
 
-def test_tus_js_client_chunked_upload(live_server, token, clip):
+def test_tus_js_client_chunked_upload(live_server, token, upload_clip):
     result = _node(
         "--endpoint",
         f"{live_server.url}/api/v1/uploads/",
         "--file",
-        str(clip),
+        str(upload_clip),
         "--chunk-size",
         str(CHUNK),
         "--header",
@@ -85,18 +85,18 @@ def test_tus_js_client_chunked_upload(live_server, token, clip):
         "--metadata",
         "title=Week 2",
     )
-    assert result["error"] is None and result["bytes_uploaded"] == clip.stat().st_size
-    _assert_stored(result["url"], clip, title="Week 2")
+    assert result["error"] is None and result["bytes_uploaded"] == upload_clip.stat().st_size
+    _assert_stored(result["url"], upload_clip, title="Week 2")
 
 
-def test_tus_js_client_interrupt_and_resume(live_server, token, clip):
+def test_tus_js_client_interrupt_and_resume(live_server, token, upload_clip):
     endpoint = f"{live_server.url}/api/v1/uploads/"
     auth = f"Authorization: Token {token}"
     first = _node(
         "--endpoint",
         endpoint,
         "--file",
-        str(clip),
+        str(upload_clip),
         "--chunk-size",
         str(CHUNK),
         "--header",
@@ -106,19 +106,21 @@ def test_tus_js_client_interrupt_and_resume(live_server, token, clip):
     )
     assert first["interrupted"] is True
     session = UploadSession.objects.get(pk=first["url"].rsplit("/", 1)[-1])
-    assert session.status == UploadSession.Status.UPLOADING and 2 * CHUNK <= session.offset < clip.stat().st_size
-    second = _node("--resume-url", first["url"], "--file", str(clip), "--chunk-size", str(CHUNK), "--header", auth)
+    assert session.status == UploadSession.Status.UPLOADING and 2 * CHUNK <= session.offset < upload_clip.stat().st_size
+    second = _node(
+        "--resume-url", first["url"], "--file", str(upload_clip), "--chunk-size", str(CHUNK), "--header", auth
+    )
     assert second["error"] is None and second["url"] == first["url"]
-    _assert_stored(first["url"], clip)
+    _assert_stored(first["url"], upload_clip)
     assert UploadSession.objects.filter(is_partial=False).count() == 1
 
 
-def test_tus_js_client_parallel_uploads(live_server, token, clip):
+def test_tus_js_client_parallel_uploads(live_server, token, upload_clip):
     result = _node(
         "--endpoint",
         f"{live_server.url}/api/v1/uploads/",
         "--file",
-        str(clip),
+        str(upload_clip),
         "--chunk-size",
         str(CHUNK),
         "--parallel",
@@ -130,7 +132,7 @@ def test_tus_js_client_parallel_uploads(live_server, token, clip):
     )
     assert result["error"] is None
     assert len(result["partial_urls"]) == 3
-    _assert_stored(result["url"], clip, title="Parallel")
+    _assert_stored(result["url"], upload_clip, title="Parallel")
     parts = UploadSession.objects.filter(is_partial=True)
     assert parts.count() == 3 and all(p.status == UploadSession.Status.FINALIZED for p in parts)
     assert MediaFile.objects.count() == 1

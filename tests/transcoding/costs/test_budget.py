@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from media_library.models import Rendition, Video
-from tests.factories import make_media_file, make_video
+from tests.factories import make_cost_entry, make_job, make_media_file, make_video
 from transcoding.costs.budget import (
     budget_check_and_alert,
     budget_engage_kill_switch,
@@ -19,7 +19,7 @@ from transcoding.costs.budget import (
 from transcoding.costs.ledger import cost_record_transcode, costs_daily
 from transcoding.costs.quotas import TranscodeQuotaExceeded, UploadQuotaExceeded, quota_check_upload, user_month_usage
 from transcoding.costs.selectors import budget_policy_get, spending_allowed, video_monthly_storage_estimate_usd
-from transcoding.models import CostAlert, CostLogEntry, TranscodeJob
+from transcoding.models import CostAlert, TranscodeJob
 from transcoding.services.jobs import transcode_enqueue
 from unpuzzle.exceptions import Conflict, DomainError
 
@@ -36,7 +36,7 @@ def alert_mail(settings):
 
 
 def _spend(amount: str, *, day: date | None = None, video=None, owner=None):
-    return CostLogEntry.objects.create(
+    return make_cost_entry(
         date=day or timezone.localdate(),
         kind="transcode",
         quantity=1,
@@ -104,7 +104,7 @@ def test_forecast_exactly_at_the_budget_does_not_engage():
 def test_a_recorded_transcode_that_reaches_the_budget_engages_the_switch(user, settings):
     settings.TRANSCODE_USD_PER_MINUTE = "1"
     _budget("5.00")
-    job = TranscodeJob.objects.create(video=make_video(owner=user, media_file=make_media_file(owner=user)))
+    job = make_job(video=make_video(owner=user, media_file=make_media_file(owner=user)))
     cost_record_transcode(job=job, output_minutes=5, cpu_seconds=1)
     assert budget_policy_get().kill_switch_engaged
 
@@ -221,7 +221,7 @@ def test_upload_quota_refuses_with_413_naming_the_quota(user, settings):
 def test_minutes_quota_refuses_uploads_with_429_and_blocks_transcodes(user, settings):
     settings.USER_MONTHLY_TRANSCODE_MINUTES = "10"
     video = make_video(owner=user, media_file=make_media_file(owner=user), duration=599.0)
-    job = TranscodeJob.objects.create(video=video, status="succeeded")
+    job = make_job(video=video, status="succeeded")
     cost_record_transcode(job=job, output_minutes=30, cpu_seconds=1)
     assert user_month_usage(user=user)[1] == Decimal("9.983333")
     quota_check_upload(user=user, size_bytes=1, pending_upload_bytes=0)
@@ -242,9 +242,7 @@ def test_minutes_quota_refuses_uploads_with_429_and_blocks_transcodes(user, sett
 def test_daily_run_retries_quota_blocked_videos_once_allowed(user, settings):
     settings.USER_MONTHLY_TRANSCODE_MINUTES = "1"
     done = make_video(owner=user, media_file=make_media_file(owner=user), duration=60.0)
-    cost_record_transcode(
-        job=TranscodeJob.objects.create(video=done, status="succeeded"), output_minutes=1, cpu_seconds=1
-    )
+    cost_record_transcode(job=make_job(video=done, status="succeeded"), output_minutes=1, cpu_seconds=1)
     waiting = make_video(owner=user, media_file=make_media_file(owner=user))
     transcode_enqueue(video=waiting)
     costs_daily()

@@ -10,7 +10,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from media_library.models import MediaFile, Rendition, Video
-from tests.factories import make_media_file, make_video
+from tests.factories import make_job, make_media_file, make_video
 from transcoding.costs.ledger import (
     cost_estimate_delivery,
     cost_record_delivery,
@@ -18,7 +18,7 @@ from transcoding.costs.ledger import (
     cost_record_transcode,
     cost_snapshot_storage,
 )
-from transcoding.models import CostLogEntry, TranscodeJob
+from transcoding.models import CostLogEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +52,7 @@ def _rendition(video, name, height, num_bytes, bandwidth=1_000_000, average=None
 
 def test_transcode_writes_one_exact_line_per_job(user, prices):
     video = make_video(owner=user, media_file=make_media_file(owner=user))
-    job = TranscodeJob.objects.create(video=video)
+    job = make_job(video=video)
 
     lines = cost_record_transcode(job=job, output_minutes=Decimal("12.5"), cpu_seconds=5400.0)
 
@@ -72,7 +72,7 @@ def test_transcode_writes_one_exact_line_per_job(user, prices):
 
 def test_transcode_with_a_cpu_hour_price_adds_a_cpu_line(user, prices):
     prices.TRANSCODE_USD_PER_CPU_HOUR = "0.05"
-    job = TranscodeJob.objects.create(video=make_video(owner=user, media_file=make_media_file(owner=user)))
+    job = make_job(video=make_video(owner=user, media_file=make_media_file(owner=user)))
 
     cost_record_transcode(job=job, output_minutes=3, cpu_seconds=5400)
 
@@ -82,7 +82,7 @@ def test_transcode_with_a_cpu_hour_price_adds_a_cpu_line(user, prices):
 
 
 def test_recording_the_same_job_twice_is_a_no_op(user, prices):
-    job = TranscodeJob.objects.create(video=make_video(owner=user, media_file=make_media_file(owner=user)))
+    job = make_job(video=make_video(owner=user, media_file=make_media_file(owner=user)))
     first = cost_record_transcode(job=job, output_minutes=10, cpu_seconds=60)
     second = cost_record_transcode(job=job, output_minutes=99, cpu_seconds=60)
     assert [line.pk for line in first] == [line.pk for line in second]

@@ -233,8 +233,8 @@ def test_rotated_source_is_turned_the_right_way(rotated_portrait_clip: Path, tmp
 
 
 @pytest.mark.slow
-def test_poster(landscape_clip: Path, tiny_clip: Path, tmp_path: Path) -> None:
-    for clip, size in ((landscape_clip, (320, 180)), (tiny_clip, (160, 90))):
+def test_poster(landscape_clip: Path, below_ladder_clip: Path, tmp_path: Path) -> None:
+    for clip, size in ((landscape_clip, (320, 180)), (below_ladder_clip, (160, 90))):
         probe = probe_file(clip)
         poster = tmp_path / f"{clip.stem}.jpg"
         cmd = poster_command(input_path=clip, output_path=poster, probe=probe)

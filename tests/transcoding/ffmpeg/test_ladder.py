@@ -140,8 +140,8 @@ def test_portrait_sources_keep_portrait_renditions(request: pytest.FixtureReques
 
 
 @pytest.mark.slow
-def test_source_below_the_lowest_tier(tiny_clip: Path, tmp_path: Path) -> None:
-    done = transcode(tiny_clip, tmp_path, ladder="240p:400k,480p:800k", segment_seconds=2)
+def test_source_below_the_lowest_tier(below_ladder_clip: Path, tmp_path: Path) -> None:
+    done = transcode(below_ladder_clip, tmp_path, ladder="240p:400k,480p:800k", segment_seconds=2)
     assert [(r.name, r.width, r.height) for r in done.renditions] == [("90p", 160, 90)]
     entries = master_entries(done.directory / "master.m3u8")
     assert [(a["RESOLUTION"], uri) for a, uri in entries] == [("160x90", "90p/index.m3u8")]

@@ -16,7 +16,7 @@ from django_q.models import OrmQ
 
 from media_library.models import Video
 from tests import clips
-from tests.factories import make_media_file, make_video
+from tests.factories import make_job, make_media_file, make_video
 from tests.transcoding.services.test_pipeline import keys_under, store_video
 from transcoding.models import TranscodeJob
 from transcoding.services import pipeline as services
@@ -49,7 +49,7 @@ def running_job(user, *, attempts: int = 1, beat_minutes_ago: int = 10) -> Trans
     beat = timezone.now() - timedelta(minutes=beat_minutes_ago)
     prefix = f"videos/{video.id}/hls/{attempts}/"
     storage.save_stream(prefix + "180p/seg_00000.ts", io.BytesIO(b"partial upload"))
-    return TranscodeJob.objects.create(
+    return make_job(
         video=video, status=J.RUNNING, attempts=attempts, started_at=beat, heartbeat_at=beat, output_prefix=prefix
     )
 
@@ -161,6 +161,7 @@ def test_reaper_task_and_schedule():
     assert 0 < spec.minutes <= 10
 
 
+@pytest.mark.slow
 def test_transcode_command_waits_and_prints_the_result(user, capsys):
     source = clips.make_clip(Path(storage.get_storage().location).parent / "cmd.mp4", duration=4.0, audio=False)
     video = store_video(user, source)
@@ -230,7 +231,7 @@ def test_admin_job_cancel_action(client, admin_user, user):
     client.force_login(admin_user)
     video = make_video(owner=user, media_file=make_media_file(owner=user))
     job = transcode_enqueue(video=video)
-    done = TranscodeJob.objects.create(video=make_video(owner=user), status=J.SUCCEEDED)
+    done = make_job(video=make_video(owner=user), status=J.SUCCEEDED)
     text = _admin_action(client, "admin:transcoding_transcodejob_changelist", "cancel", [job.pk, done.pk])
     assert "Cancelled 1 transcode job(s)" in text and "1 job(s) skipped" in text
     job.refresh_from_db()
@@ -261,8 +262,8 @@ def test_work_dirs_of_attempts_that_are_over_go_at_once(user, tmp_path, monkeypa
     from transcoding.services.maintenance import WORK_DIR_PREFIX, transcode_work_dirs_sweep
 
     monkeypatch.setattr(services.tempfile, "gettempdir", lambda: str(tmp_path))
-    running = TranscodeJob.objects.create(video=make_video(owner=user), status=J.RUNNING, attempts=2)
-    finished = TranscodeJob.objects.create(video=make_video(owner=user), status=J.SUCCEEDED, attempts=1)
+    running = make_job(video=make_video(owner=user), status=J.RUNNING, attempts=2)
+    finished = make_job(video=make_video(owner=user), status=J.SUCCEEDED, attempts=1)
     current = tmp_path / f"{WORK_DIR_PREFIX}{running.id}-a2-x1"
     killed_earlier = tmp_path / f"{WORK_DIR_PREFIX}{running.id}-a1-x2"  # the reaper requeued attempt 1
     after_success = tmp_path / f"{WORK_DIR_PREFIX}{finished.id}-a1-x3"

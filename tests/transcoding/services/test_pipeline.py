@@ -146,9 +146,9 @@ def test_portrait_clip_keeps_its_orientation(user, rotated_portrait_clip):
     assert_ready_with(video, job, {(180, 320), (120, 214)}, audio=True)
 
 
-def test_source_below_the_lowest_tier_gets_one_rendition_at_its_size(user, tiny_clip, settings):
+def test_source_below_the_lowest_tier_gets_one_rendition_at_its_size(user, below_ladder_clip, settings):
     settings.HLS_LADDER = "240p:400k,480p:800k"
-    video = store_video(user, tiny_clip)
+    video = store_video(user, below_ladder_clip)
     job = run(video)
     assert_ready_with(video, job, {(160, 90)}, audio=True)
     assert video.max_quality == "90p"
@@ -175,6 +175,7 @@ def test_progress_is_saved_while_encoding(user, landscape_clip, monkeypatch):
     assert 90 in seen and seen[-1] == 95
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fixture", "words"),
     [("truncated_faststart_clip", "truncated"), ("not_video_clip", "not a video"), ("audio_only_clip", "audio")],
@@ -494,6 +495,7 @@ def test_crf_and_preset_settings_reach_x264(user, no_audio_clip, settings):
     assert b"crf=31.5" in head and b"cabac=0" in head
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("clip", "first_line", "stored"),
     [

@@ -37,10 +37,10 @@ def five_mib_parts(settings):
 
 
 @pytest.fixture(scope="session")
-def big_clip(tiny_clip) -> bytes:
+def big_clip(small_clip) -> bytes:
     """A valid MP4 of about 11 MiB: a tiny clip followed by a top-level 'free' box of random bytes."""
-    padding = os.urandom(11 * MIB - tiny_clip.stat().st_size)
-    return tiny_clip.read_bytes() + struct.pack(">I", len(padding) + 8) + b"free" + padding
+    padding = os.urandom(11 * MIB - small_clip.stat().st_size)
+    return small_clip.read_bytes() + struct.pack(">I", len(padding) + 8) + b"free" + padding
 
 
 def s3_client(s3_server):

@@ -137,8 +137,8 @@ def test_create_head_patch_to_completion(tus_http):
     assert head.headers["Upload-Offset"] == head.headers["Upload-Length"] == "11"
 
 
-def test_final_patch_returns_before_finalization_runs(tus_http, tiny_clip):
-    data = tiny_clip.read_bytes()
+def test_final_patch_returns_before_finalization_runs(tus_http, small_clip):
+    data = small_clip.read_bytes()
     url = create_upload(tus_http, len(data), filename="tiny.mp4")
     response = tus_http.patch(url, data, offset=0)
     assert response.status_code == 204

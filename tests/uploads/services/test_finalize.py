@@ -13,8 +13,8 @@ import pytest
 from django.utils import timezone
 
 from media_library.models import MediaFile, Video
+from tests.clips import make_clip
 from tests.conftest import S3_KEY_ID, S3_REGION, S3_SECRET
-from tests.uploads.conftest import make_clip
 from unpuzzle.storage import object_exists, open_local_copy
 from unpuzzle.storage_options import s3_storage_options
 from uploads.models import UploadSession
@@ -32,8 +32,8 @@ def complete_upload(owner, data: bytes, *, filename: str = "lecture.mp4", **meta
     return session
 
 
-def test_valid_clip_becomes_media_file_and_queued_video(user, tiny_clip):
-    data = tiny_clip.read_bytes()
+def test_valid_clip_becomes_media_file_and_queued_video(user, small_clip):
+    data = small_clip.read_bytes()
     session = complete_upload(user, data, filename="Woche 3 – Übung.MP4", title="Week 3 exercise")
     session = upload_session_finalize(session_id=session.id)
     assert session.status == UploadSession.Status.FINALIZED and session.error == ""
@@ -55,24 +55,25 @@ def test_valid_clip_becomes_media_file_and_queued_video(user, tiny_clip):
     assert not os.path.exists(session.temp_path)
 
 
-def test_title_defaults_to_the_file_name(user, tiny_clip):
+def test_title_defaults_to_the_file_name(user, small_clip):
     session = upload_session_finalize(
-        session_id=complete_upload(user, tiny_clip.read_bytes(), filename="Intro talk.mp4").id
+        session_id=complete_upload(user, small_clip.read_bytes(), filename="Intro talk.mp4").id
     )
     assert session.video.title == "Intro talk"
 
 
-def test_finalize_is_idempotent(user, tiny_clip):
-    session = complete_upload(user, tiny_clip.read_bytes())
+def test_finalize_is_idempotent(user, small_clip):
+    session = complete_upload(user, small_clip.read_bytes())
     upload_session_finalize(session_id=session.id)
     again = upload_session_finalize(session_id=session.id)
     assert again.status == UploadSession.Status.FINALIZED
     assert MediaFile.objects.count() == 1 and Video.objects.count() == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("faststart", [False, True], ids=["index-at-end", "index-at-front"])
 def test_truncated_file_fails_with_reason(user, tmp_path, faststart):
-    data = make_clip(tmp_path / "full.mp4", seconds=2, size="160x120", faststart=faststart).read_bytes()
+    data = make_clip(tmp_path / "full.mp4", width=160, height=120, duration=2, fps=25, faststart=faststart).read_bytes()
     session = complete_upload(user, data[: len(data) // 2])
     session = upload_session_finalize(session_id=session.id)
     assert session.status == UploadSession.Status.FAILED
@@ -80,6 +81,7 @@ def test_truncated_file_fails_with_reason(user, tmp_path, faststart):
     assert MediaFile.objects.count() == 0 and not os.path.exists(session.temp_path)
 
 
+@pytest.mark.slow
 def test_non_video_renamed_mp4_fails_with_reason(user):
     session = complete_upload(user, b"%PDF-1.4 this is a document, not a lecture\n" * 200, filename="slides.mp4")
     session = upload_session_finalize(session_id=session.id)
@@ -89,17 +91,17 @@ def test_non_video_renamed_mp4_fails_with_reason(user):
     assert MediaFile.objects.count() == 0
 
 
-def test_container_not_in_allowed_formats_fails(user, tiny_clip, settings):
+def test_container_not_in_allowed_formats_fails(user, small_clip, settings):
     settings.ALLOWED_VIDEO_FORMATS = ["webm", "mp4"]
-    session = complete_upload(user, tiny_clip.read_bytes(), filename="lecture.mp4")
+    session = complete_upload(user, small_clip.read_bytes(), filename="lecture.mp4")
     settings.ALLOWED_VIDEO_FORMATS = ["webm"]
     session = upload_session_finalize(session_id=session.id)
     assert session.status == UploadSession.Status.FAILED
     assert "not accepted" in session.error and "webm" in session.error
 
 
-def test_the_retry_works_off_a_backlog_over_several_runs(user, tiny_clip, other_user):
-    data = tiny_clip.read_bytes()
+def test_the_retry_works_off_a_backlog_over_several_runs(user, small_clip, other_user):
+    data = small_clip.read_bytes()
     older = complete_upload(user, data, filename="older.mp4")
     newer = complete_upload(other_user, data, filename="newer.mp4")
     later = timezone.now() + timedelta(minutes=3)
@@ -113,8 +115,8 @@ def test_the_retry_works_off_a_backlog_over_several_runs(user, tiny_clip, other_
     assert newer.status == UploadSession.Status.FINALIZED
 
 
-def test_same_file_twice_is_stored_once(user, other_user, tiny_clip):
-    data = tiny_clip.read_bytes()
+def test_same_file_twice_is_stored_once(user, other_user, small_clip):
+    data = small_clip.read_bytes()
     first = upload_session_finalize(session_id=complete_upload(user, data, filename="a.mp4").id)
     second = upload_session_finalize(session_id=complete_upload(user, data, filename="b.mp4").id)
     assert second.status == UploadSession.Status.FINALIZED
@@ -127,9 +129,9 @@ def test_same_file_twice_is_stored_once(user, other_user, tiny_clip):
 
 
 def test_storage_outage_keeps_the_upload_and_the_retry_finalizes_it(
-    user, tiny_clip, s3_storage, s3_server, s3_bucket, settings
+    user, small_clip, s3_storage, s3_server, s3_bucket, settings
 ):
-    data = tiny_clip.read_bytes()
+    data = small_clip.read_bytes()
     session = complete_upload(user, data)
     working = settings.STORAGES["default"]
     settings.STORAGES = {

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.factories import make_user
+from tests.factories import make_upload_session, make_user
 from unpuzzle.exceptions import UploadOffsetMismatch
 from uploads.models import UploadSession
 from uploads.services.tus import _advance, _advance_uploading
@@ -12,7 +12,7 @@ S = UploadSession.Status
 
 
 def _session(**fields) -> UploadSession:
-    return UploadSession.objects.create(owner=make_user(), length=100, offset=10, **fields)
+    return make_upload_session(owner=make_user(), length=100, offset=10, **fields)
 
 
 def test_an_uploading_upload_moves_on_in_one_update(django_assert_num_queries):

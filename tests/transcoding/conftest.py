@@ -1,4 +1,4 @@
-"""The landscape clip through the whole pipeline, shared by this directory's tests."""
+"""The landscape clip through the whole pipeline, shared by the ffmpeg and HLS tests (one transcode per session)."""
 
 from __future__ import annotations
 
