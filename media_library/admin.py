@@ -1,5 +1,7 @@
 """Admin for stored media. The transcoding app extends the Video admin with its jobs (and the uploads app with the upload page)."""
 
+from typing import ClassVar
+
 from django.contrib import admin
 from django.db import models
 from django.db.models import Count, IntegerField, OuterRef, Subquery
@@ -82,7 +84,7 @@ class RenditionInline(admin.TabularInline):
 
 @admin.register(Video)
 class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
-    list_display = (
+    list_display: tuple[str, ...] = (
         "title",
         "status_badge",
         "duration_display",
@@ -98,7 +100,7 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     raw_id_fields = ("media_file",)
     # Legacy provider links are https; say so rather than rely on Django's changing default.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    readonly_fields = (
+    readonly_fields: ClassVar[tuple[str, ...]] = (
         "id",
         "status",
         "status_reason",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotAuthenticated, ValidationError
 from rest_framework.response import Response
 
 from media_library.models import Video
@@ -46,6 +47,9 @@ class VideoViewSet(
 
     def get_queryset(self):
         user = self.request.user
+        if isinstance(user, AnonymousUser):
+            # IsAuthenticated answers 401 before any action asks for videos.
+            raise NotAuthenticated()
         if self.action == "playback":
             return videos_watchable_by(user=user)
         queryset = videos_visible_to(user=user)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import posixpath
 import uuid
+from collections.abc import Mapping
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -80,7 +82,7 @@ class Video(models.Model):
         OTHER = "other", "Other"
 
     S = Status
-    TRANSITIONS = {
+    TRANSITIONS: ClassVar[Mapping[str, frozenset[str]]] = {
         S.UPLOADED: frozenset({S.QUEUED, S.BLOCKED, S.FAILED}),
         # queued -> ready: a cancelled re-transcode hands the video back its previous output.
         S.QUEUED: frozenset({S.PROCESSING, S.BLOCKED, S.FAILED, S.READY}),

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import posixpath
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -40,6 +42,10 @@ from media_library.models import PreviousHlsOutput, Video
 from unpuzzle.exceptions import VideoNotReady
 from unpuzzle.permissions import user_sees_all_videos
 from unpuzzle.storage import is_local, storage_url
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser, User
 
 MODE_SIGNED_CDN = "signed_cdn"
 MODE_CDN = "cdn"
@@ -60,10 +66,10 @@ class PlaybackGrant:
     hls_url: str
     poster_url: str | None
     expires_at: datetime | None
-    renditions: list[dict] = field(default_factory=list)
+    renditions: list[dict[str, Any]] = field(default_factory=list)
 
 
-def videos_visible_to(*, user: Any) -> QuerySet[Video]:
+def videos_visible_to(*, user: User) -> QuerySet[Video]:
     """Videos a user may see and manage: staff who see all videos (``user_sees_all_videos``) see
     all, everyone else (instructors included) their own."""
     qs = Video.objects.select_related("media_file", "owner").prefetch_related("renditions")
@@ -72,7 +78,7 @@ def videos_visible_to(*, user: Any) -> QuerySet[Video]:
     return qs.filter(owner=user)
 
 
-def videos_watchable_by(*, user) -> QuerySet[Video]:
+def videos_watchable_by(*, user: User) -> QuerySet[Video]:
     """Videos a user may play: their own and staff's all, or every video for any
     authenticated user when ``VIDEO_VISIBILITY=authenticated``."""
     if user_sees_all_videos(user) or settings.VIDEO_VISIBILITY == "authenticated":
@@ -80,7 +86,7 @@ def videos_watchable_by(*, user) -> QuerySet[Video]:
     return Video.objects.select_related("media_file").prefetch_related("renditions").filter(owner=user)
 
 
-def video_can_watch(*, video: Video, user) -> bool:
+def video_can_watch(*, video: Video, user: AbstractBaseUser | AnonymousUser) -> bool:
     """True when ``user`` may play ``video`` (same rule as ``videos_watchable_by``)."""
     if not user.is_authenticated:
         return False
@@ -106,7 +112,9 @@ def video_playable_hls(*, video: Video) -> bool:
 _SERVES_ITS_OUTPUT = frozenset({Video.Status.READY, Video.Status.QUEUED, Video.Status.PROCESSING, Video.Status.BLOCKED})
 
 
-def video_playback(*, video: Video, user, request=None) -> PlaybackGrant:
+def video_playback(
+    *, video: Video, user: AbstractBaseUser | AnonymousUser | None, request: HttpRequest | None = None
+) -> PlaybackGrant:
     """Build the playback URLs of ``video`` for ``user``.
 
     Own HLS is used once the video has an output (also while it is transcoded again);
@@ -162,7 +170,7 @@ def video_playback_url(*, video: Video) -> str | None:
         return None
 
 
-def video_poster_url(*, video: Video, request=None) -> str | None:
+def video_poster_url(*, video: Video, request: HttpRequest | None = None) -> str | None:
     """The poster URL of a ready video in the current delivery mode, else None."""
     if not video.poster_key or not video_playable_hls(video=video):
         return None
@@ -217,7 +225,7 @@ def previous_output_grace_cutoff(*, now: datetime | None = None) -> datetime:
     return (now or timezone.now()) - previous_output_grace()
 
 
-def hls_app_url(*, video: Video, token: str, prefix: str, key: str, request=None) -> str:
+def hls_app_url(*, video: Video, token: str, prefix: str, key: str, request: HttpRequest | None = None) -> str:
     """The app's own URL of ``key`` in the HLS folder ``prefix`` the token opens."""
     relative = key[len(prefix) :]
     url = reverse("video-hls", kwargs={"video_id": video.id, "token": token, "path": relative})
@@ -234,14 +242,14 @@ def _grantable_master_keys(*, video: Video, now: datetime | None) -> Iterator[st
     ).values_list("master_key", flat=True)
 
 
-def _hls_token_mac(*, video_id, master_key: str, expires: int) -> str:
+def _hls_token_mac(*, video_id: uuid.UUID, master_key: str, expires: int) -> str:
     return salted_hmac(_HLS_TOKEN_SALT, f"{video_id}|{master_key}|{expires}", algorithm="sha256").hexdigest()
 
 
 class _PlaybackUrls:
     """Maps storage keys of one ready video to URLs in the configured delivery mode."""
 
-    def __init__(self, *, video: Video, request=None):
+    def __init__(self, *, video: Video, request: HttpRequest | None = None) -> None:
         self.video = video
         self.request = request
         self.mode = playback_mode()

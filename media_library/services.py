@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.db.models import F
@@ -13,6 +13,10 @@ from django.utils import timezone
 from media_library.filenames import safe_filename
 from media_library.models import MediaFile, Video
 from unpuzzle.storage import delete_key, delete_prefix
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser, User
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +37,7 @@ def video_update(*, video: Video, title: str | None = None, description: str | N
 
 
 @transaction.atomic
-def video_delete(*, video: Video, deleted_by: Any) -> None:
+def video_delete(*, video: Video, deleted_by: AbstractBaseUser | AnonymousUser | None) -> None:
     """Delete a video with every object it stored, and its original when no other video uses it.
 
     Rows go in this transaction; the stored objects (``videos/<id>/`` and, when the
@@ -57,7 +61,7 @@ def video_delete(*, video: Video, deleted_by: Any) -> None:
     transaction.on_commit(lambda: _delete_video_objects(video_id, media_file_id, original_keys))
 
 
-def _delete_video_objects(video_id: Any, media_file_id: Any, original_keys: list[str]) -> None:
+def _delete_video_objects(video_id: uuid.UUID, media_file_id: uuid.UUID | None, original_keys: list[str]) -> None:
     """Remove the stored objects of a deleted video (runs after commit)."""
     removed = delete_prefix(f"videos/{video_id}/")
     if media_file_id is not None:
@@ -68,7 +72,7 @@ def _delete_video_objects(video_id: Any, media_file_id: Any, original_keys: list
     logger.info("video_id=%s removed %d stored objects", video_id, removed)
 
 
-def media_file_record_access(*, media_file_id: Any) -> None:
+def media_file_record_access(*, media_file_id: uuid.UUID | None) -> None:
     """Count one playback grant of a media file (atomic in the database, no read-modify-write)."""
     if media_file_id is None:
         return
@@ -82,13 +86,13 @@ def original_key(*, media_file_id: uuid.UUID, filename: str) -> str:
     return f"originals/{media_file_id}/{safe_filename(filename)}"
 
 
-def media_file_find_duplicate(*, owner: Any, sha256: str) -> MediaFile | None:
+def media_file_find_duplicate(*, owner: User, sha256: str) -> MediaFile | None:
     """The owner's stored original with these bytes, if any (one stored copy per owner and content)."""
     return MediaFile.objects.filter(owner=owner, sha256=sha256, status=MediaFile.Status.STORED).first()
 
 
 @transaction.atomic
-def video_create(*, owner: Any, title: str, media_file: MediaFile, description: str = "") -> Video:
+def video_create(*, owner: User, title: str, media_file: MediaFile, description: str = "") -> Video:
     """Create the Video for an original, with the duration taken from its probe."""
     video = Video.objects.create(
         owner=owner,

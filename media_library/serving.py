@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.utils.cache import get_conditional_response
 from django.utils.http import http_date, parse_http_date_safe
 
@@ -21,7 +22,7 @@ from unpuzzle.storage import get_storage, is_local
 CHUNK_BYTES = 64 * 1024
 
 
-def serve_local_file(request: HttpRequest, key: str) -> HttpResponse:
+def serve_local_file(request: HttpRequest, key: str) -> HttpResponseBase:
     """Answer GET/HEAD for a key in local storage.
 
     Content-Type and Cache-Control come from ``content_headers_for_key``; a strong
@@ -52,6 +53,7 @@ def serve_local_file(request: HttpRequest, key: str) -> HttpResponse:
             conditional.headers[name] = value
         return conditional
 
+    response: HttpResponseBase
     byte_range = None
     if _if_range_matches(request.headers.get("If-Range"), etag=etag, mtime=mtime):
         try:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AnonymousUser
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
@@ -32,7 +36,7 @@ _REWRITTEN_PLAYLIST_MAX_AGE = 3600
 
 
 @require_safe
-def video_hls(request: HttpRequest, video_id, token: str, path: str) -> HttpResponse:
+def video_hls(request: HttpRequest, video_id: uuid.UUID, token: str, path: str) -> HttpResponseBase:
     """Serve a file of the HLS folder a playback token opens to the token's holder.
 
     The token opens the folder it was made for until it expires: the video's current
@@ -82,12 +86,14 @@ def video_hls(request: HttpRequest, video_id, token: str, path: str) -> HttpResp
 
 @login_required
 @require_safe
-def video_player(request: HttpRequest, video_id) -> HttpResponse:
+def video_player(request: HttpRequest, video_id: uuid.UUID) -> HttpResponse:
     """The player page of one video: owners and staff, or anyone signed in per VIDEO_VISIBILITY."""
-    video = get_object_or_404(videos_watchable_by(user=request.user), pk=video_id)
-    context = {"video": video, "playback": None, "not_ready": None}
+    user = request.user
+    assert not isinstance(user, AnonymousUser)  # login_required
+    video = get_object_or_404(videos_watchable_by(user=user), pk=video_id)
+    context: dict[str, Any] = {"video": video, "playback": None, "not_ready": None}
     try:
-        grant = video_playback(video=video, user=request.user, request=request)
+        grant = video_playback(video=video, user=user, request=request)
     except VideoNotReady as exc:
         context["not_ready"] = exc.message
     else:
@@ -96,7 +102,7 @@ def video_player(request: HttpRequest, video_id) -> HttpResponse:
     return render(request, "media_library/player.html", context)
 
 
-def player_context(*, video: Video, grant: PlaybackGrant) -> dict:
+def player_context(*, video: Video, grant: PlaybackGrant) -> dict[str, Any]:
     """Template context of ``media_library/_player.html`` for one playback grant."""
     return {
         "playback": grant,

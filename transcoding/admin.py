@@ -332,6 +332,7 @@ class KillSwitchForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        assert data is not None  # forms.Form.clean returns cleaned_data
         if data.get("action") == "engage" and not (data.get("reason") or "").strip():
             raise forms.ValidationError(
                 "Give a reason to engage the kill switch: it is mailed to the admins and kept in the history."
@@ -429,7 +430,7 @@ class CostDashboardAdmin(admin.ModelAdmin):
         form = KillSwitchForm(request.POST)
         if not form.is_valid():
             for error in form.errors.get("__all__", []) + form.errors.get("action", []):
-                messages.error(request, error)
+                messages.error(request, str(error))
         else:
             reason = form.cleaned_data["reason"].strip()
             try:

@@ -31,7 +31,10 @@ from transcoding.services.videos import video_delete
 from unpuzzle.exceptions import Conflict, DomainError
 from unpuzzle.permissions import user_sees_all_videos
 
-MONEY = {"max_digits": 14, "decimal_places": 6}
+
+def _money_field(*, read_only: bool = False, help_text: str | None = None) -> serializers.DecimalField:
+    """A USD amount as the ledger stores it: up to 14 digits, 6 of them decimal places."""
+    return serializers.DecimalField(max_digits=14, decimal_places=6, read_only=read_only, help_text=help_text)
 
 
 # No docstring of its own: the OpenAPI descriptions stay those of the videos API it extends.
@@ -101,10 +104,8 @@ class CostsRootView(APIView):
 class BudgetSerializer(serializers.Serializer):
     monthly_budget_usd = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
     month = serializers.CharField(read_only=True, help_text="YYYY-MM the figures cover")
-    month_to_date_usd = serializers.DecimalField(read_only=True, **MONEY)
-    forecast_usd = serializers.DecimalField(
-        read_only=True, help_text="Month-end spend at this month's daily rate", **MONEY
-    )
+    month_to_date_usd = _money_field(read_only=True)
+    forecast_usd = _money_field(read_only=True, help_text="Month-end spend at this month's daily rate")
     used_pct = serializers.DecimalField(read_only=True, max_digits=10, decimal_places=1, allow_null=True)
     kill_switch_engaged = serializers.BooleanField()
     kill_switch_reason = serializers.CharField(allow_blank=True, required=False, help_text="Required to engage")
@@ -186,15 +187,15 @@ class BudgetView(APIView):
 
 
 class KindTotalsSerializer(serializers.Serializer):
-    storage = serializers.DecimalField(**MONEY)
-    egress = serializers.DecimalField(**MONEY)
-    transcode = serializers.DecimalField(**MONEY)
-    requests = serializers.DecimalField(**MONEY)
+    storage = _money_field()
+    egress = _money_field()
+    transcode = _money_field()
+    requests = _money_field()
 
 
 class DaySerializer(serializers.Serializer):
     date = serializers.DateField()
-    total_usd = serializers.DecimalField(**MONEY)
+    total_usd = _money_field()
     by_kind = KindTotalsSerializer()
 
 
@@ -202,7 +203,7 @@ class SummarySerializer(serializers.Serializer):
     month = serializers.CharField()
     start = serializers.DateField()
     end = serializers.DateField()
-    total_usd = serializers.DecimalField(**MONEY)
+    total_usd = _money_field()
     by_kind = KindTotalsSerializer()
     by_day = DaySerializer(many=True)
 

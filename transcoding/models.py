@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -23,7 +25,7 @@ class TranscodeJob(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     S = Status
-    TRANSITIONS = {
+    TRANSITIONS: ClassVar[Mapping[str, frozenset[str]]] = {
         S.QUEUED: frozenset({S.RUNNING, S.FAILED, S.CANCELLED}),
         # running -> queued: the reaper requeues a job whose worker died.
         S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.CANCELLED, S.QUEUED}),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 
@@ -31,7 +33,14 @@ class OwnerListFilter(admin.SimpleListFilter):
         return queryset.filter(**{f"{self.owner_path}__pk": self.value()})
 
 
-class OwnerScopedAdminMixin:
+if TYPE_CHECKING:
+    # What the mixin is combined with: its super() calls resolve to ModelAdmin's methods.
+    _AdminBase = admin.ModelAdmin[Any]
+else:
+    _AdminBase = object
+
+
+class OwnerScopedAdminMixin(_AdminBase):
     """Limit a ModelAdmin to the request user's rows unless they may see everything.
 
     ``owner_path`` is the lookup from the model to its owning user. When the model has its

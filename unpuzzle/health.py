@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import connection
@@ -13,6 +14,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from unpuzzle.storage import get_storage, is_local
+
+if TYPE_CHECKING:
+    from storages.backends.s3 import S3Storage
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +33,11 @@ def _check_storage() -> dict:
         location = settings.MEDIA_ROOT
         location.mkdir(parents=True, exist_ok=True)
         return {"backend": "local", "location": str(location)}
+    # Storage is local or B2 (STORAGE_BACKEND): any non-local backend is django-storages' S3 one.
+    s3: S3Storage = storage
     # HeadBucket proves endpoint, credentials and bucket name in one request.
-    storage.connection.meta.client.head_bucket(Bucket=storage.bucket_name)
-    return {"backend": type(storage).__name__, "bucket": getattr(storage, "bucket_name", "")}
+    s3.connection.meta.client.head_bucket(Bucket=s3.bucket_name)
+    return {"backend": type(s3).__name__, "bucket": getattr(s3, "bucket_name", "")}
 
 
 def _check_binary(name: str) -> dict:

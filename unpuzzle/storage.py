@@ -14,10 +14,14 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, TypeGuard, overload
 
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
+
+if TYPE_CHECKING:
+    # django-storages ships no type information: its S3 backend (bucket, boto3 resources) is Any.
+    from storages.backends.s3 import S3Storage
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +39,12 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+@overload
+def is_s3() -> bool: ...
+@overload
+def is_s3(storage: Storage) -> TypeGuard[S3Storage]: ...
+@overload
+def is_s3(storage: None) -> bool: ...
 def is_s3(storage: Storage | None = None) -> bool:
     """True when the backend is django-storages' S3 backend (B2), without importing boto3 to ask."""
     module = sys.modules.get(S3_BACKEND_MODULE)

@@ -36,8 +36,9 @@ def s3_storage_options(
     presigned URLs (region must be set for SigV4) and has no object ACLs.
     """
     # Imported here: settings import this module, and local storage must not load boto3.
-    from boto3.s3.transfer import TransferConfig
-    from botocore.config import Config
+    # boto3 and botocore ship no type information.
+    from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]
+    from botocore.config import Config  # type: ignore[import-untyped]
 
     missing = [
         name

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
 from unpuzzle.exceptions import DomainError, StorageUnavailable
 from unpuzzle.storage import get_storage, is_s3
 from uploads.multipart import MultipartBucket
 
 if TYPE_CHECKING:
-    from unpuzzle.s3_storage import MediaS3Storage
+    from storages.backends.s3 import S3Storage
 
 ORIGINALS_PREFIX = "originals/"
 MISSING_UPLOAD_CODES = {"NoSuchUpload", "404"}
@@ -34,7 +34,7 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def multipart_bucket() -> tuple[MultipartBucket, MediaS3Storage]:
+def multipart_bucket() -> tuple[MultipartBucket, S3Storage]:
     """The bucket's multipart calls through the storage backend's boto3 client; 400 on local storage."""
     storage = get_storage()
     if not is_s3(storage):
@@ -45,9 +45,10 @@ def multipart_bucket() -> tuple[MultipartBucket, MediaS3Storage]:
     return MultipartBucket(storage.connection.meta.client, storage.bucket_name), storage
 
 
-def object_key(storage: MediaS3Storage, key: str) -> str:
+def object_key(storage: S3Storage, key: str) -> str:
     """The bucket key of a storage name (the backend's location prefix applied)."""
-    return storage._normalize_name(key)
+    name: str = storage._normalize_name(key)
+    return name
 
 
 def storage_unavailable(action: str, exc: Exception) -> StorageUnavailable:

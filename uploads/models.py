@@ -30,7 +30,7 @@ class UploadSession(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     S = Status
-    TRANSITIONS = {
+    TRANSITIONS: dict[str, frozenset[str]] = {
         S.CREATED: frozenset({S.UPLOADING, S.COMPLETE, S.FAILED, S.EXPIRED, S.CANCELLED}),
         S.UPLOADING: frozenset({S.COMPLETE, S.FAILED, S.EXPIRED, S.CANCELLED}),
         # complete -> expired: partial uploads nobody concatenated; -> cancelled: terminated before finalization.

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 MIB = 1024 * 1024
 MIN_PART_SIZE = 5 * MIB
@@ -71,7 +72,8 @@ def stale_uploads(
 class MultipartBucket:
     """The multipart calls on one bucket through a boto3 S3 client."""
 
-    def __init__(self, client, bucket: str):
+    # boto3 builds its clients at run time and ships no type information: the client is Any.
+    def __init__(self, client: Any, bucket: str) -> None:
         self.client = client
         self.bucket = bucket
 
@@ -80,20 +82,22 @@ class MultipartBucket:
         response = self.client.create_multipart_upload(
             Bucket=self.bucket, Key=key, ContentType=content_type, CacheControl=cache_control
         )
-        return response["UploadId"]
+        upload_id: str = response["UploadId"]
+        return upload_id
 
     def part_url(self, key: str, upload_id: str, part_number: int, *, expires_in: int) -> str:
         """A presigned URL a client PUTs part ``part_number``'s bytes to (signed by the client's config)."""
-        return self.client.generate_presigned_url(
+        url: str = self.client.generate_presigned_url(
             "upload_part",
             Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number},
             ExpiresIn=expires_in,
             HttpMethod="PUT",
         )
+        return url
 
     def parts(self, key: str, upload_id: str) -> list[StoredPart]:
         """Every part stored so far, in part-number order (ListParts, all pages)."""
-        stored = []
+        stored: list[StoredPart] = []
         paginator = self.client.get_paginator("list_parts")
         for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
             for part in page.get("Parts", []):
@@ -115,7 +119,8 @@ class MultipartBucket:
 
     def object_size(self, key: str) -> int:
         """The stored object's size (HeadObject)."""
-        return self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+        size: int = self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+        return size
 
     def pending(self, prefix: str) -> Iterator[PendingUpload]:
         """Unfinished multipart uploads whose key starts with ``prefix`` (all pages)."""

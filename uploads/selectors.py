@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 from django.db.models import QuerySet
 
 from unpuzzle.exceptions import Gone, NotFound
@@ -15,11 +15,12 @@ from uploads.multipart import StoredPart, part_count
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 
 def upload_sessions_for_owner(*, user: AbstractBaseUser) -> QuerySet[UploadSession]:
     """The user's own uploads, newest first."""
-    return UploadSession.objects.filter(owner=user).order_by("-created_at")
+    return UploadSession.objects.filter(owner=cast("User", user)).order_by("-created_at")
 
 
 def upload_session_get_for_owner(*, upload_id: str | uuid.UUID, user: AbstractBaseUser) -> UploadSession:
@@ -28,7 +29,7 @@ def upload_session_get_for_owner(*, upload_id: str | uuid.UUID, user: AbstractBa
         key = uuid.UUID(str(upload_id))
     except ValueError:
         raise NotFound(f"no upload {upload_id!r}: upload ids are UUIDs") from None
-    session = UploadSession.objects.filter(pk=key, owner=user).first()
+    session = UploadSession.objects.filter(pk=key, owner=cast("User", user)).first()
     if session is None:
         raise NotFound(f"no upload {key} for this user")
     return session
@@ -44,6 +45,8 @@ def direct_upload_get_for_owner(*, upload_id: str | uuid.UUID, user: AbstractBas
 
 def direct_upload_part_count(*, session: UploadSession) -> int:
     """How many parts the session's file is cut into."""
+    if session.part_size is None:
+        raise ValueError(f"upload {session.id} has no part size: only direct uploads are cut into parts")
     return part_count(session.length or 0, session.part_size)
 
 
@@ -64,7 +67,7 @@ def direct_upload_stored_parts(*, session: UploadSession) -> list[StoredPart]:
         raise storage_unavailable("listing the stored parts", exc) from exc
 
 
-def direct_upload_state(*, session: UploadSession) -> dict:
+def direct_upload_state(*, session: UploadSession) -> dict[str, Any]:
     """A direct upload's state for its owner: stored parts and bytes from the bucket while it is
     open (so a resumed client knows what is left), the recorded figures once it is closed."""
     stored = direct_upload_stored_parts(session=session)

@@ -13,6 +13,10 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import TYPE_CHECKING, Literal, overload
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 TUS_VERSION = "1.0.0"
 SUPPORTED_VERSIONS = (TUS_VERSION,)
@@ -38,7 +42,7 @@ _KEY_RE = re.compile(r"^[^\s,]+$")
 class TusHeaderError(ValueError):
     """A request header the protocol does not allow; ``status`` is the answer to send."""
 
-    def __init__(self, message: str, *, status: int = 400):
+    def __init__(self, message: str, *, status: int = 400) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
@@ -55,6 +59,12 @@ def check_tus_resumable(value: str | None) -> None:
         )
 
 
+@overload
+def parse_non_negative_int(name: str, value: str | None, *, required: Literal[True]) -> int: ...
+@overload
+def parse_non_negative_int(name: str, value: str, *, required: bool = False) -> int: ...
+@overload
+def parse_non_negative_int(name: str, value: str | None, *, required: bool = False) -> int | None: ...
 def parse_non_negative_int(name: str, value: str | None, *, required: bool = False) -> int | None:
     """Parse an Upload-Offset / Upload-Length style header: digits only, fits in 64 bits."""
     if value is None:
@@ -124,7 +134,7 @@ class Checksum:
     algorithm: str
     digest: bytes
 
-    def new_hasher(self):
+    def new_hasher(self) -> HASH:
         return hashlib.new(self.algorithm)
 
 

@@ -76,7 +76,8 @@ def socket_body(environ: Mapping, length: int) -> SocketBody | None:
     # Only a Content-Length body nobody has read yet: chunked bodies keep gunicorn's own decoder.
     if type(reader).__name__ != "LengthReader" or getattr(reader, "length", None) != length:
         return None
-    if not isinstance(getattr(body, "buf", None), io.BytesIO) or body.buf.getvalue():
+    buffered = getattr(body, "buf", None)
+    if not isinstance(buffered, io.BytesIO) or buffered.getvalue():
         return None
     if not isinstance(getattr(unreader, "buf", None), io.BytesIO) or not hasattr(body, "failed"):
         return None

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.mail import mail_admins, send_mail
@@ -18,6 +18,10 @@ from transcoding.costs.selectors import budget_forecast_usd, budget_limit_reason
 from transcoding.models import BudgetPolicy, CostAlert
 from unpuzzle.exceptions import Conflict, DomainError
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser, User
+
 logger = logging.getLogger(__name__)
 
 
@@ -28,7 +32,7 @@ def _policy_for_update() -> BudgetPolicy:
     return BudgetPolicy.objects.select_for_update().get(id=BudgetPolicy.SINGLETON_ID)
 
 
-def _alert_once(*, kind: str, period: str, subject: str, message: str, actor: Any = None) -> CostAlert | None:
+def _alert_once(*, kind: str, period: str, subject: str, message: str, actor: User | None = None) -> CostAlert | None:
     """Record the alert and mail it after commit, unless this kind was already sent for this period."""
     alert, created = CostAlert.objects.get_or_create(
         kind=kind, period=period, defaults={"subject": subject, "message": message, "actor": actor}
@@ -53,7 +57,7 @@ def _send_alert(*, subject: str, message: str) -> None:
 
 
 @transaction.atomic
-def budget_engage_kill_switch(*, by: Any, reason: str, automatic: bool = False) -> BudgetPolicy:
+def budget_engage_kill_switch(*, by: User | None, reason: str, automatic: bool = False) -> BudgetPolicy:
     """Stop all new transcodes: videos wait as ``blocked`` until release. No-op when already engaged.
 
     Staff must give a reason; the engagement (who, when, why) is kept on the policy and in
@@ -93,7 +97,7 @@ def budget_engage_kill_switch(*, by: Any, reason: str, automatic: bool = False) 
 
 
 @transaction.atomic
-def budget_release_kill_switch(*, by: Any, reason: str = "", automatic: bool = False) -> BudgetPolicy:
+def budget_release_kill_switch(*, by: User | None, reason: str = "", automatic: bool = False) -> BudgetPolicy:
     """Allow transcoding again and requeue every blocked video, oldest first, after commit.
 
     Refused (409) while the automatic budget rules would stop spending at once: raise the
@@ -162,7 +166,7 @@ def budget_requeue_blocked() -> int:
 @transaction.atomic
 def budget_update(
     *,
-    by: Any,
+    by: AbstractBaseUser | AnonymousUser | None,
     monthly_budget_usd: Decimal | None = None,
     auto_engage: bool | None = None,
     auto_engage_on_forecast: bool | None = None,
@@ -251,7 +255,7 @@ def _check_spike(*, policy: BudgetPolicy, today: date) -> None:
 
 
 @transaction.atomic
-def cost_alerts_acknowledge(*, by: Any, alert_ids: list[int] | None = None) -> int:
+def cost_alerts_acknowledge(*, by: User | None, alert_ids: list[int] | None = None) -> int:
     """Hide alerts from the admin banner (all unacknowledged ones when no ids are given)."""
     qs = CostAlert.objects.filter(acknowledged_at__isnull=True)
     if alert_ids is not None:

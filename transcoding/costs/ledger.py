@@ -7,9 +7,10 @@ Amounts follow ``transcoding.costs.pricing``: GB = 10**9 bytes, USD quantized to
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from django.conf import settings
 from django.db import transaction
@@ -21,9 +22,25 @@ from transcoding.costs import pricing
 from transcoding.costs.budget import budget_check_and_alert, budget_requeue_blocked
 from transcoding.models import CostLogEntry, DeliveryTally, TranscodeJob
 
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from django.contrib.auth.models import User
+
 logger = logging.getLogger(__name__)
 
 Kind = CostLogEntry.Kind
+
+
+class _Refs(TypedDict, total=False):
+    """What a ledger line points at, and how it is marked."""
+
+    video: Video | None
+    video_id: uuid.UUID
+    job: TranscodeJob
+    owner: User
+    owner_id: int | None
+    is_estimate: bool
 
 
 def _price(name: str) -> Decimal:
@@ -38,7 +55,8 @@ def _line(
     unit: str,
     unit_price: Decimal,
     exact_amount: Decimal | None = None,
-    **fields: Any,
+    note: str = "",
+    **fields: Unpack[_Refs],
 ) -> CostLogEntry:
     """An unsaved ledger line; the amount is quantity × price unless an exact amount is given."""
     quantity = pricing.to_decimal(quantity)
@@ -54,6 +72,7 @@ def _line(
         unit=unit,
         unit_price=unit_price.quantize(Decimal("0.00000001")),
         amount=value,
+        note=note,
         **fields,
     )
 
@@ -76,12 +95,12 @@ def cost_record_transcode(
     day = timezone.localdate()
     minutes = pricing.to_decimal(output_minutes)
     cpu = pricing.to_decimal(cpu_seconds or 0)
-    refs = {
+    refs: _Refs = {
         "video": video,
         "job": job,
         "owner": video.owner,
-        "note": f"job {job.id}: {minutes} output min, {cpu} CPU s",
     }
+    note = f"job {job.id}: {minutes} output min, {cpu} CPU s"
     lines = [
         _line(
             day=day,
@@ -89,13 +108,22 @@ def cost_record_transcode(
             quantity=minutes,
             unit="minute",
             unit_price=_price("TRANSCODE_USD_PER_MINUTE"),
+            note=note,
             **refs,
         )
     ]
     cpu_price = _price("TRANSCODE_USD_PER_CPU_HOUR")
     if cpu_price > 0:
         lines.append(
-            _line(day=day, kind=Kind.TRANSCODE, quantity=cpu / 3600, unit="CPU-hour", unit_price=cpu_price, **refs)
+            _line(
+                day=day,
+                kind=Kind.TRANSCODE,
+                quantity=cpu / 3600,
+                unit="CPU-hour",
+                unit_price=cpu_price,
+                note=note,
+                **refs,
+            )
         )
     for line in lines:
         line.save()
@@ -118,7 +146,7 @@ def cost_snapshot_storage(*, day: date) -> list[CostLogEntry]:
     rendition_bytes = dict(
         Rendition.objects.values("video_id").annotate(total=Sum("bytes")).values_list("video_id", "total")
     )
-    counted_media: set[Any] = set()
+    counted_media: set[uuid.UUID] = set()
     lines = []
     videos = Video.objects.order_by("created_at", "id").values_list(
         "id", "owner_id", "media_file_id", "media_file__size", "media_file__status"
@@ -157,7 +185,7 @@ def cost_snapshot_storage(*, day: date) -> list[CostLogEntry]:
     return lines
 
 
-def _storage_line(*, day: date, num_bytes: int, day_price: Decimal, note: str, **refs: Any) -> CostLogEntry:
+def _storage_line(*, day: date, num_bytes: int, day_price: Decimal, note: str, **refs: Unpack[_Refs]) -> CostLogEntry:
     gb = pricing.bytes_to_gb(num_bytes)
     return _line(
         day=day,
@@ -175,7 +203,7 @@ def _delivery_lines(
     *, video: Video, bytes_served: int, day: date, is_estimate: bool, via_cdn: bool, note: str
 ) -> list[CostLogEntry]:
     gb = pricing.bytes_to_gb(bytes_served)
-    refs = {"video": video, "owner_id": video.owner_id, "is_estimate": is_estimate}
+    refs: _Refs = {"video": video, "owner_id": video.owner_id, "is_estimate": is_estimate}
     lines = []
     if via_cdn:
         lines.append(
@@ -227,7 +255,7 @@ def cost_record_delivery(
 def _request_lines(
     *, day: date, class_b: int, class_c: int, video: Video | None, is_estimate: bool, note: str
 ) -> list[CostLogEntry]:
-    refs = {"video": video, "owner_id": video.owner_id if video else None, "is_estimate": is_estimate, "note": note}
+    refs: _Refs = {"video": video, "owner_id": video.owner_id if video else None, "is_estimate": is_estimate}
     lines = []
     if class_b:
         lines.append(
@@ -237,6 +265,7 @@ def _request_lines(
                 quantity=Decimal(class_b) / 10_000,
                 unit="10k class B",
                 unit_price=_price("B2_CLASS_B_USD_PER_10K"),
+                note=note,
                 **refs,
             )
         )
@@ -248,6 +277,7 @@ def _request_lines(
                 quantity=Decimal(class_c) / 1_000,
                 unit="1k class C",
                 unit_price=_price("B2_CLASS_C_USD_PER_1K"),
+                note=note,
                 **refs,
             )
         )
@@ -290,9 +320,10 @@ def cost_estimate_delivery(*, day: date) -> list[CostLogEntry]:
         .distinct()
         .order_by("created_at", "id")
     )
-    seen: set[Any] = set()
+    seen: set[uuid.UUID] = set()
     for video in videos:
         media = video.media_file
+        assert media is not None  # the query keeps videos with an original only
         if media.id in seen:
             continue
         seen.add(media.id)
@@ -311,7 +342,9 @@ def cost_estimate_delivery(*, day: date) -> list[CostLogEntry]:
         renditions = list(video.renditions.all())
         if plays <= 0 or not duration or not renditions:
             continue
-        bitrate = sum(pricing.to_decimal(r.average_bandwidth or r.bandwidth) for r in renditions) / len(renditions)
+        bitrate = sum((pricing.to_decimal(r.average_bandwidth or r.bandwidth) for r in renditions), Decimal(0)) / len(
+            renditions
+        )
         bytes_served = int(plays * bitrate / 8 * pricing.to_decimal(duration))
         note = f"estimate: {plays} plays x {bitrate.quantize(Decimal(1))} bit/s x {duration} s"
         lines += _delivery_lines(

@@ -16,7 +16,7 @@ AMOUNT_PLACES = Decimal("0.000001")
 QUANTITY_PLACES = Decimal("0.000001")
 
 
-def to_decimal(value) -> Decimal:
+def to_decimal(value: Decimal | float | int | str) -> Decimal:
     """``value`` (int, str, float or Decimal) as an exact Decimal; floats go through ``str``."""
     if isinstance(value, Decimal):
         return value

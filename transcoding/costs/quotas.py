@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 from django.db.models import FloatField, Sum
@@ -16,6 +16,10 @@ from transcoding.costs import pricing
 from transcoding.models import CostLogEntry
 from unpuzzle.exceptions import DomainError, PayloadTooLarge, TooManyRequests
 from unpuzzle.permissions import user_sees_all_videos
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 
 class QuotaExceeded(DomainError):
@@ -33,7 +37,7 @@ class TranscodeQuotaExceeded(QuotaExceeded, TooManyRequests):
     status_code = 429
 
 
-def user_month_usage(*, user: Any, day: date | None = None) -> tuple[int, Decimal]:
+def user_month_usage(*, user: AbstractBaseUser, day: date | None = None) -> tuple[int, Decimal]:
     """Bytes of originals ``user`` stored and source minutes transcoded in ``day``'s month.
 
     Stored bytes count deleted originals too. Minutes: the source duration of every transcode
@@ -45,17 +49,18 @@ def user_month_usage(*, user: Any, day: date | None = None) -> tuple[int, Decima
     tz = timezone.get_current_timezone()
     start_dt = timezone.make_aware(datetime.combine(start, time.min), tz)
     end_dt = timezone.make_aware(datetime.combine(end + timedelta(days=1), time.min), tz)
-    stored = MediaFile.objects.filter(owner=user, created_at__gte=start_dt, created_at__lt=end_dt).aggregate(
+    owner = cast("User", user)  # the AUTH_USER_MODEL, the only concrete user model
+    stored = MediaFile.objects.filter(owner=owner, created_at__gte=start_dt, created_at__lt=end_dt).aggregate(
         total=Coalesce(Sum("size"), 0)
     )["total"]
     seconds = CostLogEntry.objects.filter(
-        owner=user, kind=CostLogEntry.Kind.TRANSCODE, unit="minute", date__gte=start, date__lte=end
+        owner=owner, kind=CostLogEntry.Kind.TRANSCODE, unit="minute", date__gte=start, date__lte=end
     ).aggregate(total=Coalesce(Sum("video__duration"), 0.0, output_field=FloatField()))["total"]
     minutes = pricing.quantize_quantity(pricing.to_decimal(float(seconds)) / 60)
     return int(stored), minutes
 
 
-def user_transcode_quota_reason(*, user: Any, day: date | None = None) -> str:
+def user_transcode_quota_reason(*, user: AbstractBaseUser | None, day: date | None = None) -> str:
     """Why ``user`` may not transcode more this month, or "" (quota 0 means unlimited)."""
     quota = Decimal(settings.USER_MONTHLY_TRANSCODE_MINUTES)
     if not quota or user is None:
@@ -66,7 +71,7 @@ def user_transcode_quota_reason(*, user: Any, day: date | None = None) -> str:
     return ""
 
 
-def quota_check_upload(*, user: Any, size_bytes: int | None, pending_upload_bytes: int) -> None:
+def quota_check_upload(*, user: AbstractBaseUser, size_bytes: int | None, pending_upload_bytes: int) -> None:
     """Refuse a new upload of ``size_bytes`` when it would break ``user``'s monthly quotas.
 
     ``USER_MONTHLY_UPLOAD_GB`` (GB = 10**9 bytes): 413 when this month's stored originals, the

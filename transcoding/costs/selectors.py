@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from django.conf import settings
 from django.db.models import DecimalField, F, QuerySet, Sum, Value
@@ -17,8 +18,24 @@ from transcoding.costs import pricing
 from transcoding.costs.quotas import user_transcode_quota_reason
 from transcoding.models import BudgetPolicy, CostAlert, CostLogEntry
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
 ZERO = Decimal("0")
 KINDS = [kind for kind, _ in CostLogEntry.Kind.choices]
+
+
+class TopVideoRow(TypedDict):
+    video_id: uuid.UUID
+    title: str
+    owner_username: str
+    total: Decimal
+
+
+class TopUserRow(TypedDict):
+    owner_id: int
+    username: str
+    total: Decimal
 
 
 @dataclass(frozen=True)
@@ -104,7 +121,7 @@ def budget_limit_reason(*, policy: BudgetPolicy, month_to_date: Decimal, forecas
     return ""
 
 
-def spending_allowed(*, owner: Any = None) -> SpendingDecision:
+def spending_allowed(*, owner: User | None = None) -> SpendingDecision:
     """The one question every transcode asks before it starts: may we spend now?
 
     No while the kill switch is engaged, while the automatic budget rules say stop (the
@@ -149,7 +166,7 @@ def cost_daily_by_kind(*, start: date, end: date) -> list[tuple[date, dict[str, 
     return days
 
 
-def cost_top_videos(*, start: date, end: date, limit: int = 10) -> list[dict[str, Any]]:
+def cost_top_videos(*, start: date, end: date, limit: int = 10) -> list[TopVideoRow]:
     """Videos with the highest spend between two days: id, title, owner and total."""
     return list(
         cost_entries_between(start=start, end=end)
@@ -160,7 +177,7 @@ def cost_top_videos(*, start: date, end: date, limit: int = 10) -> list[dict[str
     )
 
 
-def cost_top_users(*, start: date, end: date, limit: int = 10) -> list[dict[str, Any]]:
+def cost_top_users(*, start: date, end: date, limit: int = 10) -> list[TopUserRow]:
     """Users whose videos cost the most between two days."""
     return list(
         cost_entries_between(start=start, end=end)
@@ -175,8 +192,9 @@ def video_stored_bytes(*, video: Video) -> int:
     """Bytes of the video's renditions plus its stored original (uses prefetched renditions)."""
     renditions = sum(rendition.bytes for rendition in video.renditions.all())
     original = 0
-    if video.media_file_id and video.media_file.status == MediaFile.Status.STORED:
-        original = video.media_file.size
+    media_file = video.media_file if video.media_file_id else None
+    if media_file is not None and media_file.status == MediaFile.Status.STORED:
+        original = media_file.size
     return int(renditions) + int(original)
 
 
@@ -199,13 +217,13 @@ def kill_switch_history(*, limit: int = 20) -> list[CostAlert]:
     return list(CostAlert.objects.filter(kind__in=kinds).select_related("actor").order_by("-created_at", "-id")[:limit])
 
 
-def user_can_view_costs(*, user: Any) -> bool:
+def user_can_view_costs(*, user: User | AnonymousUser | None) -> bool:
     """Staff holding ``transcoding.view_costs`` (superusers hold every permission)."""
     return bool(
         user and user.is_authenticated and user.is_active and user.is_staff and user.has_perm("transcoding.view_costs")
     )
 
 
-def user_can_manage_budget(*, user: Any) -> bool:
+def user_can_manage_budget(*, user: User | AnonymousUser) -> bool:
     """Staff who may see costs and also hold ``transcoding.manage_budget``."""
     return user_can_view_costs(user=user) and bool(user.has_perm("transcoding.manage_budget"))

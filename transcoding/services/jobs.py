@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -16,12 +17,16 @@ from transcoding.costs.selectors import spending_allowed
 from transcoding.models import TranscodeJob
 from unpuzzle.exceptions import NotFound
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser, User
+
 logger = logging.getLogger(__name__)
 
 TRANSCODE_TASK = "transcoding.tasks.transcode_video"
 
 
-def transcode_dispatch(*, job_id: Any) -> None:
+def transcode_dispatch(*, job_id: uuid.UUID) -> None:
     """Hand a queued job to the transcode cluster and remember the django-q2 task id."""
     # Its own cluster: hours-long transcodes never hold up the short tasks, and keep their long timeout.
     task_id = async_task(
@@ -35,7 +40,7 @@ def transcode_dispatch(*, job_id: Any) -> None:
 
 
 @transaction.atomic
-def transcode_enqueue(*, video: Video, requested_by: Any = None) -> TranscodeJob | None:
+def transcode_enqueue(*, video: Video, requested_by: User | None = None) -> TranscodeJob | None:
     """Queue ``video`` for HLS transcoding; the one entry point uploads and admin actions call.
 
     Idempotent: a video with a queued or running job gets that job back. When spending is
@@ -84,7 +89,7 @@ def transcode_requeue_blocked() -> int:
     return queued
 
 
-def transcode_lock(*, job_id: Any) -> tuple[TranscodeJob | None, Video | None]:
+def transcode_lock(*, job_id: uuid.UUID | str) -> tuple[TranscodeJob | None, Video | None]:
     """Lock the video, then its job (the order every writer uses, so no deadlock); None for what is gone."""
     video_id = TranscodeJob.objects.filter(pk=job_id).values_list("video_id", flat=True).first()
     if video_id is None:
@@ -146,7 +151,7 @@ def transcode_requeue(*, job: TranscodeJob, video: Video, reason: str) -> None:
 
 
 @transaction.atomic
-def transcode_cancel(*, job: TranscodeJob, by: Any) -> TranscodeJob:
+def transcode_cancel(*, job: TranscodeJob, by: AbstractBaseUser | AnonymousUser | None) -> TranscodeJob:
     """Cancel a queued or running job; a running worker sees it within ~2 s and kills ffmpeg.
 
     The video goes back to its previous output (``ready``) when it has one, else to

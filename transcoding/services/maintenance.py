@@ -11,7 +11,6 @@ import time
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -31,7 +30,7 @@ WORK_DIR_GRACE_S = 600
 _WORK_DIR_RE = re.compile(rf"^{WORK_DIR_PREFIX}(?P<job>[0-9a-f-]{{36}})-a(?P<attempt>\d+)-")
 
 
-def work_dir_prefix(*, job_id: Any, attempt: int) -> str:
+def work_dir_prefix(*, job_id: uuid.UUID, attempt: int) -> str:
     """Name prefix of an attempt's temp dir; ``transcode_work_dirs_sweep`` reads the owner back from it."""
     return f"{WORK_DIR_PREFIX}{job_id}-a{attempt}-"
 
@@ -66,7 +65,7 @@ def previous_output_keep(*, video: Video, new_folder: int, now: datetime) -> Non
     )
 
 
-def older_outputs_delete(*, video_id: Any, keep: int) -> None:
+def older_outputs_delete(*, video_id: uuid.UUID, keep: int) -> None:
     """Delete the video's HLS folders numbered below ``keep`` (leftovers of lost attempts, and the
     replaced output when it is not kept), except previous outputs still waiting for the sweep."""
     root = f"videos/{video_id}/hls/"
@@ -139,7 +138,7 @@ def transcode_reap_stale(*, now: datetime | None = None) -> dict[str, int]:
 
 
 @transaction.atomic
-def _reap_one(*, job_id: Any, cutoff: datetime) -> str | None:
+def _reap_one(*, job_id: uuid.UUID, cutoff: datetime) -> str | None:
     job, video = transcode_lock(job_id=job_id)
     if job is None or video is None or job.status != TranscodeJob.Status.RUNNING:
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -15,6 +15,9 @@ from media_library.services import media_file_find_duplicate, original_key
 from transcoding.ffmpeg.probe import ProbeResult
 from unpuzzle.exceptions import StorageUnavailable
 from unpuzzle.storage import delete_key, save_file
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ def media_file_probe_fields(*, probe: ProbeResult) -> dict[str, Any]:
 
 def media_file_create_from_path(
     *,
-    owner: Any,
+    owner: User,
     path: str | os.PathLike[str],
     original_filename: str,
     size: int,
@@ -89,6 +92,6 @@ def media_file_create_from_path(
     return media_file, True
 
 
-def media_file_probe_update(*, media_file_id: Any, probe: ProbeResult) -> None:
+def media_file_probe_update(*, media_file_id: uuid.UUID, probe: ProbeResult) -> None:
     """Store a probe of an original that had none (one UPDATE; ``updated_at`` set too)."""
     MediaFile.objects.filter(pk=media_file_id).update(**media_file_probe_fields(probe=probe), updated_at=timezone.now())

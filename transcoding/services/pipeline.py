@@ -7,12 +7,13 @@ import logging
 import shutil
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import Sum
@@ -46,6 +47,9 @@ from transcoding.services.maintenance import (
 from transcoding.services.media_files import media_file_probe_update
 from unpuzzle.storage import delete_prefix, open_local_copy, save_directory
 
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
 logger = logging.getLogger(__name__)
 
 # Share of the progress bar the ffmpeg encode fills; poster, measuring and upload take the rest.
@@ -61,7 +65,7 @@ class _LostJob(Exception):
 class _Permanent(Exception):
     """A failure that another attempt cannot fix; the message is shown to people."""
 
-    def __init__(self, message: str, *, log_tail: list[str] | None = None):
+    def __init__(self, message: str, *, log_tail: list[str] | None = None) -> None:
         super().__init__(message)
         self.log_tail = log_tail or []
 
@@ -70,17 +74,17 @@ class _Permanent(Exception):
 class _Claim:
     """What a worker holds after starting a job: the attempt it owns and where it writes."""
 
-    job_id: object
-    video_id: object
+    job_id: uuid.UUID
+    video_id: uuid.UUID
     attempt: int
     prefix: str
     storage_key: str
-    media_file_id: object
+    media_file_id: uuid.UUID
     needs_probe: bool
 
 
 @transaction.atomic
-def _transcode_claim(*, job_id: Any) -> _Claim | None:
+def _transcode_claim(*, job_id: uuid.UUID | str) -> _Claim | None:
     """Take a queued job: budget gate, attempts+1, running, a fresh output folder. None = nothing to do."""
     job, video = transcode_lock(job_id=job_id)
     if job is None or video is None or job.status != TranscodeJob.Status.QUEUED:
@@ -114,6 +118,8 @@ def _transcode_claim(*, job_id: Any) -> _Claim | None:
     video.status_reason = ""
     video.save(update_fields=["status", "status_reason", "updated_at"])
     media_file = video.media_file
+    if media_file is None:
+        raise ValueError(f"video {video.id} has no original file to transcode")
     logger.info(
         "job_id=%s video_id=%s attempt %d started, output %s", job.id, video.id, job.attempts, job.output_prefix
     )
@@ -132,12 +138,12 @@ class _Reporter:
     """Progress and heartbeat for one attempt: one UPDATE every couple of seconds that also
     tells whether the attempt still owns the job (cancelled, deleted or taken over -> stop)."""
 
-    def __init__(self, claim: _Claim):
+    def __init__(self, claim: _Claim) -> None:
         self.claim = claim
         self.percent = 0.0
         self.last_save = 0.0
 
-    def _mine(self):
+    def _mine(self) -> QuerySet[TranscodeJob]:
         return TranscodeJob.objects.filter(
             pk=self.claim.job_id, status=TranscodeJob.Status.RUNNING, attempts=self.claim.attempt
         )
@@ -394,7 +400,7 @@ def _delete_attempt_output(claim: _Claim) -> None:
         logger.exception("job_id=%s could not delete %s", claim.job_id, claim.prefix)
 
 
-def transcode_run(*, job_id: Any) -> None:
+def transcode_run(*, job_id: uuid.UUID | str) -> None:
     """Run one queued transcode job to the end (the django-q2 task calls this).
 
     Re-runs are no-ops (only a ``queued`` job starts). The budget gate is asked first; a

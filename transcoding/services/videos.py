@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 
@@ -12,11 +12,15 @@ from media_library.models import Video
 from transcoding.models import TranscodeJob
 from transcoding.services.jobs import transcode_job_finish
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+
 logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
-def video_delete(*, video: Video, deleted_by: Any) -> None:
+def video_delete(*, video: Video, deleted_by: AbstractBaseUser | AnonymousUser | None) -> None:
     """Cancel the video's active transcode jobs, then delete it as ``media_library.services.video_delete`` does.
 
     A worker checks its job before writing output, so a cancelled job leaves nothing

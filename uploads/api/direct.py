@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,6 +28,10 @@ from uploads.services.direct import (
     direct_upload_part_urls,
 )
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from rest_framework.request import Request
+
 CompletedSerializer = inline_serializer(
     "DirectUploadCompleted",
     {
@@ -35,6 +43,14 @@ CompletedSerializer = inline_serializer(
 )
 
 
+def _owner(request: Request) -> AbstractBaseUser:
+    """The user making the request: the direct-upload endpoints require authentication."""
+    user = request.user
+    if isinstance(user, AnonymousUser):
+        raise NotAuthenticated()
+    return user
+
+
 class DirectUploadView(APIView):
     """Shared: every endpoint needs S3-compatible storage (400 on local storage)."""
 
@@ -43,7 +59,7 @@ class DirectUploadView(APIView):
         multipart_bucket()
 
     def session(self, pk):
-        return direct_upload_get_for_owner(upload_id=pk, user=self.request.user)
+        return direct_upload_get_for_owner(upload_id=pk, user=_owner(self.request))
 
 
 class DirectUploadCollectionView(DirectUploadView):

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
-from typing import IO
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -27,12 +29,17 @@ from uploads.selectors import upload_session_get_for_owner, upload_sessions_for_
 from uploads.serializers import UploadProgressSerializer
 from uploads.services.admission import max_upload_bytes
 from uploads.services.tus import (
+    BodyStream,
     upload_session_append,
     upload_session_concat,
     upload_session_create,
     upload_session_terminate,
 )
 from uploads.wsgi_body import socket_body
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from rest_framework.request import Request
 
 # tus recommends a 30 s read timeout; a stalled body then frees its upload's lock.
 BODY_READ_TIMEOUT_S = 30
@@ -43,7 +50,15 @@ def _header(request, name: str) -> str | None:
     return request.headers.get(name)
 
 
-def _body(request) -> tuple[IO[bytes], int | None]:
+def _owner(request: Request) -> AbstractBaseUser:
+    """The user making the request: every upload endpoint but OPTIONS requires authentication."""
+    user = request.user
+    if isinstance(user, AnonymousUser):
+        raise NotAuthenticated()
+    return user
+
+
+def _body(request) -> tuple[BodyStream, int | None]:
     """The request body as a stream and its declared length (None: chunked, read to the end)."""
     django_request = request._request
     declared = django_request.META.get("CONTENT_LENGTH")
@@ -148,7 +163,7 @@ class UploadCollectionView(TusView):
     ``GET`` lists the user's own uploads."""
 
     def get_queryset(self):
-        return upload_sessions_for_owner(user=self.request.user)
+        return upload_sessions_for_owner(user=_owner(self.request))
 
     @extend_schema(operation_id="uploads_list", responses=UploadProgressSerializer(many=True))
     def get(self, request):
@@ -202,7 +217,7 @@ class UploadDetailView(TusView):
     """One upload: ``HEAD`` offset, ``PATCH`` bytes, ``DELETE`` terminate, ``GET`` JSON progress."""
 
     def _session(self, pk) -> UploadSession:
-        return upload_session_get_for_owner(upload_id=pk, user=self.request.user)
+        return upload_session_get_for_owner(upload_id=pk, user=_owner(self.request))
 
     @extend_schema(operation_id="uploads_retrieve", responses=UploadProgressSerializer)
     def get(self, request, pk):

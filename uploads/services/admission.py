@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 from django.db.models import Sum
@@ -17,6 +17,7 @@ from uploads.models import UploadSession
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 # Partial uploads (tus concatenation) a user may have open, per allowed concurrent upload.
 PARTIALS_PER_UPLOAD = 8
@@ -24,7 +25,8 @@ PARTIALS_PER_UPLOAD = 8
 
 def max_upload_bytes() -> int:
     """The largest upload accepted, in bytes (``MAX_VIDEO_SIZE_MB``)."""
-    return settings.MAX_VIDEO_SIZE_MB * 1024 * 1024
+    megabytes: int = settings.MAX_VIDEO_SIZE_MB
+    return megabytes * 1024 * 1024
 
 
 def upload_expiry(*, now: datetime | None = None) -> datetime:
@@ -61,7 +63,7 @@ def upload_sessions_pending_bytes(*, user: AbstractBaseUser) -> int:
     (in progress or complete): they count against the monthly upload quota like stored originals."""
     start = timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     pending = UploadSession.objects.filter(
-        owner=user,
+        owner=cast("User", user),
         status__in=UploadSession.LIVE_STATUSES,
         length__isnull=False,
         created_at__gte=start,
@@ -78,7 +80,9 @@ def upload_file_check(*, owner: AbstractBaseUser, length: int | None, filename: 
 
 
 def _check_active_limit(*, owner: AbstractBaseUser, partial: bool) -> None:
-    active = UploadSession.objects.filter(owner=owner, status__in=UploadSession.ACTIVE_STATUSES, is_partial=partial)
+    active = UploadSession.objects.filter(
+        owner=cast("User", owner), status__in=UploadSession.ACTIVE_STATUSES, is_partial=partial
+    )
     limit = settings.MAX_CONCURRENT_UPLOADS * (PARTIALS_PER_UPLOAD if partial else 1)
     if active.count() >= limit:
         what = "partial uploads" if partial else "unfinished uploads"

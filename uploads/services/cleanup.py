@@ -3,10 +3,11 @@ abandoned direct-upload multipart uploads are aborted."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime, timedelta
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -44,7 +45,7 @@ def upload_sessions_expire(*, now: datetime | None = None) -> int:
                 continue
             session.transition(S.EXPIRED)
             session.save(update_fields=["status", "updated_at"])
-            transaction.on_commit(lambda p=session.temp_path: remove_part_file(p))
+            transaction.on_commit(functools.partial(remove_part_file, session.temp_path))
             count += 1
             logger.info("upload_id=%s expired at offset %s of %s", session.id, session.offset, session.length)
     return count

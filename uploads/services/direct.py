@@ -12,9 +12,9 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -39,8 +39,8 @@ from uploads.services.finalize import upload_finalize_enqueue
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
-
-    from unpuzzle.s3_storage import MediaS3Storage
+    from django.contrib.auth.models import User
+    from storages.backends.s3 import S3Storage
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def _content_type(key: str, declared: str) -> tuple[str, str]:
     return content_type, cache_control
 
 
-def _sign(bucket: MultipartBucket, storage: MediaS3Storage, session: UploadSession, numbers: list[int]) -> SignedParts:
+def _sign(bucket: MultipartBucket, storage: S3Storage, session: UploadSession, numbers: list[int]) -> SignedParts:
     lifetime = settings.STORAGE_URL_EXPIRE_S
     expires_at = timezone.now() + timedelta(seconds=lifetime)
     key = object_key(storage, session.storage_key)
@@ -131,7 +131,7 @@ def direct_upload_create(
     except (BotoCoreError, ClientError) as exc:
         raise storage_unavailable("starting the multipart upload", exc) from exc
     session = UploadSession.objects.create(
-        owner=owner,
+        owner=cast("User", owner),
         kind=UploadSession.Kind.DIRECT,
         filename=filename[:255],
         content_type=content_type[:100],

@@ -15,9 +15,9 @@ import time
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -39,6 +39,7 @@ from uploads.services.admission import upload_admission_check
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def upload_finalize_enqueue(*, session_id: uuid.UUID) -> None:
     )
 
 
-def _file_digest(path: str | os.PathLike) -> tuple[str, int]:
+def _file_digest(path: str | os.PathLike[str]) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb") as fh:
@@ -93,7 +94,7 @@ def _mime_type(session: UploadSession) -> str:
     return guessed or "application/octet-stream"
 
 
-def upload_session_finalize(*, session_id: uuid.UUID) -> UploadSession:
+def upload_session_finalize(*, session_id: uuid.UUID | str) -> UploadSession:
     """Turn a complete upload into MediaFile + Video; idempotent, safe to retry.
 
     A tus upload's bytes come from the local part file, held under the same flock a writer
@@ -173,7 +174,7 @@ def _note_retry(session: UploadSession, exc: Exception) -> UploadSession:
 def upload_finalize_from_path(
     *,
     session: UploadSession,
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     stored_key: str | None = None,
     media_file_id: uuid.UUID | None = None,
 ) -> UploadSession:
@@ -260,7 +261,7 @@ def _link_video(*, session_id: uuid.UUID, media_file: MediaFile, media_created: 
     return session
 
 
-def upload_session_ingest(*, owner: AbstractBaseUser, path: str | os.PathLike, title: str = "") -> UploadSession:
+def upload_session_ingest(*, owner: AbstractBaseUser, path: str | os.PathLike[str], title: str = "") -> UploadSession:
     """Take a file already on this machine through the upload path (``manage.py ingest``).
 
     The same size and format checks as an upload, then the same finalization: sha256,
@@ -278,7 +279,7 @@ def upload_session_ingest(*, owner: AbstractBaseUser, path: str | os.PathLike, t
     upload_admission_check(owner=owner, length=length, filename=source.name, filetype=content_type)
     now = timezone.now()
     session = UploadSession.objects.create(
-        owner=owner,
+        owner=cast("User", owner),
         kind=UploadSession.Kind.INGEST,
         filename=source.name[:255],
         content_type=content_type,

@@ -8,11 +8,12 @@ bytes stream.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import uuid
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
 from django.db import transaction
 from django.utils import timezone
@@ -41,6 +42,7 @@ from uploads.tus import Checksum
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,13 @@ logger = logging.getLogger(__name__)
 PROGRESS_RECORD_BYTES = 64 * 1024 * 1024
 
 S = UploadSession.Status
+
+
+class BodyStream(Protocol):
+    """A request body: ``read(n)`` returns up to ``n`` bytes, empty at the end; a ``readinto``
+    method, when the stream has one, is used instead to fill a reused buffer."""
+
+    def read(self, size: int, /) -> bytes: ...
 
 
 class BodyIncomplete(DomainError):
@@ -69,12 +78,18 @@ def _metadata_filetype(metadata: dict[str, str]) -> str:
 
 
 def _tus_session_new(
-    *, upload_id: uuid.UUID, owner: AbstractBaseUser, metadata: dict[str, str], length: int | None, path: Path, **extra
+    *,
+    upload_id: uuid.UUID,
+    owner: AbstractBaseUser,
+    metadata: dict[str, str],
+    length: int | None,
+    path: Path,
+    **extra: bool | list[str],
 ) -> UploadSession:
     """The UploadSession row of a tus upload whose part file is ``path``."""
     return UploadSession.objects.create(
         id=upload_id,
-        owner=owner,
+        owner=cast("User", owner),
         kind=UploadSession.Kind.TUS,
         filename=_metadata_filename(metadata)[:255],
         content_type=_metadata_filetype(metadata)[:100],
@@ -126,7 +141,10 @@ def upload_session_concat(
     consumed parts are marked finalized and their files removed.
     """
     parts_by_id = {
-        p.id: p for p in UploadSession.objects.filter(owner=owner, id__in=partial_ids, kind=UploadSession.Kind.TUS)
+        p.id: p
+        for p in UploadSession.objects.filter(
+            owner=cast("User", owner), id__in=partial_ids, kind=UploadSession.Kind.TUS
+        )
     }
     parts = []
     for part_id in partial_ids:
@@ -170,7 +188,7 @@ def upload_session_concat(
             part.transition(S.FINALIZED)
             part.finalized_at = now
             part.save(update_fields=["status", "finalized_at", "updated_at"])
-            transaction.on_commit(lambda p=part.temp_path: remove_part_file(p))
+            transaction.on_commit(functools.partial(remove_part_file, part.temp_path))
         session = _advance(session_id=session.id, expected_offset=0, new_offset=total)
         transaction.on_commit(lambda: upload_finalize_enqueue(session_id=session.id))
     logger.info("upload_id=%s concatenated from %d partial uploads (%d bytes)", session.id, len(parts), total)
@@ -242,7 +260,7 @@ def upload_session_append(
     *,
     session: UploadSession,
     offset: int,
-    stream: IO[bytes],
+    stream: BodyStream,
     content_length: int | None,
     checksum: Checksum | None = None,
     upload_length: int | None = None,
@@ -294,7 +312,8 @@ def upload_session_append(
         buffer = memoryview(bytearray(BUFFER_BYTES)) if readinto is not None else None
         try:
             while written < wanted:
-                if buffer is not None:
+                chunk: bytes | memoryview
+                if readinto is not None and buffer is not None:
                     # One reused buffer: no new 1 MiB object (and no page faults) per read.
                     chunk = buffer[: readinto(buffer[: min(BUFFER_BYTES, wanted - written)])]
                 else:
@@ -323,7 +342,7 @@ def upload_session_append(
             fh.truncate(offset)
             raise PayloadTooLarge(f"the body passed the upload's limit of {offset + limit} bytes; nothing was stored")
         complete_body = content_length is None or written == content_length
-        if hasher is not None:
+        if checksum is not None and hasher is not None:
             if not complete_body or interrupted is not None:
                 fh.truncate(offset)
                 raise BodyIncomplete(

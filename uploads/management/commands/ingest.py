@@ -36,6 +36,8 @@ class Command(BaseCommand):
         if session.status != UploadSession.Status.FINALIZED:
             raise CommandError(f"{path} could not be stored: {session.error}")
         video = session.video
+        if video is None:
+            raise CommandError(f"upload {session.id} was finalized but is linked to no video")
         self.stdout.write(str(video.id))
         if not wait:
             return
