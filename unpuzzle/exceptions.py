@@ -97,13 +97,6 @@ class TooManyRequests(DomainError):
     code = "too_many_requests"
 
 
-class BudgetExceeded(DomainError):
-    """Spending is stopped (kill switch engaged or budget used up)."""
-
-    status_code = 429
-    code = "budget_exceeded"
-
-
 class StorageUnavailable(DomainError):
     """The object store could not be reached; the caller should retry later."""
 
