@@ -16,4 +16,8 @@ if [ -f tests/js/package-lock.json ] && command -v npm >/dev/null 2>&1; then
 fi
 
 python manage.py makemigrations --check --dry-run >/dev/null || { echo "test: models changed without migrations (run manage.py makemigrations)"; exit 1; }
+# Static checks first (ruff, import-linter contracts, mypy): scripts/lint.sh; LINT=0 skips them.
+if [ "${LINT:-1}" != 0 ]; then
+  bash scripts/lint.sh
+fi
 exec python -m pytest "$@"
