@@ -88,10 +88,11 @@ def free_port() -> int:
 
 @pytest.fixture(autouse=True)
 def isolated_var(settings, tmp_path):
-    """Every test gets its own media root and upload directory."""
+    """Every test gets its own media root, upload directory and transcode work dir."""
     media_root = tmp_path / "media"
     settings.MEDIA_ROOT = media_root
     settings.UPLOAD_TEMP_DIR = tmp_path / "uploads"
+    settings.TRANSCODE_WORK_DIR = tmp_path / "transcode"
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {

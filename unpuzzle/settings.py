@@ -31,6 +31,9 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 MEDIA_ROOT = VAR_DIR / "media"
 UPLOAD_TEMP_DIR = Path(env.str("UPLOAD_TEMP_DIR", default=str(VAR_DIR / "uploads")))
+# Transcode work dirs (a copy of the original, the HLS output before upload): this deployment's
+# own, so its sweep never touches another deployment's on the same host.
+TRANSCODE_WORK_DIR = Path(env.str("TRANSCODE_WORK_DIR", default=str(VAR_DIR / "transcode")))
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_URL = "static/"
 MEDIA_URL = env.str("MEDIA_URL", default="/media/")

@@ -127,31 +127,52 @@ def save_directory(
     return stored
 
 
+class StoredObjectMissing(FileNotFoundError):
+    """The storage has no object under this key (not a local file that went missing)."""
+
+
+# What S3 and B2 answer for a key that does not exist.
+_MISSING_OBJECT_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+def _is_missing_object(exc: Exception) -> bool:
+    response = getattr(exc, "response", None)
+    return isinstance(response, dict) and response.get("Error", {}).get("Code") in _MISSING_OBJECT_CODES
+
+
 @contextlib.contextmanager
-def open_local_copy(key: str, *, storage: Storage | None = None, suffix: str = "") -> Iterator[Path]:
+def open_local_copy(
+    key: str, *, storage: Storage | None = None, suffix: str = "", directory: Path | None = None
+) -> Iterator[Path]:
     """Yield a local path holding the object's bytes; treat it as read-only.
 
     Local storage yields the file itself; remote storage streams the object into a temp
-    directory that is removed afterwards.
+    directory (inside ``directory`` when given, so a caller's own sweep covers it) that is
+    removed afterwards. Raises StoredObjectMissing when there is no object under ``key``.
     """
     backend = _backend(storage)
     if isinstance(backend, FileSystemStorage):
         path = Path(backend.path(key))
         if not path.is_file():
-            raise FileNotFoundError(f"stored object {key!r} does not exist")
+            raise StoredObjectMissing(f"stored object {key!r} does not exist")
         yield path
         return
-    tmpdir = tempfile.mkdtemp(prefix="unpuzzle-obj-")
+    tmpdir = tempfile.mkdtemp(prefix="unpuzzle-obj-", dir=directory)
     try:
         target = Path(tmpdir) / f"object{suffix or Path(key).suffix}"
         with open(target, "wb") as out:
-            if is_s3(backend):
-                backend.bucket.Object(backend._normalize_name(key)).download_fileobj(
-                    out, Config=backend.transfer_config
-                )
-            else:
-                with backend.open(key, "rb") as src:
-                    shutil.copyfileobj(src, out, COPY_BUFFER_BYTES)
+            try:
+                if is_s3(backend):
+                    backend.bucket.Object(backend._normalize_name(key)).download_fileobj(
+                        out, Config=backend.transfer_config
+                    )
+                else:
+                    with backend.open(key, "rb") as src:
+                        shutil.copyfileobj(src, out, COPY_BUFFER_BYTES)
+            except Exception as exc:
+                if isinstance(exc, FileNotFoundError) or _is_missing_object(exc):
+                    raise StoredObjectMissing(f"stored object {key!r} does not exist") from exc
+                raise
         yield target
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)

@@ -31,8 +31,15 @@ _WORK_DIR_RE = re.compile(rf"^{WORK_DIR_PREFIX}(?P<job>[0-9a-f-]{{36}})-a(?P<att
 
 
 def work_dir_prefix(*, job_id: uuid.UUID, attempt: int) -> str:
-    """Name prefix of an attempt's temp dir; ``transcode_work_dirs_sweep`` reads the owner back from it."""
+    """Name prefix of an attempt's work dir; ``transcode_work_dirs_sweep`` reads the owner back from it."""
     return f"{WORK_DIR_PREFIX}{job_id}-a{attempt}-"
+
+
+def work_dir_create(*, job_id: uuid.UUID, attempt: int) -> Path:
+    """A fresh work dir for one attempt, under this deployment's ``TRANSCODE_WORK_DIR``."""
+    root = Path(settings.TRANSCODE_WORK_DIR)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=work_dir_prefix(job_id=job_id, attempt=attempt), dir=root))
 
 
 def hls_folder_number(key: str) -> int:
@@ -161,17 +168,19 @@ def _reap_one(*, job_id: uuid.UUID, cutoff: datetime) -> str | None:
 
 
 def transcode_work_dirs_sweep(*, now: float | None = None) -> int:
-    """Remove transcode temp dirs on this machine whose attempt is over; returns how many.
+    """Remove this deployment's transcode work dirs whose attempt is over; returns how many.
 
     A worker killed hard never reaches its ``finally``, and its dir holds a copy of the
     original. A dir is named after its job and attempt: it goes as soon as that attempt is
     no longer the job's running one (requeued by the reaper, failed, cancelled, deleted).
     Any dir older than ``TRANSCODE_TIMEOUT_S`` goes too (no live attempt runs that long).
-    Runs before every transcode on the worker's machine and with the reaper schedule.
+    Runs before every transcode on the worker's machine and with the reaper schedule. Only
+    ``TRANSCODE_WORK_DIR`` is looked at: the jobs of another deployment on the host are not in
+    this database, so its dirs would all look abandoned.
     """
     cutoff = (now or time.time()) - settings.TRANSCODE_TIMEOUT_S - WORK_DIR_GRACE_S
     candidates: dict[Path, tuple[str, int] | None] = {}
-    for path in Path(tempfile.gettempdir()).glob(f"{WORK_DIR_PREFIX}*"):
+    for path in Path(settings.TRANSCODE_WORK_DIR).glob(f"{WORK_DIR_PREFIX}*"):
         candidates[path] = _work_dir_owner(path.name)
     running = {
         (str(job_id), attempts)

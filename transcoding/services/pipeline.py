@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -42,10 +41,10 @@ from transcoding.services.maintenance import (
     older_outputs_delete,
     previous_output_keep,
     transcode_work_dirs_sweep,
-    work_dir_prefix,
+    work_dir_create,
 )
 from transcoding.services.media_files import media_file_probe_update
-from unpuzzle.storage import delete_prefix, open_local_copy, save_directory
+from unpuzzle.storage import StoredObjectMissing, delete_prefix, open_local_copy, save_directory
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -369,7 +368,7 @@ def _transcode_switch(*, claim: _Claim, encoded: _Encoded, stored: list[tuple[st
 def _is_transient(exc: BaseException) -> bool:
     """Failures another attempt can fix: storage and network errors, a database hiccup."""
     return isinstance(exc, (OSError, BotoCoreError, ClientError, DatabaseError)) and not isinstance(
-        exc, FileNotFoundError
+        exc, StoredObjectMissing
     )
 
 
@@ -419,9 +418,9 @@ def transcode_run(*, job_id: uuid.UUID | str) -> None:
     reporter = _Reporter(claim)
     # Leftovers of attempts that died on this machine go before this one adds its own copy.
     transcode_work_dirs_sweep()
-    work = Path(tempfile.mkdtemp(prefix=work_dir_prefix(job_id=claim.job_id, attempt=claim.attempt)))
+    work = work_dir_create(job_id=claim.job_id, attempt=claim.attempt)
     try:
-        with open_local_copy(claim.storage_key) as source:
+        with open_local_copy(claim.storage_key, directory=work) as source:
             encoded = _encode(claim=claim, source=source, work=work, reporter=reporter)
         reporter.check(95)
         # A folder number can only hold leftovers of a lost attempt; start it empty.
@@ -435,7 +434,7 @@ def transcode_run(*, job_id: uuid.UUID | str) -> None:
     except _Permanent as exc:
         _delete_attempt_output(claim)
         _transcode_attempt_failed(claim=claim, message=str(exc), log_tail=exc.log_tail, retry=False)
-    except FileNotFoundError as exc:
+    except StoredObjectMissing as exc:
         _delete_attempt_output(claim)
         _transcode_attempt_failed(
             claim=claim, message=f"the original is missing from storage: {exc}", log_tail=[], retry=False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tempfile
 import threading
 import time
 from datetime import timedelta
@@ -58,14 +59,14 @@ def running_job(user, *, attempts: int = 1, beat_minutes_ago: int = 10) -> Trans
 def test_cancel_kills_ffmpeg_and_removes_the_temp_dir(user, long_clip, monkeypatch):
     monkeypatch.setattr(services, "PROGRESS_SAVE_SECONDS", 0.5)
     work_dirs: list[str] = []
-    real_mkdtemp = services.tempfile.mkdtemp
+    real_mkdtemp = tempfile.mkdtemp
 
     def recording_mkdtemp(**kwargs):
         path = real_mkdtemp(**kwargs)
         work_dirs.append(path)
         return path
 
-    monkeypatch.setattr(services.tempfile, "mkdtemp", recording_mkdtemp)
+    monkeypatch.setattr(tempfile, "mkdtemp", recording_mkdtemp)
     video = store_video(user, long_clip)
     job = transcode_enqueue(video=video)
     ended = {}
@@ -238,13 +239,13 @@ def test_admin_job_cancel_action(client, admin_user, user):
     assert job.status == J.CANCELLED and job.error == f"cancelled by {admin_user.username}"
 
 
-def test_work_dirs_left_by_killed_workers_are_swept(settings, tmp_path, monkeypatch):
+def test_work_dirs_left_by_killed_workers_are_swept(settings, tmp_path):
     import os
 
     from transcoding.services.maintenance import WORK_DIR_PREFIX, transcode_work_dirs_sweep
 
     settings.TRANSCODE_TIMEOUT_S = 3600
-    monkeypatch.setattr(services.tempfile, "gettempdir", lambda: str(tmp_path))
+    settings.TRANSCODE_WORK_DIR = tmp_path
     abandoned = tmp_path / f"{WORK_DIR_PREFIX}old-job"
     live = tmp_path / f"{WORK_DIR_PREFIX}live-job"
     unrelated = tmp_path / "someone-else"
@@ -258,10 +259,10 @@ def test_work_dirs_left_by_killed_workers_are_swept(settings, tmp_path, monkeypa
     assert not abandoned.exists() and live.exists() and unrelated.exists()
 
 
-def test_work_dirs_of_attempts_that_are_over_go_at_once(user, tmp_path, monkeypatch):
+def test_work_dirs_of_attempts_that_are_over_go_at_once(user, tmp_path, settings):
     from transcoding.services.maintenance import WORK_DIR_PREFIX, transcode_work_dirs_sweep
 
-    monkeypatch.setattr(services.tempfile, "gettempdir", lambda: str(tmp_path))
+    settings.TRANSCODE_WORK_DIR = tmp_path
     running = make_job(video=make_video(owner=user), status=J.RUNNING, attempts=2)
     finished = make_job(video=make_video(owner=user), status=J.SUCCEEDED, attempts=1)
     current = tmp_path / f"{WORK_DIR_PREFIX}{running.id}-a2-x1"
@@ -277,12 +278,10 @@ def test_work_dirs_of_attempts_that_are_over_go_at_once(user, tmp_path, monkeypa
     assert not killed_earlier.exists() and not after_success.exists() and not job_deleted.exists()
 
 
-def test_a_transcode_first_removes_what_a_killed_attempt_left_on_this_machine(
-    user, no_audio_clip, tmp_path, monkeypatch
-):
+def test_a_transcode_first_removes_what_a_killed_attempt_left_on_this_machine(user, no_audio_clip, tmp_path, settings):
     from transcoding.services.maintenance import WORK_DIR_PREFIX
 
-    monkeypatch.setattr(services.tempfile, "gettempdir", lambda: str(tmp_path))
+    settings.TRANSCODE_WORK_DIR = tmp_path
     video = store_video(user, no_audio_clip)
     job = transcode_enqueue(video=video)
     # attempt 1 died with its worker (SIGKILL) after copying the original; the reaper requeued the job
