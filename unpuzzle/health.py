@@ -1,14 +1,20 @@
-"""``/healthz``: database, storage, ffmpeg/ffprobe and queue, as JSON (200 or 503)."""
+"""``/healthz``: database, storage, ffmpeg/ffprobe and queue, as JSON (200 or 503).
+
+The checks run side by side in a small pool of their own and the answer waits at most
+``HEALTH_CHECK_TIMEOUT_S``: a dependency that hangs is reported as not answering, and never
+holds a web thread.
+"""
 
 from __future__ import annotations
 
 import logging
 import shutil
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -36,8 +42,31 @@ def _check_storage() -> dict:
     # Storage is local or B2 (STORAGE_BACKEND): any non-local backend is django-storages' S3 one.
     s3: S3Storage = storage
     # HeadBucket proves endpoint, credentials and bucket name in one request.
-    s3.connection.meta.client.head_bucket(Bucket=s3.bucket_name)
+    _probe_client(s3).head_bucket(Bucket=s3.bucket_name)
     return {"backend": type(s3).__name__, "bucket": getattr(s3, "bucket_name", "")}
+
+
+_probe_clients: dict[tuple[Any, ...], Any] = {}
+
+
+def _probe_client(s3: S3Storage) -> Any:
+    """An S3 client like the storage's, with one try and short timeouts: a hung endpoint frees the
+    check's thread in a few seconds instead of the minutes the storage's own retries allow."""
+    # boto3 is imported only where S3 storage is in use (local deployments never load it).
+    import boto3  # type: ignore[import-untyped]
+    from botocore.config import Config  # type: ignore[import-untyped]
+
+    limit = 2 * settings.HEALTH_CHECK_TIMEOUT_S
+    key = (s3.endpoint_url, s3.access_key, s3.region_name, limit)
+    if key not in _probe_clients:
+        config = s3.client_config.merge(
+            Config(connect_timeout=limit, read_timeout=limit, retries={"max_attempts": 1, "mode": "standard"})
+        )
+        session = boto3.session.Session(
+            aws_access_key_id=s3.access_key, aws_secret_access_key=s3.secret_key, region_name=s3.region_name
+        )
+        _probe_clients[key] = session.client("s3", endpoint_url=s3.endpoint_url, config=config)
+    return _probe_clients[key]
 
 
 def _check_binary(name: str) -> dict:
@@ -59,8 +88,24 @@ def _check_queue() -> dict:
     return {"broker": type(broker).__name__, "queued": sum(queues.values()), "queues": queues}
 
 
+# Threads of the checks, shared by all requests: a hung check holds one of these, never a web thread.
+_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="healthz")
+
+
+def _run_check(name: str, check: Callable[[], dict]) -> dict:
+    try:
+        return {"ok": True, **check()}
+    except Exception as exc:  # a health check reports every failure, whatever its type
+        logger.warning("health check %s failed: %s", name, exc)
+        return {"ok": False, "error": str(exc)}
+    finally:
+        # This pool thread's own database connection, if the check opened one.
+        connections.close_all()
+
+
 def run_checks() -> tuple[bool, dict]:
-    """Run every check; a failing check reports its error instead of raising."""
+    """Run every check side by side; a failing check reports its error instead of raising, and a
+    check with no answer within ``HEALTH_CHECK_TIMEOUT_S`` is reported as failed."""
     checks: dict[str, Callable[[], dict]] = {
         "database": _check_database,
         "storage": _check_storage,
@@ -68,16 +113,17 @@ def run_checks() -> tuple[bool, dict]:
         "ffprobe": lambda: _check_binary(settings.FFPROBE_BIN),
         "queue": _check_queue,
     }
+    limit = settings.HEALTH_CHECK_TIMEOUT_S
+    futures: dict[str, Future[dict]] = {name: _pool.submit(_run_check, name, check) for name, check in checks.items()}
+    wait(futures.values(), timeout=limit)
     results: dict[str, dict] = {}
-    healthy = True
-    for name, check in checks.items():
-        try:
-            results[name] = {"ok": True, **check()}
-        except Exception as exc:  # a health check reports every failure, whatever its type
-            logger.warning("health check %s failed: %s", name, exc)
-            results[name] = {"ok": False, "error": str(exc)}
-            healthy = False
-    return healthy, results
+    for name, future in futures.items():
+        if future.done():
+            results[name] = future.result()
+        else:
+            logger.warning("health check %s gave no answer within %g s", name, limit)
+            results[name] = {"ok": False, "error": f"no answer within {limit:g} s (HEALTH_CHECK_TIMEOUT_S)"}
+    return all(result["ok"] for result in results.values()), results
 
 
 @never_cache

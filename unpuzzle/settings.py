@@ -130,6 +130,8 @@ USE_TZ = True
 # --- Storage --------------------------------------------------------------------------
 STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local")
 STORAGE_URL_EXPIRE_S = env.int("STORAGE_URL_EXPIRE_S", default=3600)
+# /healthz reports a check that has not answered within this many seconds as failed.
+HEALTH_CHECK_TIMEOUT_S = env.float("HEALTH_CHECK_TIMEOUT_S", default=1.5)
 if STORAGE_BACKEND == "local":
     _default_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
@@ -145,6 +147,9 @@ elif STORAGE_BACKEND == "b2":
             region=env.str("BB_REGION", default=""),
             bucket_name=env.str("BB_BUCKET_NAME", default=""),
             url_expire_seconds=STORAGE_URL_EXPIRE_S,
+            connect_timeout=env.float("STORAGE_CONNECT_TIMEOUT_S", default=5.0),
+            read_timeout=env.float("STORAGE_READ_TIMEOUT_S", default=60.0),
+            max_attempts=env.int("STORAGE_MAX_ATTEMPTS", default=5),
         ),
     }
 else:

@@ -29,11 +29,15 @@ def s3_storage_options(
     bucket_name: str,
     url_expire_seconds: int = 3600,
     addressing_style: str = "path",
+    connect_timeout: float = 5,
+    read_timeout: float = 60,
+    max_attempts: int = 5,
 ) -> dict:
     """Options for ``unpuzzle.storage.MediaS3Storage`` that B2's S3 API accepts.
 
     B2 rejects the CRC32 checksum headers boto3 >= 1.36 sends by default, refuses SigV2
-    presigned URLs (region must be set for SigV4) and has no object ACLs.
+    presigned URLs (region must be set for SigV4) and has no object ACLs. Every request is
+    bounded: ``connect_timeout`` and ``read_timeout`` seconds per try, ``max_attempts`` tries.
     """
     # Imported here: settings import this module, and local storage must not load boto3.
     # boto3 and botocore ship no type information.
@@ -72,6 +76,8 @@ def s3_storage_options(
             s3={"addressing_style": addressing_style},
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
-            retries={"max_attempts": 5, "mode": "standard"},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"max_attempts": max_attempts, "mode": "standard"},
         ),
     }

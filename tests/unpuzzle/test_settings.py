@@ -105,6 +105,14 @@ def test_b2_storage_settings_follow_the_b2_facts():
     assert (options["sig"], options["req"], options["resp"]) == ("s3v4", "when_required", "when_required")
 
 
+def test_every_storage_request_is_bounded_by_timeouts_and_attempts():
+    config = 'settings.STORAGES["default"]["OPTIONS"]["client_config"]'
+    expr = f'[{config}.connect_timeout, {config}.read_timeout, {config}.retries["max_attempts"]]'
+    assert json.loads(_settings_value(expr, **B2_ENV).stdout) == [5.0, 60.0, 5]
+    tuned = {**B2_ENV, "STORAGE_CONNECT_TIMEOUT_S": "2", "STORAGE_READ_TIMEOUT_S": "30", "STORAGE_MAX_ATTEMPTS": "8"}
+    assert json.loads(_settings_value(expr, **tuned).stdout) == [2.0, 30.0, 8]
+
+
 def test_b2_storage_with_missing_variables_says_which():
     result = _settings_value("1", STORAGE_BACKEND="b2", BB_ENDPOINT="s3.example.com")
     assert result.returncode != 0
