@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
 from django.db import transaction
 from django.utils import timezone
@@ -256,6 +257,31 @@ def _check_writable(session: UploadSession) -> None:
         raise PermissionDenied(f"upload {session.id} is a concatenation of partial uploads and cannot be patched")
 
 
+def _sync(fh: BinaryIO) -> None:
+    """Make the bytes written so far durable before the offset that acknowledges them is recorded."""
+    os.fdatasync(fh.fileno())
+
+
+def _check_durable(*, session: UploadSession, fh: BinaryIO) -> None:
+    """Refuse to append after a crash lost acknowledged bytes (part file shorter than the offset):
+    the offset goes back to what the file holds, so the client resumes from there (409 says where)."""
+    held = os.fstat(fh.fileno()).st_size
+    if held >= session.offset:
+        return
+    acknowledged = session.offset
+    UploadSession.objects.filter(pk=session.pk, offset=acknowledged).update(offset=held, updated_at=timezone.now())
+    logger.error(
+        "upload_id=%s part file holds %d bytes but %d were acknowledged: offset set back",
+        session.id,
+        held,
+        acknowledged,
+    )
+    raise UploadOffsetMismatch(
+        f"the upload server lost bytes of this upload after a crash: it holds {held} bytes, not the "
+        f"{acknowledged} acknowledged; HEAD the upload and resume from Upload-Offset {held}"
+    )
+
+
 def upload_session_append(
     *,
     session: UploadSession,
@@ -278,6 +304,7 @@ def upload_session_append(
     with locked_part_file(session.temp_path, upload_id=session.id) as fh:
         session = UploadSession.objects.get(pk=session.pk)
         _check_writable(session)
+        _check_durable(session=session, fh=fh)
         length = session.length
         if upload_length is not None:
             if length is not None and upload_length != length:
@@ -330,6 +357,7 @@ def upload_session_append(
                     and content_length is not None
                     and offset + written - recorded >= PROGRESS_RECORD_BYTES
                 ):
+                    _sync(fh)
                     session = _advance_uploading(
                         session=session, expected_offset=recorded, new_offset=offset + written
                     ) or _advance(session_id=session.id, expected_offset=recorded, new_offset=offset + written)
@@ -355,6 +383,7 @@ def upload_session_append(
                     f"the {checksum.algorithm} checksum of the {written}-byte body does not match Upload-Checksum; "
                     f"nothing was stored, resend from offset {offset}"
                 )
+        _sync(fh)
         try:
             session = (
                 upload_length is None
