@@ -97,6 +97,13 @@ class TooManyRequests(DomainError):
     code = "too_many_requests"
 
 
+class InsufficientStorage(DomainError):
+    """The server's disk is full; the request can be retried once space is freed."""
+
+    status_code = 507
+    code = "insufficient_storage"
+
+
 class StorageUnavailable(DomainError):
     """The object store could not be reached; the caller should retry later."""
 

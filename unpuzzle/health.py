@@ -1,4 +1,4 @@
-"""``/healthz``: database, storage, ffmpeg/ffprobe and queue, as JSON (200 or 503).
+"""``/healthz``: database, storage, free disk, ffmpeg/ffprobe and queue, as JSON (200 or 503).
 
 The checks run side by side in a small pool of their own and the answer waits at most
 ``HEALTH_CHECK_TIMEOUT_S``: a dependency that hangs is reported as not answering, and never
@@ -11,6 +11,7 @@ import logging
 import shutil
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -69,6 +70,24 @@ def _probe_client(s3: S3Storage) -> Any:
     return _probe_clients[key]
 
 
+def _check_disk() -> dict:
+    """Free space where uploads, transcode work dirs and (local storage) media are written."""
+    places = {"uploads": settings.UPLOAD_TEMP_DIR, "transcode": settings.TRANSCODE_WORK_DIR}
+    if is_local(get_storage()):
+        places["media"] = settings.MEDIA_ROOT
+    free_mib = {}
+    for name, directory in places.items():
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        free_mib[name] = shutil.disk_usage(directory).free // (1024 * 1024)
+    low = sorted(name for name, free in free_mib.items() if free < settings.DISK_MIN_FREE_MB)
+    if low:
+        raise RuntimeError(
+            f"less than {settings.DISK_MIN_FREE_MB} MiB free (DISK_MIN_FREE_MB) for {', '.join(low)}: "
+            + ", ".join(f"{name} {free} MiB" for name, free in free_mib.items())
+        )
+    return {"free_mib": free_mib}
+
+
 def _check_binary(name: str) -> dict:
     path = shutil.which(name)
     if not path:
@@ -109,6 +128,7 @@ def run_checks() -> tuple[bool, dict]:
     checks: dict[str, Callable[[], dict]] = {
         "database": _check_database,
         "storage": _check_storage,
+        "disk": _check_disk,
         "ffmpeg": lambda: _check_binary(settings.FFMPEG_BIN),
         "ffprobe": lambda: _check_binary(settings.FFPROBE_BIN),
         "queue": _check_queue,

@@ -33,6 +33,9 @@ MEDIA_ROOT = VAR_DIR / "media"
 UPLOAD_TEMP_DIR = Path(env.str("UPLOAD_TEMP_DIR", default=str(VAR_DIR / "uploads")))
 # Transcode work dirs (a copy of the original, the HLS output before upload): this deployment's
 # own, so its sweep never touches another deployment's on the same host.
+# Disk space kept free on the upload and work dirs: uploads that would eat into it are refused
+# (507) and /healthz reports less than this as unhealthy.
+DISK_MIN_FREE_MB = env.int("DISK_MIN_FREE_MB", default=1024)
 TRANSCODE_WORK_DIR = Path(env.str("TRANSCODE_WORK_DIR", default=str(VAR_DIR / "transcode")))
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_URL = "static/"

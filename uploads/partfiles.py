@@ -12,6 +12,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,13 @@ def part_path(upload_id: uuid.UUID | str) -> Path:
 def part_files_dir() -> Path:
     """The directory holding every part file of this deployment."""
     return Path(settings.UPLOAD_TEMP_DIR)
+
+
+def part_files_free_bytes() -> int:
+    """Free bytes on the filesystem holding the part files."""
+    directory = part_files_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    return shutil.disk_usage(directory).free
 
 
 def remove_part_file(path: str) -> None:

@@ -61,7 +61,7 @@ def test_healthz_reports_every_check(client):
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "storage", "ffmpeg", "ffprobe", "queue"}
+    assert set(body["checks"]) == {"database", "storage", "disk", "ffmpeg", "ffprobe", "queue"}
     assert all(check["ok"] for check in body["checks"].values())
     assert response["Cache-Control"].startswith("max-age=0")
 

@@ -71,4 +71,4 @@ def test_healthz_reports_a_silent_storage_endpoint_instead_of_waiting_for_it(liv
         assert body["status"] == "unhealthy"
         storage = body["checks"]["storage"]
         assert storage["ok"] is False and "no answer within" in storage["error"]
-        assert all(body["checks"][name]["ok"] for name in ("database", "ffmpeg", "ffprobe", "queue"))
+        assert all(body["checks"][name]["ok"] for name in ("database", "disk", "ffmpeg", "ffprobe", "queue"))

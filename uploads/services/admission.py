@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from media_library.filenames import file_extension
 from transcoding.costs.quotas import quota_check_upload
-from unpuzzle.exceptions import PayloadTooLarge, TooManyRequests, UnsupportedMediaType
+from unpuzzle.exceptions import InsufficientStorage, PayloadTooLarge, TooManyRequests, UnsupportedMediaType
 from uploads.models import UploadSession
+from uploads.partfiles import part_files_free_bytes
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -56,6 +57,20 @@ def upload_format_check(*, filename: str, filetype: str) -> None:
     filetype = filetype.strip().lower()
     if filetype and not filetype.startswith("video/") and filetype != "application/octet-stream":
         raise UnsupportedMediaType(f"file type {filetype!r} is not a video; upload one of: {', '.join(allowed)}")
+
+
+def upload_disk_space_check(*, length: int | None) -> None:
+    """Refuse (507) a tus upload of ``length`` bytes that would leave less than ``DISK_MIN_FREE_MB``
+    free where part files are written; a deferred length is checked as its bytes arrive."""
+    if not length:
+        return
+    free = part_files_free_bytes()
+    reserve = settings.DISK_MIN_FREE_MB * 1024 * 1024
+    if length > free - reserve:
+        raise InsufficientStorage(
+            f"the upload server has no room for {length} more bytes now ({free // (1024 * 1024)} MiB free, "
+            f"{settings.DISK_MIN_FREE_MB} MiB kept in reserve); try again later"
+        )
 
 
 def upload_sessions_pending_bytes(*, user: AbstractBaseUser) -> int:

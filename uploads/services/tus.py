@@ -8,13 +8,14 @@ bytes stream.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
+from typing import TYPE_CHECKING, BinaryIO, NoReturn, Protocol, cast
 
 from django.db import transaction
 from django.utils import timezone
@@ -24,16 +25,25 @@ from unpuzzle.exceptions import (
     Conflict,
     DomainError,
     Gone,
+    InsufficientStorage,
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
     UploadOffsetMismatch,
 )
 from uploads.models import UploadSession
-from uploads.partfiles import BUFFER_BYTES, locked_part_file, part_path, remove_part_file, write_all
+from uploads.partfiles import (
+    BUFFER_BYTES,
+    locked_part_file,
+    part_files_dir,
+    part_path,
+    remove_part_file,
+    write_all,
+)
 from uploads.services.admission import (
     max_upload_bytes,
     upload_admission_check,
+    upload_disk_space_check,
     upload_expiry,
     upload_file_check,
     upload_length_check,
@@ -118,6 +128,7 @@ def upload_session_create(
         filetype=_metadata_filetype(metadata),
         partial=partial,
     )
+    upload_disk_space_check(length=length)
     upload_id = uuid.uuid4()
     path = part_path(upload_id)
     session = _tus_session_new(
@@ -164,6 +175,7 @@ def upload_session_concat(
     upload_file_check(
         owner=owner, length=total, filename=_metadata_filename(metadata), filetype=_metadata_filetype(metadata)
     )
+    upload_disk_space_check(length=total)
     upload_id = uuid.uuid4()
     path = part_path(upload_id)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -282,6 +294,25 @@ def _check_durable(*, session: UploadSession, fh: BinaryIO) -> None:
     )
 
 
+def _keep_what_fit(*, session: UploadSession, fh: BinaryIO, recorded: int, end: int, error: OSError) -> NoReturn:
+    """The disk filled up mid-body: keep the bytes up to ``end``, record them, and answer 507."""
+    fh.truncate(end)
+    _sync(fh)
+    if end > recorded:
+        session = _advance(session_id=session.id, expected_offset=recorded, new_offset=end)
+    logger.error(
+        "upload_id=%s DISK FULL in %s (%s): kept %d bytes; uploads resume once space is freed",
+        session.id,
+        part_files_dir(),
+        error.strerror,
+        end,
+    )
+    raise InsufficientStorage(
+        f"the upload server ran out of disk space: {end} bytes of this upload are stored; "
+        f"resume from Upload-Offset {end} later"
+    )
+
+
 def upload_session_append(
     *,
     session: UploadSession,
@@ -347,7 +378,15 @@ def upload_session_append(
                     chunk = stream.read(min(BUFFER_BYTES, wanted - written))
                 if not chunk:
                     break
-                write_all(fh, chunk)
+                try:
+                    write_all(fh, chunk)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                        raise
+                    # Every byte the kernel took is kept (the file position), unless Upload-Checksum
+                    # makes the body all or nothing.
+                    end = offset if checksum is not None else fh.tell()
+                    _keep_what_fit(session=session, fh=fh, recorded=recorded, end=end, error=exc)
                 if hasher is not None:
                     hasher.update(chunk)
                 written += len(chunk)
