@@ -85,7 +85,7 @@ def media_file_create_from_path(
         existing = media_file_find_duplicate(owner=owner, sha256=sha256)
         if existing is None:
             raise
-        if stored_key is None:
+        if stored_key is None and existing.storage_key != key:
             delete_key(key)
         return existing, False
     logger.info("media_file_id=%s stored %s (%d bytes)", media_file.id, key, size)

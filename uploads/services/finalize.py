@@ -182,7 +182,8 @@ def upload_finalize_from_path(
 
     sha256 and size; ffprobe validation (not a decodable, allowed video: the upload fails with
     the reason); the owner's duplicate is reused, else the original goes to storage (or is
-    already there under ``stored_key``, for the MediaFile ``media_file_id`` named in that key);
+    already there under ``stored_key``, for the MediaFile ``media_file_id`` named in that key;
+    else the MediaFile takes the upload's id, so its key is the same on every retry);
     MediaFile + Video are created and transcoding is
     enqueued. When storage is unreachable the upload stays complete with the error noted and
     the scheduled retry finalizes it later.
@@ -217,7 +218,9 @@ def upload_finalize_from_path(
             mime_type=_mime_type(session),
             probe=probe,
             stored_key=stored_key,
-            media_file_id=media_file_id,
+            # One id per upload: a finalization killed mid-copy is retried into the same key,
+            # overwriting its partial copy instead of leaving it behind.
+            media_file_id=media_file_id or session.id,
         )
     except StorageUnavailable as exc:
         UploadSession.objects.filter(pk=session.id, status=S.COMPLETE).update(

@@ -15,6 +15,8 @@ from django.utils import timezone
 from media_library.models import MediaFile, Video
 from tests.clips import make_clip
 from tests.conftest import S3_KEY_ID, S3_REGION, S3_SECRET
+from transcoding.services import media_files as finalize_storage
+from unpuzzle import storage
 from unpuzzle.storage import object_exists, open_local_copy
 from unpuzzle.storage_options import s3_storage_options
 from uploads.models import UploadSession
@@ -168,3 +170,29 @@ def test_storage_outage_keeps_the_upload_and_the_retry_finalizes_it(
     ).get_object(Bucket=s3_bucket, Key=key)
     assert body["Body"].read() == data
     assert body["ContentType"] == "video/mp4"
+
+
+class _WorkerKilled(BaseException):
+    """Stands for SIGKILL: no ``except Exception`` and no clean-up of the service runs."""
+
+
+def test_a_finalization_killed_mid_copy_is_retried_into_the_same_original_key(user, small_clip, monkeypatch):
+    data = small_clip.read_bytes()
+    session = complete_upload(user, data)
+    real_save_file = finalize_storage.save_file
+
+    def killed_half_way(key, path, **kwargs):
+        with open(path, "rb") as src:
+            storage.save_stream(key, io.BytesIO(src.read(len(data) // 2)))
+        raise _WorkerKilled
+
+    monkeypatch.setattr(finalize_storage, "save_file", killed_half_way)
+    with pytest.raises(_WorkerKilled):
+        upload_session_finalize(session_id=session.id)
+    monkeypatch.setattr(finalize_storage, "save_file", real_save_file)
+
+    session = upload_session_finalize(session_id=session.id)
+    assert session.status == UploadSession.Status.FINALIZED, session.error
+    stored = list(storage.iter_objects("originals/"))
+    assert stored == [(session.media_file.storage_key, len(data))]
+    assert session.media_file.storage_key.startswith(f"originals/{session.media_file_id}/")
