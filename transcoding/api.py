@@ -114,7 +114,7 @@ class BudgetSerializer(serializers.Serializer):
     kill_switch_auto = serializers.BooleanField(read_only=True, help_text="Engaged by the budget check")
     auto_engage = serializers.BooleanField()
     auto_engage_on_forecast = serializers.BooleanField()
-    spike_threshold_pct = serializers.IntegerField(min_value=0)
+    spike_threshold_pct = serializers.IntegerField(min_value=0, max_value=10_000)
 
 
 def _budget_payload() -> dict:

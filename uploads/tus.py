@@ -74,7 +74,14 @@ def parse_non_negative_int(name: str, value: str | None, *, required: bool = Fal
     text = value.strip()
     if not text.isascii() or not text.isdigit():
         raise TusHeaderError(f"{name} must be a non-negative integer, got {value!r}")
-    number = int(text)
+    significant = text.lstrip("0")
+    # Checked before int(): Python refuses to convert more than 4,300 digits (and 20 never fit).
+    if len(significant) > len(str(MAX_INT64)):
+        raise TusHeaderError(
+            f"{name} has {len(significant)} digits: it is larger than the largest supported size {MAX_INT64}",
+            status=413,
+        )
+    number = int(significant or "0")
     if number > MAX_INT64:
         raise TusHeaderError(f"{name} {number} is larger than the largest supported size {MAX_INT64}", status=413)
     return number
@@ -114,9 +121,13 @@ def parse_metadata(value: str | None) -> dict[str, str]:
         except (binascii.Error, ValueError):
             raise TusHeaderError(f"Upload-Metadata value of {key!r} is not valid base64") from None
         try:
-            result[key] = raw.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise TusHeaderError(f"Upload-Metadata value of {key!r} must be UTF-8 text once decoded") from None
+        # NUL cannot be stored in PostgreSQL text or JSON, and no file name or title needs control characters.
+        if any((ord(char) < 32 and char != "\t") or ord(char) == 127 for char in text):
+            raise TusHeaderError(f"Upload-Metadata value of {key!r} contains control characters; send plain text")
+        result[key] = text
     return result
 
 

@@ -136,7 +136,7 @@ def test_summary_totals_by_kind_and_by_day(viewer):
     assert Decimal(body["by_day"][0]["total_usd"]) == 0
 
 
-@pytest.mark.parametrize("month", ["2025-13", "june", "2025-6"])
+@pytest.mark.parametrize("month", ["2025-13", "june", "2025-6", "9999-12", "0001-01"])
 def test_summary_bad_month_is_a_clear_400(viewer, month):
     response = _client(viewer).get(SUMMARY, {"month": month})
     assert response.status_code == 400
@@ -150,3 +150,15 @@ def test_openapi_schema_has_the_costs_paths_without_warnings(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
     schema = out.read_text()
     assert "/api/v1/costs/budget/" in schema and "/api/v1/costs/summary/" in schema
+
+
+def test_summary_for_the_far_future_says_which_months_exist(viewer):
+    response = _client(viewer).get(SUMMARY, {"month": "9999-12"})
+    assert response.status_code == 400
+    assert response.json()["detail"] == "month must be between 2000-01 and 2999-12 (YYYY-MM), not '9999-12'"
+
+
+def test_a_spike_threshold_beyond_any_column_is_a_clear_400(manager):
+    response = _client(manager).patch(BUDGET, {"spike_threshold_pct": 2**31}, format="json")
+    assert response.status_code == 400
+    assert response.json()["spike_threshold_pct"] == ["Ensure this value is less than or equal to 10000."]

@@ -112,3 +112,26 @@ def test_method_override():
     assert tus.parse_method_override("POST", "patch") == "PATCH"
     assert tus.parse_method_override("post", None) == "POST"
     assert tus.parse_method_override("POST", " ") == "POST"
+
+
+def test_a_number_with_thousands_of_digits_is_too_large_not_a_crash():
+    for digits in ("9" * 5000, "1" + "0" * 19, "0" * 30 + "1" * 20):
+        with pytest.raises(TusHeaderError) as exc:
+            tus.parse_non_negative_int("Upload-Length", digits)
+        assert exc.value.status == 413
+        assert str(exc.value) == (
+            f"Upload-Length has {len(digits.lstrip('0'))} digits: it is larger than the largest "
+            f"supported size {2**63 - 1}"
+        )
+    assert tus.parse_non_negative_int("Upload-Offset", "0" * 5000) == 0
+    assert tus.parse_non_negative_int("Upload-Offset", "0" * 40 + "42") == 42
+
+
+def test_metadata_values_with_a_nul_or_control_character_are_refused():
+    for text in ("lecture\x00.mp4", "week\x1b[31m1"):
+        with pytest.raises(TusHeaderError) as exc:
+            tus.parse_metadata(f"filename {_b64(text)}")
+        assert exc.value.status == 400
+        assert str(exc.value) == "Upload-Metadata value of 'filename' contains control characters; send plain text"
+    tabbed = "Week 1\tpart 2"
+    assert tus.parse_metadata(f"title {_b64(tabbed)}") == {"title": tabbed}

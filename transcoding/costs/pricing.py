@@ -67,12 +67,21 @@ def linear_forecast(*, month_to_date: Decimal, day: date) -> Decimal:
     return quantize_amount(to_decimal(month_to_date) * days_in_month(day) / day.day)
 
 
+FIRST_LEDGER_YEAR = 2000
+LAST_LEDGER_YEAR = 2999
+
+
 def parse_month(text: str) -> date:
     """``YYYY-MM`` as the first day of that month; ValueError with the expected form otherwise."""
     parts = (text or "").split("-")
     if len(parts) != 2 or len(parts[0]) != 4 or len(parts[1]) != 2 or not all(p.isdigit() for p in parts):
         raise ValueError(f"month must look like 2025-06 (YYYY-MM), not {text!r}")
     year, month = int(parts[0]), int(parts[1])
-    if not 1 <= month <= 12 or year < 1:
+    if not 1 <= month <= 12:
         raise ValueError(f"month must look like 2025-06 (YYYY-MM) with a month 01..12, not {text!r}")
+    # A ledger month: the day after its last day must still be a date.
+    if not FIRST_LEDGER_YEAR <= year <= LAST_LEDGER_YEAR:
+        raise ValueError(
+            f"month must be between {FIRST_LEDGER_YEAR}-01 and {LAST_LEDGER_YEAR}-12 (YYYY-MM), not {text!r}"
+        )
     return date(year, month, 1)

@@ -472,3 +472,14 @@ def test_session_authenticated_patch_needs_csrf_token(live_server):
     ok = http.patch(url, data=b"hello", headers={**patch_headers, "X-CSRFToken": "c" * 32}, timeout=10)
     assert ok.status_code == 204 and ok.headers["Upload-Offset"] == "5"
     assert http.head(url, timeout=10).status_code == 200  # safe methods need no token
+
+
+def test_oversized_numbers_and_nul_metadata_get_clear_4xx_not_500(tus_http):
+    huge = tus_http.create(headers={"Upload-Length": "9" * 5000})
+    assert huge.status_code == 413 and "has 5000 digits" in huge.json()["detail"]
+    url = create_upload(tus_http, 10)
+    offset = tus_http.patch(url, b"abc", offset=0, headers={"Upload-Offset": "1" * 5000})
+    assert offset.status_code == 413 and "Upload-Offset has 5000 digits" in offset.json()["detail"]
+    nul = tus_http.create(10, headers={"Upload-Metadata": "filename " + b64("lecture\x00.mp4")})
+    assert nul.status_code == 400 and "control characters" in nul.json()["detail"]
+    assert UploadSession.objects.count() == 1
