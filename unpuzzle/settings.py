@@ -13,6 +13,7 @@ import environ
 from corsheaders.defaults import default_headers as cors_default_headers
 from corsheaders.defaults import default_methods as cors_default_methods
 
+from unpuzzle.secret_key import secret_key_load_or_create, secret_key_problem
 from unpuzzle.storage_options import s3_storage_options
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -23,12 +24,15 @@ if (BASE_DIR / ".env").is_file():
 
 # --- Core -----------------------------------------------------------------------------
 DEBUG = env.bool("DEBUG", default=False)
-# The default key only suits local development; production sets SECRET_KEY.
-SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-local-development-key-change-me")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+# Unset: a random key generated on first start into VAR_DIR (each deployment its own; instances
+# that share sessions and playback tokens set the same SECRET_KEY). Never a public one in production.
+SECRET_KEY = env.str("SECRET_KEY", default="") or secret_key_load_or_create(VAR_DIR / "secret_key")
+if not DEBUG and secret_key_problem(SECRET_KEY):
+    raise environ.ImproperlyConfigured(secret_key_problem(SECRET_KEY))
 MEDIA_ROOT = VAR_DIR / "media"
 UPLOAD_TEMP_DIR = Path(env.str("UPLOAD_TEMP_DIR", default=str(VAR_DIR / "uploads")))
 # Transcode work dirs (a copy of the original, the HLS output before upload): this deployment's

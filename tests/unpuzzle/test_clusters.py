@@ -80,6 +80,8 @@ def process_env(transactional_db, isolated_var) -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": shared_database_url(),
         "VAR_DIR": str(isolated_var),  # media/ and uploads/ are the test's own folders
+        # One deployment's processes share its key (django-q2 signs the tasks they pass on).
+        "SECRET_KEY": django_settings.SECRET_KEY,
         "HLS_LADDER": "240p:300k",
         "HLS_SEGMENT_SECONDS": "2",
         "Q_SYNC": "0",

@@ -168,3 +168,26 @@ def test_production_settings_pass_check_deploy():
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_without_secret_key_one_is_generated_once_into_var_dir_and_kept(tmp_path):
+    var = tmp_path / "var"
+    first = _settings_value("settings.SECRET_KEY", VAR_DIR=str(var))
+    assert first.returncode == 0, first.stderr
+    key = json.loads(first.stdout)
+    stored = var / "secret_key"
+    assert stored.read_text().strip() == key and len(key) >= 50
+    assert stored.stat().st_mode & 0o777 == 0o600
+    assert json.loads(_settings_value("settings.SECRET_KEY", VAR_DIR=str(var)).stdout) == key
+    other = json.loads(_settings_value("settings.SECRET_KEY", VAR_DIR=str(tmp_path / "other-var")).stdout)
+    assert other != key
+
+
+@pytest.mark.parametrize(
+    "key", ["django-insecure-local-development-key-change-me", "django-insecure-anything-else-0123456789", "short"]
+)
+def test_a_public_or_short_secret_key_is_refused_unless_debug(key, tmp_path):
+    refused = _settings_value("1", SECRET_KEY=key, VAR_DIR=str(tmp_path))
+    assert refused.returncode != 0
+    assert "SECRET_KEY is public or shorter than 50 characters" in refused.stderr
+    assert _settings_value("1", SECRET_KEY=key, DEBUG="1", VAR_DIR=str(tmp_path)).returncode == 0
