@@ -1,4 +1,4 @@
-"""Small builders for test data; each returns a saved object."""
+"""Small builders for test data; each returns a saved object (``make_stored_video`` also stores its original)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import hashlib
 import itertools
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from media_library.models import MediaFile, Video
 from transcoding.models import CostLogEntry, TranscodeJob
+from unpuzzle import storage
 from uploads.models import UploadSession
 
 _counter = itertools.count(1)
@@ -73,6 +75,17 @@ def make_media_file(*, owner, content: bytes | None = None, **fields) -> MediaFi
 def make_video(*, owner, media_file: MediaFile | None = None, **fields) -> Video:
     fields.setdefault("title", f"Lecture {next(_counter)}")
     return Video.objects.create(owner=owner, media_file=media_file, **fields)
+
+
+def make_stored_video(owner, clip: Path) -> Video:
+    """Put ``clip`` in storage as an original and make a video of it (as upload finalization does)."""
+    media_id = uuid.uuid4()
+    key = f"originals/{media_id}/{clip.name}"
+    storage.save_file(key, clip)
+    media = make_media_file(
+        owner=owner, id=media_id, storage_key=key, size=clip.stat().st_size, content=clip.read_bytes()
+    )
+    return make_video(owner=owner, media_file=media)
 
 
 def make_job(*, video: Video | None = None, owner=None, **fields) -> TranscodeJob:

@@ -46,6 +46,15 @@ class TranscodeJob(models.Model):
     error = models.TextField(blank=True)
     log_tail = models.TextField(blank=True, help_text="Last lines of ffmpeg's log")
     task_id = models.CharField(max_length=64, blank=True)
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the job was last handed to the transcode cluster's queue"
+    )
+    not_before = models.DateTimeField(
+        null=True, blank=True, help_text="A queued job waiting out a storage or network outage starts after this"
+    )
+    transient_failures = models.PositiveIntegerField(
+        default=0, help_text="Attempts ended by storage, network or database errors (retried with backoff)"
+    )
     output_prefix = models.CharField(max_length=512, blank=True)
     wall_seconds = models.FloatField(null=True, blank=True)
     cpu_seconds = models.FloatField(null=True, blank=True)
@@ -75,6 +84,12 @@ class TranscodeJob(models.Model):
     def transition(self, new: str) -> str:
         """Move to ``new`` if the state machine allows it; returns the old status."""
         return apply_transition(self, allowed=self.TRANSITIONS, new=new)
+
+    @property
+    def counted_attempts(self) -> int:
+        """Attempts that count against ``TRANSCODE_MAX_ATTEMPTS``: all but those a storage,
+        network or database error ended (those have their own budget, with backoff)."""
+        return self.attempts - self.transient_failures
 
 
 class CostLogEntry(models.Model):

@@ -21,13 +21,19 @@ def transcode_video(job_id: str) -> None:
 
 
 def transcode_reap_stale() -> dict[str, int]:
-    """Requeue or fail running transcode jobs whose worker stopped sending heartbeats, remove
-    work dirs that killed workers left on this machine, and delete HLS folders re-transcodes
-    replaced once ``HLS_PREVIOUS_OUTPUT_GRACE_S`` has passed."""
-    from transcoding.services.maintenance import transcode_previous_outputs_sweep, transcode_work_dirs_sweep
+    """Requeue or fail running transcode jobs whose worker stopped sending heartbeats, dispatch
+    queued jobs whose backoff is over or whose task a killed cluster stranded, remove work dirs
+    that killed workers left on this machine, and delete HLS folders re-transcodes replaced once
+    ``HLS_PREVIOUS_OUTPUT_GRACE_S`` has passed (and partial ones storage refused to delete)."""
+    from transcoding.services.maintenance import (
+        transcode_dispatch_due,
+        transcode_previous_outputs_sweep,
+        transcode_work_dirs_sweep,
+    )
     from transcoding.services.maintenance import transcode_reap_stale as reap
 
     counts = reap()
+    counts.update(transcode_dispatch_due())
     transcode_work_dirs_sweep()
     counts["previous_outputs_deleted"] = transcode_previous_outputs_sweep()
     return counts

@@ -227,7 +227,16 @@ TRANSCODE_TIMEOUT_S = env.int("TRANSCODE_TIMEOUT_S", default=4 * 3600)
 TRANSCODE_MAX_ATTEMPTS = env.int("TRANSCODE_MAX_ATTEMPTS", default=3)
 # A running job whose heartbeat (saved every ~2 s) is older than this lost its worker.
 TRANSCODE_HEARTBEAT_STALE_S = env.int("TRANSCODE_HEARTBEAT_STALE_S", default=300)
-TRANSCODE_REAP_EVERY_MINUTES = env.int("TRANSCODE_REAP_EVERY_MINUTES", default=5)
+# The reaper also dispatches retries whose backoff is over and tasks a killed cluster stranded.
+TRANSCODE_REAP_EVERY_MINUTES = env.int("TRANSCODE_REAP_EVERY_MINUTES", default=1)
+# A queued job whose task a cluster fetched (or lost) this long ago without starting is dispatched again.
+TRANSCODE_DISPATCH_STALE_S = env.int("TRANSCODE_DISPATCH_STALE_S", default=120)
+# Attempts ended by storage, network or database errors are retried after a backoff doubling from
+# TRANSCODE_RETRY_BACKOFF_S up to TRANSCODE_RETRY_BACKOFF_MAX_S, this many times (defaults: ~90 min
+# of outage), and do not count against TRANSCODE_MAX_ATTEMPTS.
+TRANSCODE_TRANSIENT_RETRIES = env.int("TRANSCODE_TRANSIENT_RETRIES", default=10)
+TRANSCODE_RETRY_BACKOFF_S = env.int("TRANSCODE_RETRY_BACKOFF_S", default=30)
+TRANSCODE_RETRY_BACKOFF_MAX_S = env.int("TRANSCODE_RETRY_BACKOFF_MAX_S", default=900)
 # A superseded HLS folder stays this long after a re-transcode: players hold its URLs for at most
 # the longest lifetime of a playback URL the app hands out (CDN_TOKEN_TTL; STORAGE_URL_EXPIRE_S).
 HLS_PREVIOUS_OUTPUT_GRACE_S = env.int("HLS_PREVIOUS_OUTPUT_GRACE_S", default=max(CDN_TOKEN_TTL, STORAGE_URL_EXPIRE_S))

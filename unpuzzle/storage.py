@@ -131,6 +131,22 @@ class StoredObjectMissing(FileNotFoundError):
     """The storage has no object under this key (not a local file that went missing)."""
 
 
+def is_storage_outage(exc: BaseException) -> bool:
+    """True for a failure to reach storage that waiting can cure: connection refused or reset,
+    timeouts, 5xx and throttling, and boto3's managed transfer giving up after its own retries
+    (s3transfer's ``RetriesExceededError``, boto3's ``S3UploadFailedError``: not botocore errors). A
+    missing object is not one. Tells by the class's module, so boto3 is never imported here.
+    """
+    if isinstance(exc, StoredObjectMissing):
+        return False
+    if isinstance(exc, OSError):
+        return True
+    return any(
+        cls.__module__ in ("botocore.exceptions", "boto3.exceptions", "s3transfer.exceptions")
+        for cls in type(exc).__mro__
+    )
+
+
 # What S3 and B2 answer for a key that does not exist.
 _MISSING_OBJECT_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 

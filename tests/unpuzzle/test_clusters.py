@@ -28,9 +28,10 @@ from django_q.models import OrmQ, Schedule, Success
 from django_q.tasks import async_task
 
 from media_library.models import Video
-from tests.factories import make_media_file, make_video
+from tests.factories import make_media_file, make_stored_video, make_video
 from transcoding.models import TranscodeJob
 from transcoding.services.jobs import transcode_enqueue
+from transcoding.tasks import transcode_reap_stale
 from uploads.models import UploadSession
 from uploads.services.tus import upload_session_append, upload_session_create
 
@@ -236,3 +237,34 @@ def test_only_the_short_task_cluster_runs_the_schedules(process_env):
         s.name for s in Schedule.objects.all()
     )
     assert OrmQ.objects.count() == Schedule.objects.count()
+
+
+def test_transcodes_a_killed_cluster_fetched_ahead_reach_the_next_cluster(
+    start_cluster, user, other_user, below_ladder_clip, isolated_var, settings
+):
+    settings.TRANSCODE_DISPATCH_STALE_S = 0
+    first = start_cluster(TRANSCODE)
+    gate, started = isolated_var / "gate", isolated_var / "started"
+    async_task(f"{__name__}.hold_until", str(gate), str(started), task_name="hold", cluster=TRANSCODE)
+    wait_for(started.exists, "the transcode cluster to take the long task", [first])
+    jobs = [transcode_enqueue(video=make_stored_video(owner, below_ladder_clip)) for owner in (user, other_user)]
+    # Its pusher takes both off the queue ahead of the busy worker: locked for the cluster's `retry`.
+    wait_for(
+        lambda: OrmQ.objects.filter(key=TRANSCODE, lock__gt=timezone.now()).count() == 3,
+        "the cluster to fetch both transcodes ahead",
+        [first],
+    )
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+
+    second = start_cluster(TRANSCODE)
+    counts = transcode_reap_stale()  # the reaper schedule's task
+    assert counts["redispatched"] == 2
+    for job in jobs:
+        wait_for(
+            lambda job=job: TranscodeJob.objects.filter(pk=job.pk, status=TranscodeJob.Status.SUCCEEDED).exists(),
+            f"job {job.id} to run on the new cluster",
+            [second],
+        )
+    assert not OrmQ.objects.filter(key=TRANSCODE).exclude(lock__gt=timezone.now()).exists()
+    assert transcode_reap_stale()["redispatched"] == 0

@@ -27,7 +27,11 @@ TRANSCODE_TASK = "transcoding.tasks.transcode_video"
 
 
 def transcode_dispatch(*, job_id: uuid.UUID) -> None:
-    """Hand a queued job to the transcode cluster and remember the django-q2 task id."""
+    """Hand a queued job to the transcode cluster and remember the django-q2 task id and when.
+
+    Handing a job out twice is safe: only a ``queued`` job starts, so a second task for it is
+    a no-op. The reaper relies on that to re-dispatch jobs whose task is stranded.
+    """
     # Its own cluster: hours-long transcodes never hold up the short tasks, and keep their long timeout.
     task_id = async_task(
         TRANSCODE_TASK,
@@ -36,7 +40,7 @@ def transcode_dispatch(*, job_id: uuid.UUID) -> None:
         group="transcode",
         cluster=settings.TRANSCODE_CLUSTER,
     )
-    TranscodeJob.objects.filter(pk=job_id).update(task_id=str(task_id or ""))
+    TranscodeJob.objects.filter(pk=job_id).update(task_id=str(task_id or ""), dispatched_at=timezone.now())
 
 
 @transaction.atomic
@@ -138,15 +142,35 @@ def video_job_ended(*, video: Video, reason: str) -> None:
     video.save(update_fields=["status", "status_reason", "updated_at"])
 
 
-def transcode_requeue(*, job: TranscodeJob, video: Video, reason: str) -> None:
-    """Hand a running job back to the queue (caller holds the locks and set its error) and dispatch it after commit."""
+def transcode_requeue(*, job: TranscodeJob, video: Video, reason: str, not_before: datetime | None = None) -> None:
+    """Hand a running job back to the queue (caller holds the locks and set its error).
+
+    Without ``not_before`` it is dispatched after commit; with it, it waits in ``queued`` and
+    the reaper (``transcode_dispatch_due``) dispatches it once that time has passed.
+    """
     job.transition(TranscodeJob.Status.QUEUED)
     job.progress = 0
-    job.save(update_fields=["status", "error", "log_tail", "progress", "updated_at"])
+    job.not_before = not_before
+    job.task_id = ""
+    job.dispatched_at = None
+    job.save(
+        update_fields=[
+            "status",
+            "error",
+            "log_tail",
+            "progress",
+            "not_before",
+            "task_id",
+            "dispatched_at",
+            "transient_failures",
+            "updated_at",
+        ]
+    )
     video_move_to(video=video, status=Video.Status.QUEUED)
     video.status_reason = reason
     video.save(update_fields=["status", "status_reason", "updated_at"])
-    transaction.on_commit(lambda: transcode_dispatch(job_id=job.id))
+    if not_before is None:
+        transaction.on_commit(lambda: transcode_dispatch(job_id=job.id))
     logger.warning("job_id=%s video_id=%s requeued: %s", job.id, video.id, reason)
 
 

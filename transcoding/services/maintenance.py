@@ -119,7 +119,84 @@ def transcode_previous_outputs_sweep(*, now: datetime | None = None) -> int:
     return removed
 
 
-# --- Reaper and work dirs -----------------------------------------------------------------
+def attempt_output_delete(*, video_id: uuid.UUID, prefix: str) -> None:
+    """Delete the output folder of an attempt that ended without being switched on.
+
+    When storage refuses (the outage that may have ended the attempt), the folder is recorded
+    as a ``PreviousHlsOutput`` already past its grace, so the reaper's sweep deletes it once
+    storage answers again; a video deleted meanwhile took its objects with it.
+    """
+    try:
+        removed = delete_prefix(prefix)
+        logger.info("video_id=%s removed %d objects of the abandoned attempt %s", video_id, removed, prefix)
+        return
+    except Exception as exc:
+        logger.warning("video_id=%s could not delete %s now (%s); the reaper's sweep retries", video_id, prefix, exc)
+    if not Video.objects.filter(pk=video_id).exists():
+        return
+    PreviousHlsOutput.objects.update_or_create(
+        video_id=video_id,
+        master_key=prefix + "master.m3u8",
+        defaults={"superseded_at": previous_output_grace_cutoff()},
+    )
+
+
+# --- Reaper, dispatch and work dirs -------------------------------------------------------
+
+
+def transcode_dispatch_due(*, now: datetime | None = None) -> dict[str, int]:
+    """Hand queued jobs to the transcode cluster when nothing else will.
+
+    - A job that waited out a transient failure (``not_before`` passed, not dispatched yet).
+    - A job whose task is stranded: dispatched more than ``TRANSCODE_DISPATCH_STALE_S`` ago
+      and its broker row is gone or locked. A cluster locks the rows it fetches ahead of a free
+      worker; a cluster killed then keeps them locked for its ``retry`` (hours). The row is
+      deleted and a fresh task queued; should the cluster that holds it be alive after all,
+      its copy finds the job taken and does nothing.
+
+    Runs with the reaper schedule. Returns ``{"dispatched": n, "redispatched": m}``.
+    """
+    from django_q.models import OrmQ
+
+    from transcoding.services.jobs import transcode_dispatch
+
+    now = now or timezone.now()
+    queued = TranscodeJob.objects.filter(status=TranscodeJob.Status.QUEUED).filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now)
+    )
+    counts = {"dispatched": 0, "redispatched": 0}
+    for job_id in queued.filter(Q(task_id="") | Q(dispatched_at__isnull=True)).values_list("id", flat=True):
+        transcode_dispatch(job_id=job_id)
+        counts["dispatched"] += 1
+
+    stale = dict(
+        queued.exclude(task_id="")
+        .filter(dispatched_at__lt=now - timedelta(seconds=settings.TRANSCODE_DISPATCH_STALE_S))
+        .values_list("task_id", "id")
+    )
+    if stale:
+        rows = {row.task_id(): row for row in OrmQ.objects.filter(key=settings.TRANSCODE_CLUSTER)}
+        for task_id, job_id in stale.items():
+            row = rows.get(task_id)
+            if row is not None and (row.lock is None or row.lock <= now):
+                continue  # waiting in the queue for a free worker, as it should
+            if row is not None:
+                OrmQ.objects.filter(pk=row.pk).delete()
+            logger.warning(
+                "job_id=%s its task %s was %s; dispatched again",
+                job_id,
+                task_id,
+                f"fetched by a cluster that never started it (locked until {row.lock:%Y-%m-%d %H:%M:%S %Z})"
+                if row is not None and row.lock is not None
+                else "no longer in the broker's queue",
+            )
+            transcode_dispatch(job_id=job_id)
+            counts["redispatched"] += 1
+    if any(counts.values()):
+        logger.info(
+            "dispatch: %(dispatched)d due jobs dispatched, %(redispatched)d stranded jobs dispatched again", counts
+        )
+    return counts
 
 
 def transcode_reap_stale(*, now: datetime | None = None) -> dict[str, int]:
@@ -156,11 +233,11 @@ def _reap_one(*, job_id: uuid.UUID, cutoff: datetime) -> str | None:
     job.error = message
     prefix = job.output_prefix
     if prefix and not video.hls_master_key.startswith(prefix):
-        transaction.on_commit(lambda: delete_prefix(prefix))
-    if job.attempts < settings.TRANSCODE_MAX_ATTEMPTS:
+        transaction.on_commit(lambda: attempt_output_delete(video_id=video.id, prefix=prefix))
+    if job.counted_attempts < settings.TRANSCODE_MAX_ATTEMPTS:
         transcode_requeue(job=job, video=video, reason=f"attempt {job.attempts} stopped, retrying: {message}")
         return "requeued"
-    error = f"gave up after {job.attempts} attempts (TRANSCODE_MAX_ATTEMPTS): {message}"
+    error = f"gave up after {job.counted_attempts} attempts (TRANSCODE_MAX_ATTEMPTS): {message}"
     transcode_job_finish(job=job, status=TranscodeJob.Status.FAILED, error=error)
     video_job_ended(video=video, reason=f"transcoding failed: {job.error}")
     logger.warning("job_id=%s video_id=%s failed by the reaper: %s", job.id, video.id, job.error)

@@ -8,11 +8,11 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import Sum
@@ -37,6 +37,7 @@ from transcoding.services.jobs import (
     video_move_to,
 )
 from transcoding.services.maintenance import (
+    attempt_output_delete,
     hls_folder_number,
     older_outputs_delete,
     previous_output_keep,
@@ -44,7 +45,7 @@ from transcoding.services.maintenance import (
     work_dir_create,
 )
 from transcoding.services.media_files import media_file_probe_update
-from unpuzzle.storage import StoredObjectMissing, delete_prefix, open_local_copy, save_directory
+from unpuzzle.storage import StoredObjectMissing, delete_prefix, is_storage_outage, open_local_copy, save_directory
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -89,6 +90,10 @@ def _transcode_claim(*, job_id: uuid.UUID | str) -> _Claim | None:
     if job is None or video is None or job.status != TranscodeJob.Status.QUEUED:
         logger.info("job_id=%s not queued (%s): nothing to run", job_id, job.status if job else "gone")
         return None
+    if job.not_before is not None and job.not_before > timezone.now():
+        # An older task of the job, run early: the reaper dispatches it when the backoff is over.
+        logger.info("job_id=%s waits until %s before its next attempt", job_id, job.not_before)
+        return None
 
     decision = spending_allowed(owner=video.owner)
     if not decision.allowed:
@@ -107,7 +112,8 @@ def _transcode_claim(*, job_id: uuid.UUID | str) -> _Claim | None:
     job.started_at = now
     job.heartbeat_at = now
     job.progress = 0
-    job.save(update_fields=["status", "attempts", "started_at", "heartbeat_at", "progress", "updated_at"])
+    job.not_before = None
+    job.save(update_fields=["status", "attempts", "started_at", "heartbeat_at", "progress", "not_before", "updated_at"])
     # Folder numbers only grow: every attempt of every job of this video gets its own.
     attempts_total = TranscodeJob.objects.filter(video=video).aggregate(total=Sum("attempts"))["total"] or 0
     folder = max(attempts_total, hls_folder_number(video.hls_master_key) + 1)
@@ -366,37 +372,59 @@ def _transcode_switch(*, claim: _Claim, encoded: _Encoded, stored: list[tuple[st
 
 
 def _is_transient(exc: BaseException) -> bool:
-    """Failures another attempt can fix: storage and network errors, a database hiccup."""
-    return isinstance(exc, (OSError, BotoCoreError, ClientError, DatabaseError)) and not isinstance(
-        exc, StoredObjectMissing
-    )
+    """Failures another attempt can fix after a wait: storage and network errors, a database hiccup."""
+    return isinstance(exc, DatabaseError) or is_storage_outage(exc)
+
+
+def transient_backoff_s(failures: int) -> int:
+    """Wait before the attempt after the ``failures``-th transient failure: doubling from
+    ``TRANSCODE_RETRY_BACKOFF_S``, capped at ``TRANSCODE_RETRY_BACKOFF_MAX_S``."""
+    base, cap = settings.TRANSCODE_RETRY_BACKOFF_S, settings.TRANSCODE_RETRY_BACKOFF_MAX_S
+    return int(min(cap, base * 2 ** min(max(failures - 1, 0), 30)))
 
 
 @transaction.atomic
-def _transcode_attempt_failed(*, claim: _Claim, message: str, log_tail: list[str], retry: bool) -> None:
-    """Record a failed attempt: requeue it (transient, attempts left) or fail the job and the video."""
+def _transcode_attempt_failed(*, claim: _Claim, message: str, log_tail: list[str], transient: bool) -> None:
+    """Record a failed attempt.
+
+    A transient failure (storage, network, database) is retried after a growing backoff, up
+    to ``TRANSCODE_TRANSIENT_RETRIES`` times, without using up ``TRANSCODE_MAX_ATTEMPTS``;
+    any other failure fails the job and the video with the reason.
+    """
     job, video = transcode_lock(job_id=claim.job_id)
     if job is None or video is None or job.status != TranscodeJob.Status.RUNNING or job.attempts != claim.attempt:
         return
-    if retry and job.attempts < settings.TRANSCODE_MAX_ATTEMPTS:
+    if transient and job.transient_failures < settings.TRANSCODE_TRANSIENT_RETRIES:
+        job.transient_failures += 1
         job.error = message
         job.log_tail = "\n".join(log_tail)
-        transcode_requeue(job=job, video=video, reason=f"attempt {job.attempts} failed, retrying: {message}")
+        wait = transient_backoff_s(job.transient_failures)
+        transcode_requeue(
+            job=job,
+            video=video,
+            reason=f"attempt {job.attempts} failed, retrying in {wait} s: {message}",
+            not_before=timezone.now() + timedelta(seconds=wait),
+        )
         return
-    if retry:
-        message = f"gave up after {job.attempts} attempts (TRANSCODE_MAX_ATTEMPTS): {message}"
-    transcode_job_finish(job=job, status=TranscodeJob.Status.FAILED, error=message, log_tail="\n".join(log_tail))
+    if transient:
+        job.transient_failures += 1
+        message = (
+            f"gave up after {job.transient_failures} attempts ended by storage, network or database errors "
+            f"(TRANSCODE_TRANSIENT_RETRIES): {message}"
+        )
+    transcode_job_finish(
+        job=job,
+        status=TranscodeJob.Status.FAILED,
+        error=message,
+        log_tail="\n".join(log_tail),
+        transient_failures=job.transient_failures,
+    )
     video_job_ended(video=video, reason=f"transcoding failed: {message}")
     logger.warning("job_id=%s video_id=%s failed: %s", job.id, video.id, message)
 
 
 def _delete_attempt_output(claim: _Claim) -> None:
-    try:
-        removed = delete_prefix(claim.prefix)
-        logger.info("job_id=%s removed %d objects of the abandoned attempt %s", claim.job_id, removed, claim.prefix)
-    except Exception:
-        # The next successful attempt deletes lower-numbered folders of the video too.
-        logger.exception("job_id=%s could not delete %s", claim.job_id, claim.prefix)
+    attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
 
 
 def transcode_run(*, job_id: uuid.UUID | str) -> None:
@@ -407,9 +435,10 @@ def transcode_run(*, job_id: uuid.UUID | str) -> None:
     committed, then the original is copied to a temp dir, probed and encoded by one ffmpeg
     process (progress and heartbeat every ~2 s; ffmpeg is killed when the job is cancelled
     or the video deleted), uploaded to a fresh ``videos/<id>/hls/<n>/`` and switched on
-    the video in one transaction. A failed attempt leaves no objects: transient errors
-    (storage, network, database) requeue the job until ``TRANSCODE_MAX_ATTEMPTS``; a file
-    that cannot be decoded fails the job and the video with the reason.
+    the video in one transaction. A failed attempt leaves no objects (or, storage being down,
+    leaves them to the reaper's sweep): transient errors (storage, network, database) requeue
+    the job with a growing backoff (``TRANSCODE_TRANSIENT_RETRIES``); a file that cannot be
+    decoded fails the job and the video with the reason.
     """
     claim = _transcode_claim(job_id=job_id)
     if claim is None:
@@ -433,17 +462,17 @@ def transcode_run(*, job_id: uuid.UUID | str) -> None:
         _delete_attempt_output(claim)
     except _Permanent as exc:
         _delete_attempt_output(claim)
-        _transcode_attempt_failed(claim=claim, message=str(exc), log_tail=exc.log_tail, retry=False)
+        _transcode_attempt_failed(claim=claim, message=str(exc), log_tail=exc.log_tail, transient=False)
     except StoredObjectMissing as exc:
         _delete_attempt_output(claim)
         _transcode_attempt_failed(
-            claim=claim, message=f"the original is missing from storage: {exc}", log_tail=[], retry=False
+            claim=claim, message=f"the original is missing from storage: {exc}", log_tail=[], transient=False
         )
     except Exception as exc:
         logger.exception("job_id=%s video_id=%s attempt %d failed", claim.job_id, claim.video_id, claim.attempt)
         _delete_attempt_output(claim)
         _transcode_attempt_failed(
-            claim=claim, message=f"{type(exc).__name__}: {exc}", log_tail=[], retry=_is_transient(exc)
+            claim=claim, message=f"{type(exc).__name__}: {exc}", log_tail=[], transient=_is_transient(exc)
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -30,7 +30,7 @@ from transcoding.ffmpeg.probe import ProbeError, ProbeResult, probe_file
 from transcoding.services.jobs import transcode_enqueue
 from transcoding.services.media_files import media_file_create_from_path
 from unpuzzle.exceptions import Gone, Locked, NotFound, StorageUnavailable
-from unpuzzle.storage import delete_key, open_local_copy
+from unpuzzle.storage import delete_key, is_storage_outage, open_local_copy
 from uploads.bucket import MISSING_OBJECT_CODES, error_code
 from uploads.formats import container_allowed
 from uploads.models import UploadSession
@@ -150,7 +150,9 @@ def direct_upload_finalize(*, session: UploadSession) -> UploadSession:
             return _note_retry(session, exc)
         upload_session_fail(session_id=session.id, reason=f"the uploaded object {key!r} is missing from the bucket")
         return UploadSession.objects.get(pk=session.id)
-    except (BotoCoreError, OSError) as exc:
+    except Exception as exc:
+        if not is_storage_outage(exc):
+            raise
         return _note_retry(session, exc)
     if session.status == S.FAILED:
         delete_key(key)

@@ -17,8 +17,8 @@ from django_q.models import OrmQ
 
 from media_library.models import Video
 from tests import clips
-from tests.factories import make_job, make_media_file, make_video
-from tests.transcoding.services.test_pipeline import keys_under, store_video
+from tests.factories import make_job, make_media_file, make_stored_video, make_video
+from tests.transcoding.services.test_pipeline import keys_under
 from transcoding.models import TranscodeJob
 from transcoding.services import pipeline as services
 from transcoding.services.jobs import transcode_cancel, transcode_enqueue
@@ -67,7 +67,7 @@ def test_cancel_kills_ffmpeg_and_removes_the_temp_dir(user, long_clip, monkeypat
         return path
 
     monkeypatch.setattr(tempfile, "mkdtemp", recording_mkdtemp)
-    video = store_video(user, long_clip)
+    video = make_stored_video(user, long_clip)
     job = transcode_enqueue(video=video)
     ended = {}
 
@@ -157,7 +157,7 @@ def test_reaper_task_and_schedule():
     from transcoding.tasks import transcode_reap_stale as task
     from unpuzzle.schedules import SCHEDULES
 
-    assert task() == {"requeued": 0, "failed": 0, "previous_outputs_deleted": 0}
+    assert task() == {"requeued": 0, "failed": 0, "dispatched": 0, "redispatched": 0, "previous_outputs_deleted": 0}
     spec = next(s for s in SCHEDULES if s.func == "transcoding.tasks.transcode_reap_stale")
     assert 0 < spec.minutes <= 10
 
@@ -165,7 +165,7 @@ def test_reaper_task_and_schedule():
 @pytest.mark.slow
 def test_transcode_command_waits_and_prints_the_result(user, capsys):
     source = clips.make_clip(Path(storage.get_storage().location).parent / "cmd.mp4", duration=4.0, audio=False)
-    video = store_video(user, source)
+    video = make_stored_video(user, source)
     call_command("transcode", str(video.id), "--wait")
     out = capsys.readouterr().out
     video.refresh_from_db()
@@ -174,7 +174,7 @@ def test_transcode_command_waits_and_prints_the_result(user, capsys):
 
 
 def test_transcode_command_fails_with_the_reason(user, not_video_clip):
-    video = store_video(user, not_video_clip)
+    video = make_stored_video(user, not_video_clip)
     with pytest.raises(CommandError, match="not a video"):
         call_command("transcode", str(video.id), "--wait")
 
@@ -282,7 +282,7 @@ def test_a_transcode_first_removes_what_a_killed_attempt_left_on_this_machine(us
     from transcoding.services.maintenance import WORK_DIR_PREFIX
 
     settings.TRANSCODE_WORK_DIR = tmp_path
-    video = store_video(user, no_audio_clip)
+    video = make_stored_video(user, no_audio_clip)
     job = transcode_enqueue(video=video)
     # attempt 1 died with its worker (SIGKILL) after copying the original; the reaper requeued the job
     TranscodeJob.objects.filter(pk=job.pk).update(attempts=1)

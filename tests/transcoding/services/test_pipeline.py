@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,14 +12,14 @@ from django_q.models import OrmQ
 
 from media_library.models import PreviousHlsOutput, Rendition, Video
 from media_library.selectors import video_playback
-from tests.factories import make_media_file, make_video
+from tests.factories import make_stored_video
 from tests.hls_player import follow_playlists
 from transcoding.costs.selectors import budget_policy_get
 from transcoding.hls.playlists import IFRAME_PLAYLIST_NAME, MEDIA_PLAYLIST_NAME
 from transcoding.models import CostLogEntry, TranscodeJob
 from transcoding.services import pipeline
 from transcoding.services.jobs import transcode_enqueue
-from transcoding.services.maintenance import transcode_previous_outputs_sweep
+from transcoding.services.maintenance import transcode_dispatch_due, transcode_previous_outputs_sweep
 from transcoding.services.pipeline import transcode_run
 from transcoding.services.videos import video_delete
 from unpuzzle import storage
@@ -37,17 +35,6 @@ def small_ladder(settings):
     settings.HLS_LADDER = "120p:200k,180p:400k"
     settings.HLS_SEGMENT_SECONDS = 2
     settings.HLS_AUDIO_BITRATE = "64k"
-
-
-def store_video(owner, clip: Path) -> Video:
-    """Put ``clip`` in storage as an original and make a video of it (as upload finalization does)."""
-    media_id = uuid.uuid4()
-    key = f"originals/{media_id}/{clip.name}"
-    storage.save_file(key, clip)
-    media = make_media_file(
-        owner=owner, id=media_id, storage_key=key, size=clip.stat().st_size, content=clip.read_bytes()
-    )
-    return make_video(owner=owner, media_file=media)
 
 
 def run(video: Video) -> TranscodeJob:
@@ -104,7 +91,7 @@ def assert_ready_with(video: Video, job: TranscodeJob, sizes: set[tuple[int, int
 
 
 def test_landscape_with_audio_becomes_ready(user, landscape_clip):
-    video = store_video(user, landscape_clip)
+    video = make_stored_video(user, landscape_clip)
     job = run(video)
     assert_ready_with(video, job, {(320, 180), (214, 120)}, audio=True)
     assert video.max_quality == "180p" and video.duration == pytest.approx(6.0, abs=0.1)
@@ -117,7 +104,7 @@ def test_landscape_with_audio_becomes_ready(user, landscape_clip):
 
 @pytest.mark.slow
 def test_landscape_on_s3_has_content_types_and_cache_headers(user, landscape_clip, s3_storage):
-    video = store_video(user, landscape_clip)
+    video = make_stored_video(user, landscape_clip)
     job = run(video)
     assert_ready_with(video, job, {(320, 180), (214, 120)}, audio=True)
     client = s3_storage.bucket.meta.client
@@ -135,20 +122,20 @@ def test_landscape_on_s3_has_content_types_and_cache_headers(user, landscape_cli
 
 
 def test_no_audio_clip(user, no_audio_clip):
-    video = store_video(user, no_audio_clip)
+    video = make_stored_video(user, no_audio_clip)
     job = run(video)
     assert_ready_with(video, job, {(320, 180), (214, 120)}, audio=False)
 
 
 def test_portrait_clip_keeps_its_orientation(user, rotated_portrait_clip):
-    video = store_video(user, rotated_portrait_clip)
+    video = make_stored_video(user, rotated_portrait_clip)
     job = run(video)
     assert_ready_with(video, job, {(180, 320), (120, 214)}, audio=True)
 
 
 def test_source_below_the_lowest_tier_gets_one_rendition_at_its_size(user, below_ladder_clip, settings):
     settings.HLS_LADDER = "240p:400k,480p:800k"
-    video = store_video(user, below_ladder_clip)
+    video = make_stored_video(user, below_ladder_clip)
     job = run(video)
     assert_ready_with(video, job, {(160, 90)}, audio=True)
     assert video.max_quality == "90p"
@@ -167,7 +154,7 @@ def test_progress_is_saved_while_encoding(user, landscape_clip, monkeypatch):
         return mine
 
     monkeypatch.setattr(services._Reporter, "save", recording_save)
-    video = store_video(user, landscape_clip)
+    video = make_stored_video(user, landscape_clip)
     job = run(video)
     assert job.progress == 100
     # Monotonic, with the encode share then the upload milestone, before the final 100.
@@ -181,7 +168,7 @@ def test_progress_is_saved_while_encoding(user, landscape_clip, monkeypatch):
     [("truncated_faststart_clip", "truncated"), ("not_video_clip", "not a video"), ("audio_only_clip", "audio")],
 )
 def test_unusable_originals_fail_with_a_reason_and_leave_no_objects(user, request, fixture, words):
-    video = store_video(user, request.getfixturevalue(fixture))
+    video = make_stored_video(user, request.getfixturevalue(fixture))
     job = run(video)
     assert job.status == J.FAILED
     assert video.status == Video.Status.FAILED
@@ -193,7 +180,7 @@ def test_unusable_originals_fail_with_a_reason_and_leave_no_objects(user, reques
 
 
 def test_running_a_job_twice_is_a_no_op(user, no_audio_clip):
-    video = store_video(user, no_audio_clip)
+    video = make_stored_video(user, no_audio_clip)
     job = run(video)
     stored = keys_under(f"videos/{video.id}/")
     transcode_run(job_id=job.id)
@@ -204,7 +191,7 @@ def test_running_a_job_twice_is_a_no_op(user, no_audio_clip):
 
 
 def test_storage_failure_mid_upload_requeues_then_a_new_attempt_succeeds(user, no_audio_clip, monkeypatch):
-    video = store_video(user, no_audio_clip)
+    video = make_stored_video(user, no_audio_clip)
     real_save_file = storage.save_file
     calls = {"n": 0}
 
@@ -220,13 +207,22 @@ def test_storage_failure_mid_upload_requeues_then_a_new_attempt_succeeds(user, n
     transcode_run(job_id=job.id)
     job.refresh_from_db()
     video.refresh_from_db()
-    assert job.status == J.QUEUED and job.attempts == 1
+    assert job.status == J.QUEUED and job.attempts == 1 and job.transient_failures == 1
     assert "connection reset" in job.error
-    assert video.status == Video.Status.QUEUED and "retrying" in video.status_reason
+    assert video.status == Video.Status.QUEUED and "retrying in 30 s" in video.status_reason
     assert keys_under(f"videos/{video.id}/") == set(), "the failed attempt's objects are deleted"
-    assert OrmQ.objects.count() == 1, "the job is dispatched again"
+    assert job.not_before > timezone.now() + timedelta(seconds=25)
+    assert OrmQ.objects.count() == 0, "the reaper dispatches it when its backoff is over"
 
     monkeypatch.setattr(storage, "save_file", real_save_file)
+    transcode_run(job_id=job.id)  # a task of the job run early does nothing
+    job.refresh_from_db()
+    assert job.status == J.QUEUED and job.attempts == 1
+    assert transcode_dispatch_due(now=job.not_before - timedelta(seconds=1)) == {"dispatched": 0, "redispatched": 0}
+
+    TranscodeJob.objects.filter(pk=job.pk).update(not_before=timezone.now())  # the backoff is over
+    assert transcode_dispatch_due()["dispatched"] == 1
+    assert OrmQ.objects.get().task["args"] == (str(job.id),)
     transcode_run(job_id=job.id)
     job.refresh_from_db()
     video.refresh_from_db()
@@ -239,7 +235,7 @@ def test_output_upload_keeps_the_heartbeat_and_stops_when_cancelled(user, no_aud
     from transcoding.services import pipeline as services
 
     monkeypatch.setattr(services, "PROGRESS_SAVE_SECONDS", 0.0)
-    video = store_video(user, no_audio_clip)
+    video = make_stored_video(user, no_audio_clip)
     job = transcode_enqueue(video=video)
     real_save_file = storage.save_file
     beats = []
@@ -260,23 +256,29 @@ def test_output_upload_keeps_the_heartbeat_and_stops_when_cancelled(user, no_aud
     assert keys_under(f"videos/{video.id}/") == set(), "the abandoned attempt leaves no objects"
 
 
-def test_storage_failures_stop_after_max_attempts(user, no_audio_clip, monkeypatch, settings):
-    settings.TRANSCODE_MAX_ATTEMPTS = 2
-    video = store_video(user, no_audio_clip)
+def test_storage_failures_have_their_own_budget_with_a_growing_backoff(user, no_audio_clip, monkeypatch, settings):
+    settings.TRANSCODE_MAX_ATTEMPTS = 1  # an outage does not use up the attempts a bad source gets
+    settings.TRANSCODE_TRANSIENT_RETRIES = 2
+    settings.TRANSCODE_RETRY_BACKOFF_S = 30
+    settings.TRANSCODE_RETRY_BACKOFF_MAX_S = 45
+    video = make_stored_video(user, no_audio_clip)
 
     def broken_save_directory(prefix, directory, **kwargs):
         raise ConnectionRefusedError("object store unreachable")
 
-    from transcoding.services import pipeline as services
-
-    monkeypatch.setattr(services, "save_directory", broken_save_directory)
+    monkeypatch.setattr(pipeline, "save_directory", broken_save_directory)
     job = transcode_enqueue(video=video)
-    transcode_run(job_id=job.id)
-    transcode_run(job_id=job.id)
-    job.refresh_from_db()
+    waits = []
+    for _ in range(3):
+        transcode_run(job_id=job.id)
+        job.refresh_from_db()
+        if job.status == J.QUEUED:
+            waits.append(round((job.not_before - timezone.now()).total_seconds()))
+            TranscodeJob.objects.filter(pk=job.pk).update(not_before=timezone.now())
     video.refresh_from_db()
-    assert job.status == J.FAILED and job.attempts == 2
-    assert "gave up after 2 attempts" in job.error
+    assert waits == [30, 45]  # doubling, capped at TRANSCODE_RETRY_BACKOFF_MAX_S
+    assert job.status == J.FAILED and job.attempts == 3 and job.transient_failures == 3
+    assert "gave up after 3 attempts ended by storage, network or database errors" in job.error
     assert video.status == Video.Status.FAILED and "unreachable" in video.status_reason
 
 
@@ -285,7 +287,7 @@ def test_retranscode_switches_to_a_new_folder_and_deletes_the_old_one_after_the_
 ):
     settings.CDN_URL = ""
     settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 3600
-    video = store_video(user, no_audio_clip)
+    video = make_stored_video(user, no_audio_clip)
     run(video)
     first_renditions = set(Rendition.objects.filter(video=video).values_list("id", flat=True))
     old_grant = video_playback(video=video, user=user)  # what a learner's player holds
@@ -315,7 +317,7 @@ def test_retranscode_switches_to_a_new_folder_and_deletes_the_old_one_after_the_
 
 def test_grace_zero_deletes_the_replaced_folder_at_once(user, no_audio_clip, settings):
     settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 0
-    video = store_video(user, no_audio_clip)
+    video = make_stored_video(user, no_audio_clip)
     run(video)
     run(video)
     assert video.hls_master_key == f"videos/{video.id}/hls/2/master.m3u8"
@@ -327,7 +329,7 @@ def test_each_replaced_folder_has_its_own_grace_and_the_current_one_is_never_del
     from transcoding.tasks import transcode_reap_stale as reaper_task
 
     settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 3600
-    video = store_video(user, no_audio_clip)
+    video = make_stored_video(user, no_audio_clip)
     for _ in range(3):
         run(video)
     assert folders(video) == {"1", "2", "3"}
@@ -339,7 +341,13 @@ def test_each_replaced_folder_has_its_own_grace_and_the_current_one_is_never_del
     PreviousHlsOutput.objects.filter(pk=previous[f"{root}1/"].pk).update(
         superseded_at=timezone.now() - timedelta(hours=2)
     )
-    assert reaper_task() == {"requeued": 0, "failed": 0, "previous_outputs_deleted": 1}
+    assert reaper_task() == {
+        "requeued": 0,
+        "failed": 0,
+        "dispatched": 0,
+        "redispatched": 0,
+        "previous_outputs_deleted": 1,
+    }
     assert folders(video) == {"2", "3"}
 
     # A row naming the current folder (the pipeline never writes one) does not delete it.
@@ -356,8 +364,8 @@ def test_a_failed_retranscode_deletes_its_own_folder_at_once_and_keeps_the_other
     user, no_audio_clip, monkeypatch, settings
 ):
     settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 3600
-    settings.TRANSCODE_MAX_ATTEMPTS = 1
-    video = store_video(user, no_audio_clip)
+    settings.TRANSCODE_TRANSIENT_RETRIES = 0
+    video = make_stored_video(user, no_audio_clip)
     run(video)
     run(video)
     real_save_file = storage.save_file
@@ -379,7 +387,7 @@ def test_a_failed_retranscode_deletes_its_own_folder_at_once_and_keeps_the_other
 
 def test_deleting_a_video_within_the_grace_period_deletes_every_folder(user, no_audio_clip, settings):
     settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 3600
-    video = store_video(user, no_audio_clip)
+    video = make_stored_video(user, no_audio_clip)
     run(video)
     run(video)
     assert folders(video) == {"1", "2"}
@@ -396,7 +404,7 @@ def test_a_storage_error_while_cleaning_up_after_the_switch_keeps_the_new_output
     from transcoding.services import maintenance as services
 
     settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 0
-    video = store_video(user, no_audio_clip)
+    video = make_stored_video(user, no_audio_clip)
     run(video)
 
     def unreachable(prefix, **kwargs):
@@ -416,7 +424,7 @@ def test_on_s3_the_replaced_folder_plays_until_the_sweep_deletes_it(user, no_aud
 
     settings.CDN_URL = ""
     settings.HLS_PREVIOUS_OUTPUT_GRACE_S = 3600
-    video = store_video(user, no_audio_clip)
+    video = make_stored_video(user, no_audio_clip)
     run(video)
     old_grant = video_playback(video=video, user=user)
     assert old_grant.mode == "presigned"
@@ -438,7 +446,7 @@ def test_on_s3_the_replaced_folder_plays_until_the_sweep_deletes_it(user, no_aud
 
 
 def test_kill_switch_blocks_the_job_before_it_starts(user, no_audio_clip):
-    video = store_video(user, no_audio_clip)
+    video = make_stored_video(user, no_audio_clip)
     job = transcode_enqueue(video=video)
     policy = budget_policy_get()
     policy.kill_switch_engaged = True
@@ -456,7 +464,7 @@ def test_kill_switch_blocks_the_job_before_it_starts(user, no_audio_clip):
 
 
 def test_deleting_a_ready_video_deletes_its_objects(user, no_audio_clip):
-    video = store_video(user, no_audio_clip)
+    video = make_stored_video(user, no_audio_clip)
     run(video)
     assert keys_under(f"videos/{video.id}/")
     original = video.media_file.storage_key
@@ -468,7 +476,7 @@ def test_deleting_a_ready_video_deletes_its_objects(user, no_audio_clip):
 def test_the_task_entry_point_runs_the_service(user, no_audio_clip):
     from transcoding.tasks import transcode_video
 
-    video = store_video(user, no_audio_clip)
+    video = make_stored_video(user, no_audio_clip)
     job = transcode_enqueue(video=video)
     transcode_video(str(job.id))
     job.refresh_from_db()
@@ -476,7 +484,7 @@ def test_the_task_entry_point_runs_the_service(user, no_audio_clip):
 
 
 def test_output_layout_matches_the_ffmpeg_layer(user, no_audio_clip):
-    video = store_video(user, no_audio_clip)
+    video = make_stored_video(user, no_audio_clip)
     run(video)
     names = {key.rsplit("/", 1)[1] for key in keys_under(f"videos/{video.id}/hls/1/180p/")}
     assert MEDIA_PLAYLIST_NAME in names and IFRAME_PLAYLIST_NAME in names
@@ -485,7 +493,7 @@ def test_output_layout_matches_the_ffmpeg_layer(user, no_audio_clip):
 def test_crf_and_preset_settings_reach_x264(user, no_audio_clip, settings):
     settings.HLS_CRF = 31.5
     settings.HLS_X264_PRESET = "ultrafast"
-    video = store_video(user, no_audio_clip)
+    video = make_stored_video(user, no_audio_clip)
     job = run(video)
     assert job.status == J.SUCCEEDED, job.error
     first_segment = f"{video.hls_master_key.rsplit('/', 1)[0]}/120p/seg_00000.ts"
@@ -512,7 +520,7 @@ def test_crf_and_preset_settings_reach_x264(user, no_audio_clip, settings):
     ],
 )
 def test_camcorder_and_phone_hdr_originals_are_converted_and_say_so(user, request, clip, first_line, stored):
-    video = store_video(user, request.getfixturevalue(clip))
+    video = make_stored_video(user, request.getfixturevalue(clip))
     job = run(video)
     assert job.status == J.SUCCEEDED, job.error
     assert video.status == Video.Status.READY
@@ -526,7 +534,7 @@ def test_camcorder_and_phone_hdr_originals_are_converted_and_say_so(user, reques
 def test_hdr_on_an_ffmpeg_without_zscale_is_approximated_with_a_warning(user, hlg_clip, monkeypatch, caplog):
     # as on an ffmpeg built without libzimg: the colorspace filter is all there is
     monkeypatch.setattr(pipeline, "available_filters", lambda *args, **kwargs: frozenset({"bwdif", "colorspace"}))
-    video = store_video(user, hlg_clip)
+    video = make_stored_video(user, hlg_clip)
     with caplog.at_level("WARNING", logger="transcoding.services"):
         job = run(video)
     assert job.status == J.SUCCEEDED, job.error

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from media_library.models import Video
-from tests.transcoding.services.test_pipeline import run, small_ladder, store_video  # noqa: F401 (autouse fixture)
+from tests.factories import make_stored_video
+from tests.transcoding.services.test_pipeline import run, small_ladder  # noqa: F401 (autouse fixture)
 from transcoding.models import TranscodeJob
 from transcoding.services import pipeline
 from unpuzzle import storage
@@ -55,7 +56,7 @@ def test_a_neighbour_deployment_sweeping_its_work_dirs_leaves_a_running_transcod
         return encode(claim=claim, source=source, work=work, reporter=reporter)
 
     monkeypatch.setattr(pipeline, "_encode", encode_after_the_neighbour_swept)
-    video = store_video(user, landscape_clip)
+    video = make_stored_video(user, landscape_clip)
     job = run(video)
     assert seen, "the transcode never reached the encoder"
     assert job.status == TranscodeJob.Status.SUCCEEDED, job.error
@@ -70,14 +71,14 @@ def test_a_work_dir_that_vanishes_mid_attempt_is_retried_not_blamed_on_the_origi
         return encode(claim=claim, source=source, work=work, reporter=reporter)
 
     monkeypatch.setattr(pipeline, "_encode", encode_without_a_work_dir)
-    video = store_video(user, landscape_clip)
+    video = make_stored_video(user, landscape_clip)
     job = run(video)
     assert job.status == TranscodeJob.Status.QUEUED and job.attempts == 1
     assert "FileNotFoundError" in job.error and "original" not in job.error
 
 
 def test_an_original_missing_from_storage_fails_at_once_with_that_reason(user, landscape_clip):
-    video = store_video(user, landscape_clip)
+    video = make_stored_video(user, landscape_clip)
     storage.delete_key(video.media_file.storage_key)
     job = run(video)
     assert job.status == TranscodeJob.Status.FAILED and job.attempts == 1
