@@ -26,6 +26,7 @@ S3_SECRET = "test-application-key"
 SLOW_FIXTURES = frozenset(
     {
         "live_server",
+        "start_cluster",
         "s3_server",
         "s3_bucket",
         "s3_storage",
@@ -156,6 +157,15 @@ def s3_storage(settings, s3_server, s3_bucket):
         },
     }
     return storages["default"]
+
+
+@pytest.fixture
+def clusters_alive(transactional_db) -> None:
+    """Both task clusters have just reported, as running ones do (committed: ``/healthz`` reads it from its own threads)."""
+    from unpuzzle.workers import cluster_beat, clusters
+
+    for cluster in clusters():
+        cluster_beat(cluster=cluster)
 
 
 @pytest.fixture

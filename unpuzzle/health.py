@@ -1,4 +1,4 @@
-"""``/healthz``: database, storage, free disk, ffmpeg/ffprobe and queue, as JSON (200 or 503).
+"""``/healthz``: database, storage, free disk, ffmpeg/ffprobe, queue and worker clusters, as JSON (200 or 503).
 
 The checks run side by side in a small pool of their own and the answer waits at most
 ``HEALTH_CHECK_TIMEOUT_S``: a dependency that hangs is reported as not answering, and never
@@ -107,6 +107,12 @@ def _check_queue() -> dict:
     return {"broker": type(broker).__name__, "queued": sum(queues.values()), "queues": queues}
 
 
+def _check_workers() -> dict:
+    from unpuzzle.workers import clusters_report
+
+    return {"clusters": clusters_report()}
+
+
 # Threads of the checks, shared by all requests: a hung check holds one of these, never a web thread.
 _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="healthz")
 
@@ -132,6 +138,7 @@ def run_checks() -> tuple[bool, dict]:
         "ffmpeg": lambda: _check_binary(settings.FFMPEG_BIN),
         "ffprobe": lambda: _check_binary(settings.FFPROBE_BIN),
         "queue": _check_queue,
+        "workers": _check_workers,
     }
     limit = settings.HEALTH_CHECK_TIMEOUT_S
     futures: dict[str, Future[dict]] = {name: _pool.submit(_run_check, name, check) for name, check in checks.items()}

@@ -24,6 +24,7 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         func="transcoding.tasks.transcode_reap_stale",
         minutes=settings.TRANSCODE_REAP_EVERY_MINUTES,
     ),
+    ScheduleSpec(name="clusters-heartbeat", func="unpuzzle.tasks.clusters_heartbeat", minutes=1),
     ScheduleSpec(name="uploads-cleanup", func="uploads.tasks.cleanup_uploads", minutes=30),
     ScheduleSpec(name="uploads-abort-stale-multipart", func="uploads.tasks.abort_stale_direct_uploads", minutes=60),
     ScheduleSpec(name="uploads-retry-finalization", func="uploads.tasks.retry_finalization", minutes=5),

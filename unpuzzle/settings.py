@@ -139,6 +139,9 @@ STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local")
 STORAGE_URL_EXPIRE_S = env.int("STORAGE_URL_EXPIRE_S", default=3600)
 # /healthz reports a check that has not answered within this many seconds as failed.
 HEALTH_CHECK_TIMEOUT_S = env.float("HEALTH_CHECK_TIMEOUT_S", default=1.5)
+# /healthz reports a task cluster none of whose workers started, ran the minute's heartbeat task or
+# transcoded for this long (a short-task cluster busy finalizing big uploads for longer looks dead).
+HEALTH_WORKERS_STALE_S = env.int("HEALTH_WORKERS_STALE_S", default=600)
 if STORAGE_BACKEND == "local":
     _default_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",

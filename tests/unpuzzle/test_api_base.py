@@ -56,12 +56,12 @@ def test_wrong_token_is_401():
     assert "Invalid token" in response.json()["detail"]
 
 
-def test_healthz_reports_every_check(client):
+def test_healthz_reports_every_check(client, clusters_alive):
     response = client.get("/healthz")
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "storage", "disk", "ffmpeg", "ffprobe", "queue"}
+    assert set(body["checks"]) == {"database", "storage", "disk", "ffmpeg", "ffprobe", "queue", "workers"}
     assert all(check["ok"] for check in body["checks"].values())
     assert response["Cache-Control"].startswith("max-age=0")
 
@@ -74,7 +74,7 @@ def test_healthz_is_503_when_ffmpeg_is_missing(client, settings):
     assert check["ok"] is False and "not found" in check["error"]
 
 
-def test_healthz_checks_s3_storage(client, s3_storage):
+def test_healthz_checks_s3_storage(client, s3_storage, clusters_alive):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json()["checks"]["storage"]["backend"] == "MediaS3Storage"

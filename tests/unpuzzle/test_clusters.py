@@ -268,3 +268,23 @@ def test_transcodes_a_killed_cluster_fetched_ahead_reach_the_next_cluster(
         )
     assert not OrmQ.objects.filter(key=TRANSCODE).exclude(lock__gt=timezone.now()).exists()
     assert transcode_reap_stale()["redispatched"] == 0
+
+
+def test_healthz_names_a_killed_cluster_and_sees_it_come_back(start_cluster, client, settings):
+    settings.HEALTH_WORKERS_STALE_S = 3
+
+    def workers() -> dict:
+        return client.get("/healthz").json()["checks"]["workers"]
+
+    short = start_cluster("")
+    transcoder = start_cluster(TRANSCODE)
+    # Workers report as they start: no schedule has run yet.
+    wait_for(lambda: workers()["ok"], "both clusters to report", [short, transcoder])
+
+    os.killpg(transcoder.pid, signal.SIGKILL)
+    transcoder.wait()
+    check = wait_for(lambda: (w := workers()) and not w["ok"] and w, "/healthz to notice the dead cluster", [short])
+    assert "cluster 'transcode' has not reported for" in check["error"]
+
+    start_cluster(TRANSCODE)
+    wait_for(lambda: "cluster 'transcode'" not in workers().get("error", ""), "the restarted cluster to report")

@@ -46,6 +46,7 @@ from transcoding.services.maintenance import (
 )
 from transcoding.services.media_files import media_file_probe_update
 from unpuzzle.storage import StoredObjectMissing, delete_prefix, is_storage_outage, open_local_copy, save_directory
+from unpuzzle.workers import cluster_beat
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -55,6 +56,7 @@ logger = logging.getLogger(__name__)
 # Share of the progress bar the ffmpeg encode fills; poster, measuring and upload take the rest.
 ENCODE_PROGRESS_SHARE = 0.9
 PROGRESS_SAVE_SECONDS = 2.0
+CLUSTER_BEAT_SECONDS = 60.0
 POSTER_TIMEOUT_S = 300
 
 
@@ -147,6 +149,7 @@ class _Reporter:
         self.claim = claim
         self.percent = 0.0
         self.last_save = 0.0
+        self.last_cluster_beat = -CLUSTER_BEAT_SECONDS
 
     def _mine(self) -> QuerySet[TranscodeJob]:
         return TranscodeJob.objects.filter(
@@ -158,6 +161,10 @@ class _Reporter:
         if percent is not None:
             self.percent = max(self.percent, percent)
         self.last_save = time.monotonic()
+        if self.last_save - self.last_cluster_beat >= CLUSTER_BEAT_SECONDS:
+            # A cluster whose workers all transcode for hours is alive all the same (/healthz).
+            self.last_cluster_beat = self.last_save
+            cluster_beat()
         return self._mine().update(progress=min(99, int(self.percent)), heartbeat_at=timezone.now()) == 1
 
     def on_encode_progress(self, percent: float) -> None:
