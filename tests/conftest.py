@@ -6,7 +6,9 @@ import os
 import socket
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -14,6 +16,7 @@ from rest_framework.test import APIClient
 
 from tests import clips
 from tests.factories import make_staff, make_superuser, make_user
+from tests.tcp_proxy import TcpProxy
 from unpuzzle.storage_options import s3_storage_options
 
 S3_REGION = "us-west-002"
@@ -30,6 +33,7 @@ SLOW_FIXTURES = frozenset(
         "s3_server",
         "s3_bucket",
         "s3_storage",
+        "s3_proxy",
         "chromium",
         "page",
         "clip_dir",
@@ -157,6 +161,31 @@ def s3_storage(settings, s3_server, s3_bucket):
         },
     }
     return storages["default"]
+
+
+@pytest.fixture
+def s3_proxy(settings, s3_server, s3_bucket) -> Iterator[TcpProxy]:
+    """S3 storage reached through a proxy the test can cut (one try per request, short timeouts)."""
+    target = urlsplit(s3_server)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 80)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "unpuzzle.storage.MediaS3Storage",
+            "OPTIONS": s3_storage_options(
+                key_id=S3_KEY_ID,
+                application_key=S3_SECRET,
+                endpoint=proxy.url,
+                region=S3_REGION,
+                bucket_name=s3_bucket,
+                connect_timeout=1,
+                read_timeout=1,
+                max_attempts=1,
+            ),
+        },
+    }
+    yield proxy
+    proxy.close()
 
 
 @pytest.fixture

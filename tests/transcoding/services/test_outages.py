@@ -1,21 +1,17 @@
 """A storage outage during a transcode is waited out, with backoff, and leaves no partial objects.
 
-Storage is moto over HTTP behind a TCP proxy the test cuts: boto3 sees real refused connections.
+Storage is moto over HTTP behind a TCP proxy the test cuts (``s3_proxy``): boto3 sees real
+refused connections and real silence.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 from django.utils import timezone
 from django_q.models import OrmQ
 
 from media_library.models import PreviousHlsOutput, Video
-from tests.conftest import S3_KEY_ID, S3_REGION, S3_SECRET
 from tests.factories import make_stored_video
-from tests.tcp_proxy import TcpProxy
 from tests.transcoding.services.test_pipeline import small_ladder  # noqa: F401 (autouse fixture)
 from transcoding.models import TranscodeJob
 from transcoding.services import pipeline
@@ -23,36 +19,10 @@ from transcoding.services.jobs import transcode_enqueue
 from transcoding.services.pipeline import transcode_run
 from transcoding.tasks import transcode_reap_stale
 from unpuzzle import storage
-from unpuzzle.storage_options import s3_storage_options
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 J = TranscodeJob.Status
-
-
-@pytest.fixture
-def s3_proxy(settings, s3_server, s3_bucket) -> Iterator[TcpProxy]:
-    """S3 storage reached through a proxy the test can cut (one try per request, short timeouts)."""
-    target = urlsplit(s3_server)
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 80)
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "unpuzzle.storage.MediaS3Storage",
-            "OPTIONS": s3_storage_options(
-                key_id=S3_KEY_ID,
-                application_key=S3_SECRET,
-                endpoint=proxy.url,
-                region=S3_REGION,
-                bucket_name=s3_bucket,
-                connect_timeout=1,
-                read_timeout=1,
-                max_attempts=1,
-            ),
-        },
-    }
-    yield proxy
-    proxy.close()
 
 
 def run_dispatched_transcodes() -> int:

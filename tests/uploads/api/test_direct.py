@@ -325,3 +325,17 @@ def test_a_second_finalizer_leaves_a_running_finalization_alone(api_client, big_
     UploadSession.objects.filter(pk=session_id).update(finalize_started_at=timezone.now() - timedelta(hours=2))
     assert upload_session_finalize(session_id=session_id).status == S.FINALIZED, "a dead finalizer's claim expires"
     assert MediaFile.objects.count() == 1
+
+
+def test_a_bucket_that_stops_answering_during_finalization_is_retried_later(api_client, big_clip, s3_proxy):
+    start, etags = upload_all(api_client, big_clip)
+    assert complete(api_client, start["id"], etags).status_code == 202
+    s3_proxy.set_mode("hang")  # accepts connections, never answers: boto3's transfer gives up
+    session = upload_session_finalize(session_id=start["id"])
+    assert session.status == S.COMPLETE and "will be retried" in session.error
+    assert session.finalize_started_at is None and not MediaFile.objects.exists()
+
+    s3_proxy.set_mode("pass")
+    session = upload_session_finalize(session_id=start["id"])
+    assert session.status == S.FINALIZED and session.error == ""
+    assert MediaFile.objects.get().sha256 == hashlib.sha256(big_clip).hexdigest()
