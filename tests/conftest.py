@@ -189,6 +189,13 @@ def s3_proxy(settings, s3_server, s3_bucket) -> Iterator[TcpProxy]:
 
 
 @pytest.fixture
+def monitor_headers(settings) -> dict[str, str]:
+    """Headers of a monitor holding ``HEALTH_TOKEN``: it sees what each /healthz check found."""
+    settings.HEALTH_TOKEN = "monitor-token-for-tests"
+    return {"Authorization": "Bearer monitor-token-for-tests"}
+
+
+@pytest.fixture
 def clusters_alive(transactional_db) -> None:
     """Both task clusters have just reported, as running ones do (committed: ``/healthz`` reads it from its own threads)."""
     from unpuzzle.workers import cluster_beat, clusters

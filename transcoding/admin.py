@@ -25,6 +25,8 @@ from transcoding.services.jobs import transcode_cancel, transcode_enqueue
 from transcoding.services.videos import video_delete
 from unpuzzle.admin_scope import OwnerListFilter, OwnerScopedAdminMixin
 from unpuzzle.exceptions import DomainError
+from unpuzzle.permissions import user_sees_all_videos
+from unpuzzle.redact import redact_server_details
 
 
 def cancel_jobs(model_admin, request, jobs) -> None:
@@ -72,6 +74,20 @@ class TranscodeJobAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         "updated_at",
     )
     actions = ["cancel"]
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if user_sees_all_videos(request.user):
+            return fields
+        # Instructors read why their job failed; server paths, storage URLs and ffmpeg's log are for staff.
+        return ["error_shown" if name == "error" else name for name in fields if name != "log_tail"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "error_shown")
+
+    @admin.display(description="Error")
+    def error_shown(self, job: TranscodeJob) -> str:
+        return redact_server_details(job.error)
 
     @admin.action(description="Cancel the selected queued or running jobs")
     def cancel(self, request, queryset):

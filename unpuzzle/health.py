@@ -1,5 +1,8 @@
 """``/healthz``: database, storage, free disk, ffmpeg/ffprobe, queue and worker clusters, as JSON (200 or 503).
 
+Anyone gets the status and which checks pass; what each check found (paths, bucket, errors)
+only staff and monitors holding ``HEALTH_TOKEN`` (``Authorization: Bearer …``) see.
+
 The checks run side by side in a small pool of their own and the answer waits at most
 ``HEALTH_CHECK_TIMEOUT_S``: a dependency that hangs is reported as not answering, and never
 holds a web thread.
@@ -16,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection, connections
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -153,8 +157,29 @@ def run_checks() -> tuple[bool, dict]:
     return all(result["ok"] for result in results.values()), results
 
 
+def may_see_details(request: HttpRequest) -> bool:
+    """Staff (signed in, or by API token) and monitors holding ``HEALTH_TOKEN`` see what each check
+    found; anyone else only whether it passed (paths, bucket, ffmpeg location and errors stay inside)."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_staff:
+        return True
+    header = request.headers.get("Authorization", "")
+    if settings.HEALTH_TOKEN and constant_time_compare(header, f"Bearer {settings.HEALTH_TOKEN}"):
+        return True
+    from rest_framework.authentication import TokenAuthentication
+    from rest_framework.exceptions import AuthenticationFailed
+
+    try:
+        authenticated = TokenAuthentication().authenticate(request)  # type: ignore[arg-type]
+    except AuthenticationFailed:
+        return False
+    return authenticated is not None and authenticated[0].is_staff
+
+
 @never_cache
 @require_GET
-def healthz(request):
+def healthz(request: HttpRequest) -> JsonResponse:
     healthy, results = run_checks()
+    if not may_see_details(request):
+        results = {name: {"ok": result["ok"]} for name, result in results.items()}
     return JsonResponse({"status": "ok" if healthy else "unhealthy", "checks": results}, status=200 if healthy else 503)

@@ -139,6 +139,8 @@ STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local")
 STORAGE_URL_EXPIRE_S = env.int("STORAGE_URL_EXPIRE_S", default=3600)
 # /healthz reports a check that has not answered within this many seconds as failed.
 HEALTH_CHECK_TIMEOUT_S = env.float("HEALTH_CHECK_TIMEOUT_S", default=1.5)
+# A monitor sending "Authorization: Bearer <HEALTH_TOKEN>" sees each check's details, as staff do.
+HEALTH_TOKEN = env.str("HEALTH_TOKEN", default="")
 # /healthz reports a task cluster none of whose workers started, ran the minute's heartbeat task or
 # transcoded for this long (a short-task cluster busy finalizing big uploads for longer looks dead).
 HEALTH_WORKERS_STALE_S = env.int("HEALTH_WORKERS_STALE_S", default=600)

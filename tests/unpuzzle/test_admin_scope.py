@@ -169,3 +169,19 @@ def test_upload_page_renders_the_server_limits_for_instructors_only(client, sett
     assert "uploads/vendor/tus-js-client/4.3.1/tus.min.js" in page
     client.force_login(make_instructor())
     assert client.get(reverse("admin:media_library_video_upload")).status_code == 403
+
+
+def test_instructors_read_job_errors_without_server_details_and_staff_read_them_whole(client, two_instructors):
+    alice = two_instructors["alice"]["user"]
+    raw = "OSError: [Errno 28] No space left on device: '/var/lib/unpuzzle/transcode/unpuzzle-transcode-1/a.ts'"
+    job = make_job(
+        owner=alice, status=TranscodeJob.Status.FAILED, error=raw, log_tail="ffmpeg -i /var/lib/x/source.mp4"
+    )
+    url = reverse("admin:transcoding_transcodejob_change", args=[job.pk])
+    client.force_login(alice)
+    page = client.get(url).content.decode()
+    assert "No space left on device: &#x27;&lt;server file&gt;&#x27;" in page
+    assert "/var/lib" not in page
+    client.force_login(make_superuser())
+    page = client.get(url).content.decode()
+    assert "/var/lib/unpuzzle/transcode/unpuzzle-transcode-1/a.ts" in page and "/var/lib/x/source.mp4" in page

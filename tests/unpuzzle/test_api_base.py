@@ -56,33 +56,57 @@ def test_wrong_token_is_401():
     assert "Invalid token" in response.json()["detail"]
 
 
-def test_healthz_reports_every_check(client, clusters_alive):
+def test_healthz_reports_every_check(client, clusters_alive, staff_user):
+    client.force_login(staff_user)
     response = client.get("/healthz")
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["status"] == "ok"
     assert set(body["checks"]) == {"database", "storage", "disk", "ffmpeg", "ffprobe", "queue", "workers"}
     assert all(check["ok"] for check in body["checks"].values())
+    assert body["checks"]["storage"]["location"] and body["checks"]["ffmpeg"]["path"]
     assert response["Cache-Control"].startswith("max-age=0")
 
 
-def test_healthz_is_503_when_ffmpeg_is_missing(client, settings):
+def test_strangers_see_only_which_checks_pass(client, clusters_alive, settings, user, staff_user, monitor_headers):
     settings.FFMPEG_BIN = "ffmpeg-that-is-not-installed"
-    response = client.get("/healthz")
+    expected = {
+        "status": "unhealthy",
+        "checks": {
+            name: {"ok": name != "ffmpeg"}
+            for name in ("database", "storage", "disk", "ffprobe", "queue", "workers", "ffmpeg")
+        },
+    }
+    anonymous = client.get("/healthz")
+    assert anonymous.status_code == 503 and anonymous.json() == expected  # no paths, bucket, vendor or errors
+    assert client.get("/healthz", headers={"Authorization": "Bearer a-guess"}).json() == expected
+    instructor = Token.objects.create(user=user).key
+    assert client.get("/healthz", headers={"Authorization": f"Token {instructor}"}).json() == expected
+    assert client.get("/healthz", headers={"Authorization": "Token not-a-token"}).json() == expected
+
+    staff_token = Token.objects.create(user=staff_user).key
+    for headers in (monitor_headers, {"Authorization": f"Token {staff_token}"}):
+        details = client.get("/healthz", headers=headers).json()["checks"]
+        assert "not found" in details["ffmpeg"]["error"] and details["database"]["vendor"]
+
+
+def test_healthz_is_503_when_ffmpeg_is_missing(client, settings, monitor_headers):
+    settings.FFMPEG_BIN = "ffmpeg-that-is-not-installed"
+    response = client.get("/healthz", headers=monitor_headers)
     assert response.status_code == 503
     check = response.json()["checks"]["ffmpeg"]
     assert check["ok"] is False and "not found" in check["error"]
 
 
-def test_healthz_checks_s3_storage(client, s3_storage, clusters_alive):
-    response = client.get("/healthz")
+def test_healthz_checks_s3_storage(client, s3_storage, clusters_alive, monitor_headers):
+    response = client.get("/healthz", headers=monitor_headers)
     assert response.status_code == 200
     assert response.json()["checks"]["storage"]["backend"] == "MediaS3Storage"
 
 
-def test_healthz_is_503_when_bucket_is_missing(client, settings, s3_storage):
+def test_healthz_is_503_when_bucket_is_missing(client, settings, s3_storage, monitor_headers):
     options = {**settings.STORAGES["default"]["OPTIONS"], "bucket_name": "bucket-that-does-not-exist"}
     settings.STORAGES = {**settings.STORAGES, "default": {**settings.STORAGES["default"], "OPTIONS": options}}
-    response = client.get("/healthz")
+    response = client.get("/healthz", headers=monitor_headers)
     assert response.status_code == 503
     assert response.json()["checks"]["storage"]["ok"] is False

@@ -179,10 +179,10 @@ def test_a_misspelt_cluster_name_is_refused():
     assert "Q_CLUSTER_NAME='transcoder' names no cluster" in result.stderr
 
 
-def test_health_counts_both_queues(client, user, below_ladder_clip):
+def test_health_counts_both_queues(client, user, below_ladder_clip, monitor_headers):
     transcode_enqueue(video=make_video(owner=user, media_file=make_media_file(owner=user)))
     complete_upload(user, below_ladder_clip)
-    queue = client.get("/healthz").json()["checks"]["queue"]
+    queue = client.get("/healthz", headers=monitor_headers).json()["checks"]["queue"]
     assert queue["ok"] and queue["queues"] == {SHORT: 1, TRANSCODE: 1} and queue["queued"] == 2
 
 
@@ -270,11 +270,11 @@ def test_transcodes_a_killed_cluster_fetched_ahead_reach_the_next_cluster(
     assert transcode_reap_stale()["redispatched"] == 0
 
 
-def test_healthz_names_a_killed_cluster_and_sees_it_come_back(start_cluster, client, settings):
+def test_healthz_names_a_killed_cluster_and_sees_it_come_back(start_cluster, client, settings, monitor_headers):
     settings.HEALTH_WORKERS_STALE_S = 3
 
     def workers() -> dict:
-        return client.get("/healthz").json()["checks"]["workers"]
+        return client.get("/healthz", headers=monitor_headers).json()["checks"]["workers"]
 
     short = start_cluster("")
     transcoder = start_cluster(TRANSCODE)
@@ -283,8 +283,12 @@ def test_healthz_names_a_killed_cluster_and_sees_it_come_back(start_cluster, cli
 
     os.killpg(transcoder.pid, signal.SIGKILL)
     transcoder.wait()
-    check = wait_for(lambda: (w := workers()) and not w["ok"] and w, "/healthz to notice the dead cluster", [short])
-    assert "cluster 'transcode' has not reported for" in check["error"]
+    check = wait_for(
+        lambda: (w := workers()) and "cluster 'transcode'" in w.get("error", "") and w,
+        "/healthz to notice the dead cluster",
+        [short],
+    )
+    assert not check["ok"] and "cluster 'transcode' has not reported for" in check["error"]
 
     start_cluster(TRANSCODE)
     wait_for(lambda: "cluster 'transcode'" not in workers().get("error", ""), "the restarted cluster to report")

@@ -44,7 +44,9 @@ def silent_s3_endpoint() -> Iterator[str]:
     server.close()
 
 
-def test_healthz_reports_a_silent_storage_endpoint_instead_of_waiting_for_it(live_server, settings, silent_s3_endpoint):
+def test_healthz_reports_a_silent_storage_endpoint_instead_of_waiting_for_it(
+    live_server, settings, silent_s3_endpoint, monitor_headers
+):
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
@@ -61,7 +63,7 @@ def test_healthz_reports_a_silent_storage_endpoint_instead_of_waiting_for_it(liv
 
     def probe(_: int) -> requests.Response:
         # Far above the health deadline; without one, boto3 would wait 60 s per attempt, 5 attempts.
-        return requests.get(f"{live_server.url}/healthz", timeout=15)
+        return requests.get(f"{live_server.url}/healthz", headers=monitor_headers, timeout=15)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         responses = list(pool.map(probe, range(4)))

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 from django_q.models import OrmQ
 
+from tests.factories import make_staff
 from unpuzzle.models import ClusterHeartbeat
 from unpuzzle.workers import cluster_beat, clusters_heartbeat, clusters_report
 
@@ -17,6 +18,7 @@ SHORT, TRANSCODE = "unpuzzle", "transcode"
 
 
 def workers_check(client) -> tuple[int, dict]:
+    client.force_login(make_staff())
     response = client.get("/healthz")
     return response.status_code, response.json()["checks"]["workers"]
 

@@ -16,6 +16,7 @@ from media_library.models import Video
 from transcoding.costs.selectors import spending_allowed
 from transcoding.models import TranscodeJob
 from unpuzzle.exceptions import NotFound
+from unpuzzle.redact import redact_server_details
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -132,7 +133,11 @@ def video_move_to(*, video: Video, status: str) -> None:
 
 
 def video_job_ended(*, video: Video, reason: str) -> None:
-    """Leave a video whose job ended without output: back to its previous output if it has one, else failed."""
+    """Leave a video whose job ended without output: back to its previous output if it has one, else failed.
+
+    The owner reads ``reason`` without server paths or storage URLs; the job keeps the raw error.
+    """
+    reason = redact_server_details(reason)
     if video.hls_master_key and video.status in (Video.Status.QUEUED, Video.Status.PROCESSING):
         video.transition(Video.Status.READY)
         video.status_reason = f"{reason} (the previous output is still served)"
@@ -167,7 +172,7 @@ def transcode_requeue(*, job: TranscodeJob, video: Video, reason: str, not_befor
         ]
     )
     video_move_to(video=video, status=Video.Status.QUEUED)
-    video.status_reason = reason
+    video.status_reason = redact_server_details(reason)
     video.save(update_fields=["status", "status_reason", "updated_at"])
     if not_before is None:
         transaction.on_commit(lambda: transcode_dispatch(job_id=job.id))

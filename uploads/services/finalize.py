@@ -30,6 +30,7 @@ from transcoding.ffmpeg.probe import ProbeError, ProbeResult, probe_file
 from transcoding.services.jobs import transcode_enqueue
 from transcoding.services.media_files import media_file_create_from_path
 from unpuzzle.exceptions import Gone, Locked, NotFound, StorageUnavailable
+from unpuzzle.redact import redact_server_details
 from unpuzzle.storage import delete_key, is_storage_outage, open_local_copy
 from uploads.bucket import MISSING_OBJECT_CODES, error_code
 from uploads.formats import container_allowed
@@ -80,7 +81,7 @@ def upload_session_fail(*, session_id: uuid.UUID, reason: str) -> None:
     if session.status != S.COMPLETE:
         return
     session.transition(S.FAILED)
-    session.error = reason
+    session.error = redact_server_details(reason)
     session.save(update_fields=["status", "error", "updated_at"])
     transaction.on_commit(lambda: remove_part_file(session.temp_path))
     logger.info("upload_id=%s failed: %s", session.id, reason)
@@ -166,7 +167,7 @@ def direct_upload_finalize(*, session: UploadSession) -> UploadSession:
 def _note_retry(session: UploadSession, exc: Exception) -> UploadSession:
     logger.warning("upload_id=%s could not read %s: %s", session.id, session.storage_key, exc)
     UploadSession.objects.filter(pk=session.id, status=S.COMPLETE).update(
-        error=f"could not read the uploaded object: {exc}; finalization will be retried",
+        error=redact_server_details(f"could not read the uploaded object: {exc}; finalization will be retried"),
         finalize_started_at=None,
         updated_at=timezone.now(),
     )
@@ -226,7 +227,7 @@ def upload_finalize_from_path(
         )
     except StorageUnavailable as exc:
         UploadSession.objects.filter(pk=session.id, status=S.COMPLETE).update(
-            error=f"{exc.message}; finalization will be retried", updated_at=timezone.now()
+            error=redact_server_details(f"{exc.message}; finalization will be retried"), updated_at=timezone.now()
         )
         return UploadSession.objects.get(pk=session.id)
     return _link_video(session_id=session.id, media_file=media_file, media_created=created)

@@ -282,6 +282,22 @@ def test_storage_failures_have_their_own_budget_with_a_growing_backoff(user, no_
     assert video.status == Video.Status.FAILED and "unreachable" in video.status_reason
 
 
+def test_the_owner_reads_the_failure_without_server_paths_and_staff_keep_them(
+    user, no_audio_clip, monkeypatch, settings
+):
+    settings.TRANSCODE_TRANSIENT_RETRIES = 0
+    video = make_stored_video(user, no_audio_clip)
+
+    def disk_full(prefix, directory, **kwargs):
+        raise OSError(28, "No space left on device", str(directory / "120p" / "seg_000.ts"))
+
+    monkeypatch.setattr(pipeline, "save_directory", disk_full)
+    job = run(video)
+    assert job.status == J.FAILED and str(settings.TRANSCODE_WORK_DIR) in job.error  # staff see where
+    assert "No space left on device: '<server file>'" in video.status_reason
+    assert str(settings.TRANSCODE_WORK_DIR) not in video.status_reason
+
+
 def test_retranscode_switches_to_a_new_folder_and_deletes_the_old_one_after_the_grace_period(
     user, no_audio_clip, client, settings
 ):

@@ -48,7 +48,9 @@ def _fill(disk: Path, *, leave: int) -> Path:
     return filler
 
 
-def test_a_disk_that_fills_up_mid_patch_keeps_what_fit_and_answers_507(tus_http, small_disk, live_server):
+def test_a_disk_that_fills_up_mid_patch_keeps_what_fit_and_answers_507(
+    tus_http, small_disk, live_server, monitor_headers
+):
     data = os.urandom(2 * MiB)
     url = create_upload(tus_http, len(data))
     filler = _fill(small_disk, leave=512 * 1024)
@@ -65,7 +67,7 @@ def test_a_disk_that_fills_up_mid_patch_keeps_what_fit_and_answers_507(tus_http,
     assert tus_http.head(url).headers["Upload-Offset"] == str(stored)
     assert Path(_session(url).temp_path).read_bytes() == data[:stored]
 
-    health = tus_http.http.get(f"{live_server.url}/healthz", timeout=15)
+    health = tus_http.http.get(f"{live_server.url}/healthz", headers=monitor_headers, timeout=15)
     assert health.status_code == 503
     disk = health.json()["checks"]["disk"]
     assert disk["ok"] is False and "less than 1 MiB free (DISK_MIN_FREE_MB) for uploads" in disk["error"]
