@@ -74,7 +74,10 @@ class UploadSession(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     finalize_started_at = models.DateTimeField(
-        null=True, blank=True, help_text="When a worker began finalizing a direct upload (one finalizer at a time)"
+        null=True,
+        blank=True,
+        help_text="When a worker began finalizing a direct upload, or a request began concatenating this partial "
+        "upload (one at a time)",
     )
     finalized_at = models.DateTimeField(null=True, blank=True)
 

@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models import Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -115,9 +117,19 @@ def upload_admission_check(
     owner's monthly quotas (413/429) for whole files; at most ``MAX_CONCURRENT_UPLOADS``
     unfinished uploads of either kind (429). Partial tus uploads are chunks: only size and count.
     """
+    _lock_owner(owner)
     if partial:
         if length is not None:
             upload_length_check(length=length)
     else:
         upload_file_check(owner=owner, length=length, filename=filename, filetype=filetype)
     _check_active_limit(owner=owner, partial=partial)
+
+
+def _lock_owner(owner: AbstractBaseUser) -> None:
+    """Serialize one owner's upload creations until the caller's transaction ends, so counting their
+    unfinished uploads and adding one is exact under parallel requests (PostgreSQL; SQLite
+    serializes writers anyway). The caller must be in a transaction and create the upload in it."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("upload_admission_check must run in the transaction that creates the upload")
+    list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))

@@ -282,19 +282,20 @@ def upload_session_ingest(*, owner: AbstractBaseUser, path: str | os.PathLike[st
         metadata["title"] = title
     length = source.stat().st_size
     content_type = mimetypes.guess_type(source.name)[0] or ""
-    upload_admission_check(owner=owner, length=length, filename=source.name, filetype=content_type)
-    now = timezone.now()
-    session = UploadSession.objects.create(
-        owner=cast("User", owner),
-        kind=UploadSession.Kind.INGEST,
-        filename=source.name[:255],
-        content_type=content_type,
-        length=length,
-        offset=length,
-        metadata=metadata,
-        status=S.COMPLETE,
-        completed_at=now,
-    )
+    with transaction.atomic():
+        upload_admission_check(owner=owner, length=length, filename=source.name, filetype=content_type)
+        now = timezone.now()
+        session = UploadSession.objects.create(
+            owner=cast("User", owner),
+            kind=UploadSession.Kind.INGEST,
+            filename=source.name[:255],
+            content_type=content_type,
+            length=length,
+            offset=length,
+            metadata=metadata,
+            status=S.COMPLETE,
+            completed_at=now,
+        )
     logger.info("upload_id=%s ingesting %s (%d bytes)", session.id, source, length)
     return upload_finalize_from_path(session=session, path=source)
 

@@ -14,10 +14,12 @@ import logging
 import os
 import shutil
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn, Protocol, cast
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from unpuzzle.exceptions import (
@@ -59,6 +61,8 @@ logger = logging.getLogger(__name__)
 
 # Without a checksum, stored progress is recorded this often so a crash loses little.
 PROGRESS_RECORD_BYTES = 64 * 1024 * 1024
+# A concatenation copies at disk speed; a claim this old belongs to a request that died.
+CONCAT_CLAIM_TTL = timedelta(hours=1)
 
 S = UploadSession.Status
 
@@ -148,9 +152,11 @@ def upload_session_concat(
 ) -> UploadSession:
     """Create a final upload whose bytes are the partial uploads' bytes, in order.
 
-    The parts must be the owner's own, complete partial uploads. Their bytes are stream-copied
+    The parts must be the owner's own, complete partial uploads. They are claimed first, all
+    or none (a concurrent concatenation of any of them gets 409), their bytes stream-copied
     into the final part file, the final upload is complete at once (and finalized), and the
-    consumed parts are marked finalized and their files removed.
+    consumed parts are marked finalized and their files removed. A failed copy leaves no file
+    and releases the claim, so the parts can be concatenated again.
     """
     parts_by_id = {
         p.id: p
@@ -165,47 +171,86 @@ def upload_session_concat(
             raise NotFound(f"partial upload {part_id} does not exist")
         if not part.is_partial:
             raise Conflict(f"upload {part_id} is not a partial upload (create it with 'Upload-Concat: partial')")
-        if part.status != S.COMPLETE:
-            raise Conflict(
-                f"partial upload {part_id} is {part.status} at offset {part.offset} of {part.length}; "
-                "concatenate only complete partial uploads"
-            )
+        _check_concatenable(part)
         parts.append(part)
     total = sum(p.length or 0 for p in parts)
     upload_file_check(
         owner=owner, length=total, filename=_metadata_filename(metadata), filetype=_metadata_filetype(metadata)
     )
     upload_disk_space_check(length=total)
+    claimed_at = _claim_parts(parts)
     upload_id = uuid.uuid4()
     path = part_path(upload_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as out:
-        for part in parts:
-            with open(part.temp_path, "rb") as src:
-                shutil.copyfileobj(src, out, BUFFER_BYTES)
-        out.flush()
-        if out.tell() != total:
-            remove_part_file(str(path))
-            raise Conflict(f"the partial uploads hold {out.tell()} bytes, not the {total} they declared")
-    with transaction.atomic():
-        session = _tus_session_new(
-            upload_id=upload_id,
-            owner=owner,
-            metadata=metadata,
-            length=total,
-            path=path,
-            concat_parts=[str(p.id) for p in parts],
-        )
-        now = timezone.now()
-        for part in UploadSession.objects.select_for_update().filter(id__in=[p.id for p in parts]):
-            part.transition(S.FINALIZED)
-            part.finalized_at = now
-            part.save(update_fields=["status", "finalized_at", "updated_at"])
-            transaction.on_commit(functools.partial(remove_part_file, part.temp_path))
-        session = _advance(session_id=session.id, expected_offset=0, new_offset=total)
-        transaction.on_commit(lambda: upload_finalize_enqueue(session_id=session.id))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as out:
+            for part in parts:
+                with open(part.temp_path, "rb") as src:
+                    shutil.copyfileobj(src, out, BUFFER_BYTES)
+            out.flush()
+            if out.tell() != total:
+                raise Conflict(f"the partial uploads hold {out.tell()} bytes, not the {total} they declared")
+        with transaction.atomic():
+            session = _tus_session_new(
+                upload_id=upload_id,
+                owner=owner,
+                metadata=metadata,
+                length=total,
+                path=path,
+                concat_parts=[str(p.id) for p in parts],
+            )
+            now = timezone.now()
+            for part in UploadSession.objects.select_for_update().filter(id__in=[p.id for p in parts]):
+                if part.finalize_started_at != claimed_at:
+                    raise Conflict(f"partial upload {part.id} was taken by another concatenation meanwhile")
+                part.transition(S.FINALIZED)
+                part.finalized_at = now
+                part.save(update_fields=["status", "finalized_at", "updated_at"])
+                transaction.on_commit(functools.partial(remove_part_file, part.temp_path))
+            session = _advance(session_id=session.id, expected_offset=0, new_offset=total)
+            transaction.on_commit(lambda: upload_finalize_enqueue(session_id=session.id))
+    except BaseException:
+        remove_part_file(str(path))
+        UploadSession.objects.filter(
+            id__in=[p.id for p in parts], status=S.COMPLETE, finalize_started_at=claimed_at
+        ).update(finalize_started_at=None)
+        raise
     logger.info("upload_id=%s concatenated from %d partial uploads (%d bytes)", session.id, len(parts), total)
     return session
+
+
+def _check_concatenable(part: UploadSession) -> None:
+    if part.status == S.FINALIZED:
+        raise Conflict(f"partial upload {part.id} is already part of another upload")
+    if part.status != S.COMPLETE:
+        raise Conflict(
+            f"partial upload {part.id} is {part.status} at offset {part.offset} of {part.length}; "
+            "concatenate only complete partial uploads"
+        )
+
+
+class _PartsTaken(Exception):
+    """Rolls back a claim that did not get every part."""
+
+
+def _claim_parts(parts: list[UploadSession]) -> datetime:
+    """Mark every part as being concatenated (``finalize_started_at``), or none: 409 when another
+    concatenation holds one (a claim older than ``CONCAT_CLAIM_TTL`` is a dead request's)."""
+    now = timezone.now()
+    ids = {p.id for p in parts}
+    free = Q(finalize_started_at__isnull=True) | Q(finalize_started_at__lt=now - CONCAT_CLAIM_TTL)
+    try:
+        with transaction.atomic():
+            claimed = UploadSession.objects.filter(id__in=ids, status=S.COMPLETE).filter(free)
+            if claimed.update(finalize_started_at=now) != len(ids):
+                raise _PartsTaken
+    except _PartsTaken:
+        for part in UploadSession.objects.filter(id__in=ids):
+            _check_concatenable(part)
+        raise Conflict(
+            "these partial uploads are already being concatenated into another upload; try again shortly"
+        ) from None
+    return now
 
 
 # --- appending bytes ------------------------------------------------------------------

@@ -8,7 +8,9 @@ import os
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -320,6 +322,37 @@ def test_concatenation(tus_http):
     assert open(session.temp_path, "rb").read() == b"hello world"
     assert tus_http.patch(url, b"x", offset=11).status_code == 403
     assert not os.path.exists(_session(a).temp_path)  # consumed parts free their disk
+
+
+def test_concurrent_final_concatenations_of_the_same_parts_make_one_upload(tus_http, upload_clip, settings):
+    data = upload_clip.read_bytes()
+    third = len(data) // 3
+    chunks = [data[:third], data[third : 2 * third], data[2 * third :]]
+    parts = []
+    for chunk in chunks:
+        url = create_upload(tus_http, len(chunk), headers={"Upload-Concat": "partial"}, filename="")
+        assert tus_http.patch(url, chunk, offset=0).status_code == 204
+        parts.append(url)
+    concat = {"Upload-Concat": "final;" + " ".join(parts), "Upload-Metadata": metadata_header(filename="joined.mp4")}
+    start = threading.Barrier(3)
+
+    def final():
+        start.wait()
+        return tus_http.create(headers=concat)
+
+    with ThreadPoolExecutor(3) as pool:
+        responses = list(pool.map(lambda _: final(), range(3)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201, 409, 409], [r.text for r in responses]
+    for refused in (r for r in responses if r.status_code == 409):
+        detail = refused.json()["detail"]
+        assert "already" in detail and "another upload" in detail or "is finalized" in detail, detail
+    made = next(r for r in responses if r.status_code == 201)
+    assert open(_session(made.headers["Location"]).temp_path, "rb").read() == data
+    # Nothing left behind: the one final upload's file, no copies of the losers.
+    upload_dir = Path(settings.UPLOAD_TEMP_DIR)
+    leftovers = {str(path) for path in upload_dir.rglob("*") if path.is_file()}
+    assert leftovers == {_session(made.headers["Location"]).temp_path}
 
 
 def test_final_concatenation_must_not_send_length(tus_http):

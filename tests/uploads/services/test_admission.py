@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from tests.uploads.conftest import create_upload, metadata_header
+from uploads.models import UploadSession
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,3 +43,17 @@ def test_concurrent_upload_limit_is_429(tus_http, settings):
     assert response.status_code == 429 and "limit" in response.json()["detail"]
     tus_http.http.delete(second, timeout=10)
     assert tus_http.create(10).status_code == 201
+
+
+def test_the_concurrent_upload_limit_holds_under_parallel_creates(tus_http, settings):
+    settings.MAX_CONCURRENT_UPLOADS = 5
+    start = threading.Barrier(30)
+
+    def create(_: int) -> int:
+        start.wait()
+        return tus_http.create(10).status_code
+
+    with ThreadPoolExecutor(30) as pool:
+        statuses = sorted(pool.map(create, range(30)))
+    assert statuses == [201] * 5 + [429] * 25
+    assert UploadSession.objects.filter(status__in=UploadSession.ACTIVE_STATUSES).count() == 5
