@@ -188,6 +188,9 @@ ALLOWED_VIDEO_FORMATS = [
 ]
 UPLOAD_EXPIRY_HOURS = env.int("UPLOAD_EXPIRY_HOURS", default=48)
 MAX_CONCURRENT_UPLOADS = env.int("MAX_CONCURRENT_UPLOADS", default=5)
+# Bytes one user's unfinished and partial tus uploads may hold in UPLOAD_TEMP_DIR (declared lengths);
+# 0: MAX_VIDEO_SIZE_MB x MAX_CONCURRENT_UPLOADS, what the other limits let one user need.
+UPLOAD_TEMP_MAX_PER_USER_MB = env.int("UPLOAD_TEMP_MAX_PER_USER_MB", default=0)
 CHUNK_SIZE_MB = env.int("CHUNK_SIZE_MB", default=8)
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/.*$"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, cast
 
@@ -75,55 +77,112 @@ def upload_disk_space_check(*, length: int | None) -> None:
         )
 
 
-def upload_sessions_pending_bytes(*, user: AbstractBaseUser) -> int:
-    """Declared length of ``user``'s uploads created this month that are not finalized yet
-    (in progress or complete): they count against the monthly upload quota like stored originals."""
+def upload_sessions_pending_bytes(*, user: AbstractBaseUser, excluding: Iterable[uuid.UUID] = ()) -> int:
+    """Declared length of ``user``'s uploads created this month that are not finalized yet (in
+    progress or complete, partial ones included): they count against the monthly upload quota like
+    stored originals. ``excluding``: uploads about to be consumed (the parts of a concatenation)."""
     start = timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    pending = UploadSession.objects.filter(
-        owner=cast("User", user),
-        status__in=UploadSession.LIVE_STATUSES,
-        length__isnull=False,
-        created_at__gte=start,
-    ).aggregate(total=Coalesce(Sum("length"), 0))["total"]
+    pending = (
+        UploadSession.objects.filter(
+            owner=cast("User", user),
+            status__in=UploadSession.LIVE_STATUSES,
+            length__isnull=False,
+            created_at__gte=start,
+        )
+        .exclude(id__in=list(excluding))
+        .aggregate(total=Coalesce(Sum("length"), 0))["total"]
+    )
     return int(pending)
 
 
-def upload_file_check(*, owner: AbstractBaseUser, length: int | None, filename: str, filetype: str) -> None:
-    """A whole file's size (413), name and type (415) and the owner's monthly quotas (413/429)."""
+def upload_file_check(
+    *,
+    owner: AbstractBaseUser,
+    length: int | None,
+    filename: str,
+    filetype: str,
+    replacing: Iterable[uuid.UUID] = (),
+) -> None:
+    """A whole file's size (413), name and type (415) and the owner's monthly quotas (413/429);
+    ``replacing``: partial uploads this file is made of, whose bytes are not counted twice."""
     if length is not None:
         upload_length_check(length=length)
     upload_format_check(filename=filename, filetype=filetype)
-    quota_check_upload(user=owner, size_bytes=length, pending_upload_bytes=upload_sessions_pending_bytes(user=owner))
+    pending = upload_sessions_pending_bytes(user=owner, excluding=replacing)
+    quota_check_upload(user=owner, size_bytes=length, pending_upload_bytes=pending)
+
+
+def upload_temp_bytes_limit() -> int:
+    """Bytes one user's part files may hold on the upload server (``UPLOAD_TEMP_MAX_PER_USER_MB``;
+    0 means as much as ``MAX_CONCURRENT_UPLOADS`` uploads of the maximum size)."""
+    megabytes: int = settings.UPLOAD_TEMP_MAX_PER_USER_MB
+    if megabytes <= 0:
+        return int(settings.MAX_CONCURRENT_UPLOADS) * max_upload_bytes()
+    return megabytes * 1024 * 1024
+
+
+def _check_held_bytes(*, owner: AbstractBaseUser, length: int | None) -> None:
+    """Refuse (413) a tus upload that would take the owner's part files past their share of the disk:
+    unfinished uploads and partial uploads not concatenated yet count with their declared length."""
+    if not length:
+        return
+    held = int(
+        UploadSession.objects.filter(
+            owner=cast("User", owner), kind=UploadSession.Kind.TUS, status__in=UploadSession.LIVE_STATUSES
+        ).aggregate(total=Coalesce(Sum(Coalesce("length", "offset")), 0))["total"]
+    )
+    limit = upload_temp_bytes_limit()
+    if held + length > limit:
+        raise PayloadTooLarge(
+            f"your unfinished and partial uploads already hold {held} bytes on the upload server; {length} more "
+            f"would pass the {limit} bytes one user may hold (UPLOAD_TEMP_MAX_PER_USER_MB). Finish, concatenate "
+            "or terminate some first"
+        )
 
 
 def _check_active_limit(*, owner: AbstractBaseUser, partial: bool) -> None:
-    active = UploadSession.objects.filter(
-        owner=cast("User", owner), status__in=UploadSession.ACTIVE_STATUSES, is_partial=partial
-    )
+    # Partial uploads hold their bytes until concatenated (or expired): complete ones count too.
+    statuses = UploadSession.LIVE_STATUSES if partial else UploadSession.ACTIVE_STATUSES
+    active = UploadSession.objects.filter(owner=cast("User", owner), status__in=statuses, is_partial=partial)
     limit = settings.MAX_CONCURRENT_UPLOADS * (PARTIALS_PER_UPLOAD if partial else 1)
     if active.count() >= limit:
-        what = "partial uploads" if partial else "unfinished uploads"
+        what = "partial uploads not concatenated yet" if partial else "unfinished uploads"
         raise TooManyRequests(
-            f"you already have {limit} {what} (the limit); finish or terminate one before starting another"
+            f"you already have {limit} {what} (the limit); finish, concatenate or terminate one before starting another"
         )
 
 
 def upload_admission_check(
-    *, owner: AbstractBaseUser, length: int | None, filename: str, filetype: str, partial: bool = False
+    *,
+    owner: AbstractBaseUser,
+    length: int | None,
+    filename: str,
+    filetype: str,
+    partial: bool = False,
+    part_file: bool = False,
 ) -> None:
-    """What every new upload (tus or direct) must pass before anything is stored.
+    """What every new upload (tus, direct or ingest) must pass before anything is stored.
 
-    Size up to ``MAX_VIDEO_SIZE_MB`` (413); an allowed video name and type (415) and the
-    owner's monthly quotas (413/429) for whole files; at most ``MAX_CONCURRENT_UPLOADS``
-    unfinished uploads of either kind (429). Partial tus uploads are chunks: only size and count.
+    Size up to ``MAX_VIDEO_SIZE_MB`` (413); an allowed video name and type (415, whole files
+    only: partial tus uploads are chunks); the owner's monthly quotas (413/429, chunks
+    included); at most ``MAX_CONCURRENT_UPLOADS`` unfinished uploads of either kind, and
+    ``PARTIALS_PER_UPLOAD`` times that many partial uploads not concatenated yet (429); for
+    uploads written to a ``part_file`` on this server, at most ``UPLOAD_TEMP_MAX_PER_USER_MB``
+    held by the owner's part files (413).
     """
     _lock_owner(owner)
     if partial:
         if length is not None:
             upload_length_check(length=length)
+        # A chunk's bytes count against the monthly quota like a whole file's.
+        quota_check_upload(
+            user=owner, size_bytes=length, pending_upload_bytes=upload_sessions_pending_bytes(user=owner)
+        )
     else:
         upload_file_check(owner=owner, length=length, filename=filename, filetype=filetype)
     _check_active_limit(owner=owner, partial=partial)
+    if part_file:
+        _check_held_bytes(owner=owner, length=length)
 
 
 def _lock_owner(owner: AbstractBaseUser) -> None:

@@ -131,6 +131,7 @@ def upload_session_create(
         filename=_metadata_filename(metadata),
         filetype=_metadata_filetype(metadata),
         partial=partial,
+        part_file=True,
     )
     upload_disk_space_check(length=length)
     upload_id = uuid.uuid4()
@@ -175,7 +176,11 @@ def upload_session_concat(
         parts.append(part)
     total = sum(p.length or 0 for p in parts)
     upload_file_check(
-        owner=owner, length=total, filename=_metadata_filename(metadata), filetype=_metadata_filetype(metadata)
+        owner=owner,
+        length=total,
+        filename=_metadata_filename(metadata),
+        filetype=_metadata_filetype(metadata),
+        replacing=[p.id for p in parts],
     )
     upload_disk_space_check(length=total)
     claimed_at = _claim_parts(parts)

@@ -6,6 +6,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 
 from tests.uploads.conftest import create_upload, metadata_header
 from uploads.models import UploadSession
@@ -57,3 +58,43 @@ def test_the_concurrent_upload_limit_holds_under_parallel_creates(tus_http, sett
         statuses = sorted(pool.map(create, range(30)))
     assert statuses == [201] * 5 + [429] * 25
     assert UploadSession.objects.filter(status__in=UploadSession.ACTIVE_STATUSES).count() == 5
+
+
+def _partial(tus_http, data: bytes) -> requests.Response:
+    response = tus_http.create(len(data), headers={"Upload-Concat": "partial"}, filename="")
+    if response.status_code == 201:
+        assert tus_http.patch(response.headers["Location"], data, offset=0).status_code == 204
+    return response
+
+
+def test_completed_partial_uploads_still_count_until_concatenated(tus_http, settings):
+    settings.MAX_CONCURRENT_UPLOADS = 1  # 8 partial uploads
+    statuses = [_partial(tus_http, b"x" * 10).status_code for _ in range(9)]
+    assert statuses == [201] * 8 + [429]
+    refused = _partial(tus_http, b"x")
+    assert "8 partial uploads not concatenated yet" in refused.json()["detail"]
+
+
+def test_part_files_of_one_user_are_capped(tus_http, other_tus_http, settings):
+    settings.UPLOAD_TEMP_MAX_PER_USER_MB = 1
+    half = 512 * 1024
+    assert _partial(tus_http, b"a" * half).status_code == 201
+    assert create_upload(tus_http, half)
+    refused = tus_http.create(1, headers={"Upload-Concat": "partial"}, filename="")
+    assert refused.status_code == 413
+    assert f"already hold {2 * half} bytes" in refused.json()["detail"]
+    assert "UPLOAD_TEMP_MAX_PER_USER_MB" in refused.json()["detail"]
+    assert tus_http.create(1).status_code == 413
+    assert other_tus_http.create(half).status_code == 201, "another user has their own share"
+
+
+def test_partial_uploads_count_against_the_monthly_quota_once(tus_http, settings):
+    settings.USER_MONTHLY_UPLOAD_GB = "0.000002"  # 2,000 bytes
+    parts = [_partial(tus_http, b"p" * 900).headers["Location"] for _ in range(2)]
+    refused = tus_http.create(300, headers={"Upload-Concat": "partial"}, filename="")
+    assert refused.status_code == 413 and refused.json()["code"] == "upload_quota_exceeded"
+    # Concatenating them does not count their bytes twice.
+    final = tus_http.create(
+        headers={"Upload-Concat": "final;" + " ".join(parts), "Upload-Metadata": metadata_header(filename="a.mp4")}
+    )
+    assert final.status_code == 201, final.text
