@@ -19,11 +19,20 @@ from uploads.models import UploadSession
 _counter = itertools.count(1)
 
 
-def make_user(*, username: str | None = None, password: str = "pw-for-tests-1", **extra):
+def make_user(*, username: str | None = None, password: str = "pw-for-tests-1", can_upload: bool = True, **extra):
+    """A user who may upload (``uploads.add_uploadsession``, as instructors and REST clients that
+    upload have) unless ``can_upload`` is False."""
+    from django.contrib.auth.models import Permission
+
     username = username or f"user{next(_counter)}"
-    return get_user_model().objects.create_user(
+    user = get_user_model().objects.create_user(
         username=username, password=password, email=f"{username}@example.com", **extra
     )
+    if can_upload:
+        user.user_permissions.add(
+            Permission.objects.get(codename="add_uploadsession", content_type__app_label="uploads")
+        )
+    return user
 
 
 def make_staff(**extra):
@@ -47,7 +56,9 @@ def make_staff_with(*codenames: str, app_label: str = "transcoding"):
 
 
 def make_instructor(**extra):
-    """An instructor: admin access, sees only their own videos, uploads and jobs."""
+    """An instructor: admin access, sees only their own videos, uploads and jobs (the permission
+    to upload comes with the Instructors group, as ``setup_groups`` makes it)."""
+    extra.setdefault("can_upload", False)
     return make_user(is_staff=True, **extra)
 
 

@@ -21,7 +21,7 @@ from transcoding.costs import selectors as cost_selectors
 from transcoding.costs.selectors import budget_status, user_can_manage_budget, user_can_view_costs
 from transcoding.models import BudgetPolicy, CostAlert, CostDashboard, CostLogEntry, TranscodeJob
 from transcoding.selectors import videos_with_latest_job
-from transcoding.services.jobs import transcode_cancel, transcode_enqueue
+from transcoding.services.jobs import transcode_cancel, transcode_request
 from transcoding.services.videos import video_delete
 from unpuzzle.admin_scope import OwnerListFilter, OwnerScopedAdminMixin
 from unpuzzle.exceptions import DomainError
@@ -196,7 +196,12 @@ class VideoAdmin(media_admin.VideoAdmin):
                     request, f"{video}: no original file to transcode (legacy URL only)", messages.WARNING
                 )
                 continue
-            if transcode_enqueue(video=video, requested_by=request.user) is None:
+            try:
+                job = transcode_request(video=video, by=request.user)
+            except DomainError as exc:
+                self.message_user(request, f"{video}: {exc}", messages.WARNING)
+                continue
+            if job is None:
                 blocked += 1
             else:
                 queued += 1

@@ -8,7 +8,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,10 +25,9 @@ from transcoding.costs.selectors import (
 )
 from transcoding.selectors import videos_with_latest_job
 from transcoding.serializers import RetranscodeSerializer, VideoSerializer
-from transcoding.services.jobs import transcode_enqueue
+from transcoding.services.jobs import transcode_request
 from transcoding.services.videos import video_delete
-from unpuzzle.exceptions import Conflict, DomainError
-from unpuzzle.permissions import user_sees_all_videos
+from unpuzzle.exceptions import DomainError
 
 
 def _money_field(*, read_only: bool = False, help_text: str | None = None) -> serializers.DecimalField:
@@ -51,21 +49,20 @@ class VideoViewSet(media_api.VideoViewSet):
         video_delete(video=instance, deleted_by=self.request.user)
 
     @extend_schema(
-        summary="Transcode the video again (staff only)",
-        description="Staff only, since transcoding spends budget: owners get 403. Idempotent while a job is active.",
+        summary="Transcode the video again",
+        description=(
+            "Staff who manage all videos may transcode any video again. An owner may retry their own video while "
+            "it has nothing to play (failed, cancelled or blocked); re-transcoding a video that plays spends budget "
+            "for the same lecture, so owners get 403 for it. Idempotent while a job is active; job_id is null when "
+            "the kill switch or budget blocks it."
+        ),
         request=None,
         responses={202: RetranscodeSerializer},
     )
     @action(detail=True, methods=["post"])
     def retranscode(self, request, pk=None):
         video = self.get_object()
-        if not user_sees_all_videos(request.user):
-            raise PermissionDenied(
-                "only staff who manage all videos can start a transcode, because it spends budget; ask an administrator"
-            )
-        if video.media_file_id is None:
-            raise Conflict(f"video {video.id} has no original file to transcode (it only has a legacy URL)")
-        job = transcode_enqueue(video=video, requested_by=request.user)
+        job = transcode_request(video=video, by=request.user)
         video.refresh_from_db(fields=["status", "status_reason"])
         body = {"video_status": video.status, "status_reason": video.status_reason, "job_id": job.id if job else None}
         return Response(RetranscodeSerializer(body).data, status=status.HTTP_202_ACCEPTED)

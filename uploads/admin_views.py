@@ -15,13 +15,12 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from media_library.models import Video
-from uploads.services.admission import max_upload_bytes
+from uploads.services.admission import UPLOAD_PERMISSION, max_upload_bytes
 
 # Stands in for an id in URL templates the page's script fills in.
 URL_ID_PLACEHOLDER = uuid.UUID(int=0)
 # Milliseconds tus-js-client waits before each retry of a failed request (a dropped connection, a 5xx).
 RETRY_DELAYS_MS = [0, 1000, 3000, 5000, 10000, 20000]
-UPLOAD_PERMISSION = "uploads.add_uploadsession"
 
 
 def upload_page(request, *, admin_site):

@@ -259,10 +259,11 @@ def test_legacy_playback(user):
     }
 
 
-def test_retranscode_is_for_staff(user, staff_user, other_user, video):
+def test_retranscoding_a_playing_video_is_for_staff(user, staff_user, other_user, video):
     url = f"/api/v1/videos/{video.id}/retranscode/"
     assert _client(other_user).post(url).status_code == 404
-    assert _client(user).post(url).status_code == 403
+    refused = _client(user).post(url)
+    assert refused.status_code == 403 and "already plays" in refused.json()["detail"]
     assert _client(None).post(url).status_code == 401
     response = _client(staff_user).post(url)
     assert response.status_code == 202
@@ -272,6 +273,16 @@ def test_retranscode_is_for_staff(user, staff_user, other_user, video):
     assert job.requested_by == staff_user
     # Idempotent while the job is active.
     assert _client(staff_user).post(url).json()["job_id"] == str(job.id)
+
+
+def test_an_owner_retries_their_failed_video_through_the_api(user, other_user):
+    video = make_video(owner=user, media_file=make_media_file(owner=user), status="failed", status_reason="x")
+    url = f"/api/v1/videos/{video.id}/retranscode/"
+    assert _client(other_user).post(url).status_code == 404
+    response = _client(user).post(url)
+    assert response.status_code == 202, response.content
+    job = TranscodeJob.objects.get(video=video, status="queued")
+    assert response.json()["job_id"] == str(job.id) and job.requested_by == user
 
 
 def test_retranscode_without_an_original_is_409(staff_user, user):
@@ -317,5 +328,6 @@ def test_instructors_see_only_their_own_videos_through_the_api(user, video):
     assert client.get(f"/api/v1/videos/{video.id}/").status_code == 404
     assert client.get(f"/api/v1/videos/{video.id}/playback/").status_code == 404
     assert [item["id"] for item in client.get("/api/v1/videos/").json()["results"]] == [str(own.id)]
+    Video.objects.filter(pk=own.pk).update(status="ready", hls_master_key=f"videos/{own.id}/hls/1/master.m3u8")
     refused = client.post(f"/api/v1/videos/{own.id}/retranscode/")
     assert refused.status_code == 403 and "spends budget" in refused.json()["detail"]

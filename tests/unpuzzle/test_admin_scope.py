@@ -185,3 +185,28 @@ def test_instructors_read_job_errors_without_server_details_and_staff_read_them_
     client.force_login(make_superuser())
     page = client.get(url).content.decode()
     assert "/var/lib/unpuzzle/transcode/unpuzzle-transcode-1/a.ts" in page and "/var/lib/x/source.mp4" in page
+
+
+def test_instructors_retry_their_failed_videos_in_the_admin_but_do_not_re_transcode_playing_ones(
+    client, two_instructors
+):
+    alice = two_instructors["alice"]["user"]
+    failed = two_instructors["alice"]["video"]
+    Video.objects.filter(pk=failed.pk).update(status="failed")
+    TranscodeJob.objects.filter(video=failed).update(status="failed")
+    playing = make_video(
+        owner=alice,
+        media_file=make_media_file(owner=alice, original_filename="b.mp4"),
+        status="ready",
+        hls_master_key="videos/x/hls/1/master.m3u8",
+    )
+    client.force_login(alice)
+    changelist = reverse("admin:media_library_video_changelist")
+    response = client.post(
+        changelist, {"action": "retranscode", "_selected_action": [str(failed.pk), str(playing.pk)]}, follow=True
+    )
+    page = response.content.decode()
+    assert "Queued 1 video(s) for transcoding." in page
+    assert "already plays" in page and "only staff who manage all videos" in page
+    assert TranscodeJob.objects.filter(video=failed, status="queued").exists()
+    assert not TranscodeJob.objects.filter(video=playing).exists()

@@ -15,7 +15,8 @@ from django_q.tasks import async_task
 from media_library.models import Video
 from transcoding.costs.selectors import spending_allowed
 from transcoding.models import TranscodeJob
-from unpuzzle.exceptions import NotFound
+from unpuzzle.exceptions import Conflict, NotFound, PermissionDenied
+from unpuzzle.permissions import user_sees_all_videos
 from unpuzzle.redact import redact_server_details
 
 if TYPE_CHECKING:
@@ -75,6 +76,27 @@ def transcode_enqueue(*, video: Video, requested_by: User | None = None) -> Tran
     transaction.on_commit(lambda: transcode_dispatch(job_id=job.id))
     logger.info("video_id=%s queued as job_id=%s", video.id, job.id)
     return job
+
+
+def transcode_request(*, video: Video, by: AbstractBaseUser | AnonymousUser) -> TranscodeJob | None:
+    """Queue a transcode a person asked for (the admin's buttons and actions, the API): one policy for every door.
+
+    Staff who manage all videos may transcode any video again. An owner may retry their own
+    video while it has nothing to play (failed, cancelled, blocked); re-transcoding a video
+    that already plays spends budget for the same lecture, so only staff do that (403). The
+    budget gate and the owner's monthly quotas apply to both, in ``transcode_enqueue``.
+    """
+    if not user_sees_all_videos(by):
+        if video.owner_id != by.pk:
+            raise NotFound(f"video {video.id} does not exist")
+        if video.hls_master_key or video.status in (Video.Status.READY, Video.Status.QUEUED, Video.Status.PROCESSING):
+            raise PermissionDenied(
+                "this video already plays (or is being transcoded); transcoding it again spends budget for the same "
+                "lecture, so only staff who manage all videos can do it. Ask an administrator"
+            )
+    if video.media_file_id is None:
+        raise Conflict(f"video {video.id} has no original file to transcode (it only has a legacy URL)")
+    return transcode_enqueue(video=video, requested_by=by if getattr(by, "pk", None) else None)  # type: ignore[arg-type]
 
 
 def transcode_requeue_blocked() -> int:

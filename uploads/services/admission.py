@@ -16,13 +16,23 @@ from django.utils import timezone
 
 from media_library.filenames import file_extension
 from transcoding.costs.quotas import quota_check_upload
-from unpuzzle.exceptions import InsufficientStorage, PayloadTooLarge, TooManyRequests, UnsupportedMediaType
+from unpuzzle.exceptions import (
+    InsufficientStorage,
+    PayloadTooLarge,
+    PermissionDenied,
+    TooManyRequests,
+    UnsupportedMediaType,
+)
 from uploads.models import UploadSession
 from uploads.partfiles import part_files_free_bytes
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
     from django.contrib.auth.models import User
+
+# Who may upload, whatever the door (tus, direct, ingest, the admin's upload page): the Instructors
+# group has it; superusers have every permission.
+UPLOAD_PERMISSION = "uploads.add_uploadsession"
 
 # Partial uploads (tus concatenation) a user may have open, per allowed concurrent upload.
 PARTIALS_PER_UPLOAD = 8
@@ -170,6 +180,7 @@ def upload_admission_check(
     uploads written to a ``part_file`` on this server, at most ``UPLOAD_TEMP_MAX_PER_USER_MB``
     held by the owner's part files (413).
     """
+    upload_permission_check(owner)
     _lock_owner(owner)
     if partial:
         if length is not None:
@@ -183,6 +194,15 @@ def upload_admission_check(
     _check_active_limit(owner=owner, partial=partial)
     if part_file:
         _check_held_bytes(owner=owner, length=length)
+
+
+def upload_permission_check(owner: AbstractBaseUser) -> None:
+    """Refuse (403) an upload by an account without ``uploads.add_uploadsession``."""
+    if not (owner.is_active and cast("User", owner).has_perm(UPLOAD_PERMISSION)):
+        raise PermissionDenied(
+            f"your account may not upload videos (it needs the {UPLOAD_PERMISSION} permission, which the "
+            "Instructors group has); ask an administrator"
+        )
 
 
 def _lock_owner(owner: AbstractBaseUser) -> None:

@@ -49,6 +49,7 @@ from uploads.services.admission import (
     upload_expiry,
     upload_file_check,
     upload_length_check,
+    upload_permission_check,
 )
 from uploads.services.finalize import upload_finalize_enqueue
 from uploads.tus import Checksum
@@ -159,6 +160,7 @@ def upload_session_concat(
     consumed parts are marked finalized and their files removed. A failed copy leaves no file
     and releases the claim, so the parts can be concatenated again.
     """
+    upload_permission_check(owner)
     parts_by_id = {
         p.id: p
         for p in UploadSession.objects.filter(

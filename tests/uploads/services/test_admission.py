@@ -98,3 +98,28 @@ def test_partial_uploads_count_against_the_monthly_quota_once(tus_http, settings
         headers={"Upload-Concat": "final;" + " ".join(parts), "Upload-Metadata": metadata_header(filename="a.mp4")}
     )
     assert final.status_code == 201, final.text
+
+
+def test_every_upload_door_needs_the_upload_permission(live_server, s3_storage, small_clip, tmp_path):
+    from rest_framework.authtoken.models import Token
+
+    from tests.factories import make_user
+    from tests.uploads.conftest import TusHTTP
+    from unpuzzle.exceptions import PermissionDenied
+    from uploads.services.direct import direct_upload_create
+    from uploads.services.finalize import upload_session_ingest
+
+    reader = make_user(can_upload=False)
+    tus = TusHTTP(live_server.url, Token.objects.create(user=reader).key)
+    for headers in ({}, {"Upload-Concat": "partial"}):
+        refused = tus.create(10, headers=headers)
+        assert refused.status_code == 403, refused.text
+        assert (
+            "may not upload videos" in refused.json()["detail"]
+            and "uploads.add_uploadsession" in refused.json()["detail"]
+        )
+    with pytest.raises(PermissionDenied):
+        direct_upload_create(owner=reader, filename="a.mp4", file_size=100)
+    with pytest.raises(PermissionDenied):
+        upload_session_ingest(owner=reader, path=small_clip)
+    assert not UploadSession.objects.exists()
