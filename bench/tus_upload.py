@@ -237,6 +237,7 @@ def main() -> int:
                 "300",
                 "--graceful-timeout",
                 "30",
+                "--no-control-socket",
                 "--access-logfile",
                 "-",
             ],

@@ -38,7 +38,9 @@ trap stop INT TERM EXIT
 export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-131072}"
 # Threads let one slow upload stream while other requests are served. One process: uploads are
 # I/O-bound, and each extra worker costs ~80 MiB; scale with instances (README, "Sizing").
-setsid gunicorn unpuzzle.wsgi:application --bind "$HOST:$PORT" --worker-class gthread \
+# --no-control-socket: gunicorn's control socket defaults to one path per user (~/.gunicorn/), which a
+# second deployment or test run on the host would take over.
+setsid gunicorn unpuzzle.wsgi:application --bind "$HOST:$PORT" --worker-class gthread --no-control-socket \
   --workers "${WEB_WORKERS:-1}" --threads "${WEB_THREADS:-32}" --timeout 300 --graceful-timeout 30 \
   --access-logfile - &
 pids+=($!)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import boto3
 import pytest
+from django.conf import settings as django_settings
+from django.db import connection
 from rest_framework.test import APIClient
 
 from tests import clips
@@ -29,6 +35,7 @@ S3_SECRET = "test-application-key"
 SLOW_FIXTURES = frozenset(
     {
         "live_server",
+        "start_gunicorn",
         "start_cluster",
         "s3_server",
         "s3_bucket",
@@ -193,6 +200,75 @@ def monitor_headers(settings) -> dict[str, str]:
     """Headers of a monitor holding ``HEALTH_TOKEN``: it sees what each /healthz check found."""
     settings.HEALTH_TOKEN = "monitor-token-for-tests"
     return {"Authorization": "Bearer monitor-token-for-tests"}
+
+
+def shared_database_url() -> str:
+    """DATABASE_URL of the test database, for processes started by a test."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def process_env(transactional_db, isolated_var) -> dict[str, str]:
+    """Environment of a product process that shares this test's database and storage."""
+    return {
+        **os.environ,
+        "DATABASE_URL": shared_database_url(),
+        "VAR_DIR": str(isolated_var),  # media/ and uploads/ are the test's own folders
+        # One deployment's processes share its key (django-q2 signs the tasks they pass on).
+        "SECRET_KEY": django_settings.SECRET_KEY,
+        "HLS_LADDER": "240p:300k",
+        "HLS_SEGMENT_SECONDS": "2",
+        "Q_SYNC": "0",
+        "Q_CLUSTER_NAME": "",
+    }
+
+
+@pytest.fixture
+def start_gunicorn(process_env) -> Iterator[Callable[..., str]]:
+    """Start the product's web server as production runs it (gunicorn, gthread) on this test's
+    database and folders, with extra settings as environment variables; returns its base URL."""
+    started: list[subprocess.Popen] = []
+
+    def start(**env: str) -> str:
+        port = free_port()
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "unpuzzle.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--worker-class",
+                "gthread",
+                "--workers",
+                "1",
+                "--threads",
+                env.pop("WEB_THREADS", "8"),
+                "--no-control-socket",
+            ],
+            cwd=Path(__file__).resolve().parents[1],
+            env={**process_env, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.environ.get("GUNICORN_TEST_LOG", os.devnull), "ab"),
+            start_new_session=True,
+        )
+        started.append(proc)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                return f"http://127.0.0.1:{port}"
+            assert proc.poll() is None, f"gunicorn exited with {proc.returncode}"
+            time.sleep(0.1)
+        raise AssertionError("gunicorn did not start listening within 60 s")
+
+    yield start
+    for proc in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 @pytest.fixture

@@ -191,6 +191,17 @@ MAX_CONCURRENT_UPLOADS = env.int("MAX_CONCURRENT_UPLOADS", default=5)
 # Bytes one user's unfinished and partial tus uploads may hold in UPLOAD_TEMP_DIR (declared lengths);
 # 0: MAX_VIDEO_SIZE_MB x MAX_CONCURRENT_UPLOADS, what the other limits let one user need.
 UPLOAD_TEMP_MAX_PER_USER_MB = env.int("UPLOAD_TEMP_MAX_PER_USER_MB", default=0)
+# A tus body slower than this many bytes/s over a window of UPLOAD_RATE_WINDOW_S seconds is cut
+# (bytes received are kept; 408): a trickle cannot hold a web thread. 0: no floor.
+UPLOAD_MIN_BYTES_PER_S = env.int("UPLOAD_MIN_BYTES_PER_S", default=1024)
+UPLOAD_RATE_WINDOW_S = env.int("UPLOAD_RATE_WINDOW_S", default=30)
+# Bodies one user may be sending at once (tus PATCH, POST with a body); 429 beyond.
+UPLOAD_MAX_PATCHES_PER_USER = env.int("UPLOAD_MAX_PATCHES_PER_USER", default=4)
+if UPLOAD_MAX_PATCHES_PER_USER < 1 or UPLOAD_RATE_WINDOW_S < 1 or UPLOAD_MIN_BYTES_PER_S < 0:
+    raise environ.ImproperlyConfigured(
+        "UPLOAD_MAX_PATCHES_PER_USER and UPLOAD_RATE_WINDOW_S must be 1 or more and UPLOAD_MIN_BYTES_PER_S 0 or more, "
+        f"not {UPLOAD_MAX_PATCHES_PER_USER}, {UPLOAD_RATE_WINDOW_S} and {UPLOAD_MIN_BYTES_PER_S}"
+    )
 CHUNK_SIZE_MB = env.int("CHUNK_SIZE_MB", default=8)
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/.*$"

@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from django.conf import settings
 
-from unpuzzle.exceptions import Gone, Locked
+from unpuzzle.exceptions import Gone, Locked, TooManyRequests
 
 BUFFER_BYTES = 1024 * 1024
 
@@ -70,6 +70,36 @@ def locked_part_file(path: str, *, upload_id: uuid.UUID) -> Iterator[BinaryIO]:
         yield fh
     finally:
         fh.close()  # closing the file releases the flock
+
+
+@contextlib.contextmanager
+def patch_slot(*, user_id: int | str, slots: int) -> Iterator[None]:
+    """Hold one of ``user_id``'s ``slots`` body-writing slots for the duration; 429 when all are taken.
+
+    A slot is an exclusive ``flock`` on ``.patch-slots/<user>/<n>`` beside the part files, so the
+    count holds across every thread and process writing there, and a killed process frees its
+    slot with its file descriptors.
+    """
+    directory = part_files_dir() / ".patch-slots" / str(user_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    for number in range(slots):
+        fd = os.open(directory / str(number), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                continue
+            raise
+        try:
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+        return
+    raise TooManyRequests(
+        f"you are already sending the bytes of {slots} uploads at once (UPLOAD_MAX_PATCHES_PER_USER); "
+        "wait for one of them to finish, then send this one"
+    )
 
 
 def write_all(fh: BinaryIO, data: bytes | memoryview) -> None:

@@ -24,9 +24,22 @@ class SocketBody:
         self._sock = sock
         self._remaining = length
 
-    def _buffered(self) -> int:
-        """Bytes gunicorn read ahead (with the headers, or past a short read) and still holds."""
-        return len(self._body.buf.getvalue()) + len(self._reader.unreader.buf.getvalue())
+    def _take_buffered(self, view: memoryview, want: int) -> int:
+        """Move up to ``want`` body bytes gunicorn already holds into ``view``: its ``Body`` buffer,
+        then what its unreader read ahead with the headers (which may run into a pipelined next
+        request, hence the reader's count). Taken directly: ``Body.read`` would wait for 1 KiB more,
+        which a slow client may never send. 0 when nothing is held."""
+        for source, counted in ((self._body, False), (self._reader.unreader, True)):
+            data = source.buf.getvalue()
+            take = min(want, len(data), self._reader.length if counted else want)
+            if take:
+                view[:take] = data[:take]
+                source.buf = io.BytesIO()
+                source.buf.write(data[take:])  # left at its end, where gunicorn expects the position
+                if counted:
+                    self._reader.length -= take
+                return take
+        return 0
 
     def readinto(self, buffer) -> int:
         """Fill up to ``len(buffer)`` bytes; 0 at the end of the body (or if the client went away)."""
@@ -34,13 +47,9 @@ class SocketBody:
         want = min(len(view), self._remaining)
         if want == 0:
             return 0
-        held = self._buffered()
         try:
-            if held:
-                data = self._body.read(min(want, held))
-                view[: len(data)] = data
-                received = len(data)
-            else:
+            received = self._take_buffered(view, want)
+            if not received:
                 received = self._sock.recv_into(view[:want])
                 self._reader.length -= received
         except BaseException:

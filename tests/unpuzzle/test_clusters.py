@@ -17,12 +17,10 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Success
 from django_q.tasks import async_task
@@ -63,31 +61,6 @@ def wait_for(condition: Callable[[], object], what: str, procs: list[subprocess.
                 raise AssertionError(f"qcluster exited with {proc.returncode} while waiting for {what}:\n{log}")
         time.sleep(0.1)
     raise AssertionError(f"gave up after {WAIT_LIMIT_S} s waiting for {what}")
-
-
-def shared_database_url() -> str:
-    """DATABASE_URL of the test database, for processes started by a test."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    auth = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-@pytest.fixture
-def process_env(transactional_db, isolated_var) -> dict[str, str]:
-    """Environment of a product process that shares this test's database and storage."""
-    return {
-        **os.environ,
-        "DATABASE_URL": shared_database_url(),
-        "VAR_DIR": str(isolated_var),  # media/ and uploads/ are the test's own folders
-        # One deployment's processes share its key (django-q2 signs the tasks they pass on).
-        "SECRET_KEY": django_settings.SECRET_KEY,
-        "HLS_LADDER": "240p:300k",
-        "HLS_SEGMENT_SECONDS": "2",
-        "Q_SYNC": "0",
-        "Q_CLUSTER_NAME": "",
-    }
 
 
 @pytest.fixture

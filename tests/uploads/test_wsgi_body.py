@@ -32,6 +32,7 @@ def gunicorn_port():
             "1",
             "--threads",
             "2",
+            "--no-control-socket",
         ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

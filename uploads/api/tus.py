@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpResponse
 from django.urls import reverse
@@ -24,7 +25,9 @@ from rest_framework.response import Response
 
 from unpuzzle.exceptions import DomainError, UnsupportedMediaType
 from uploads import tus
+from uploads.body_rate import RateFloorStream
 from uploads.models import UploadSession
+from uploads.partfiles import patch_slot
 from uploads.selectors import upload_session_get_for_owner, upload_sessions_for_owner
 from uploads.serializers import UploadProgressSerializer
 from uploads.services.admission import max_upload_bytes
@@ -65,12 +68,24 @@ def _body(request) -> tuple[BodyStream, int | None]:
     if declared not in (None, ""):
         length = tus.parse_non_negative_int("Content-Length", declared)
         # Under gunicorn, read the socket directly into a reused buffer (see uploads/wsgi_body.py).
-        return socket_body(django_request.META, length) or django_request, length
+        return _rate_floor(socket_body(django_request.META, length) or django_request), length
     if "chunked" in django_request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
         if django_request.META.get("wsgi.input_terminated"):
             return django_request.META["wsgi.input"], None
         raise DomainError("send Content-Length: this server cannot read chunked request bodies", status_code=411)
     return django_request, 0
+
+
+def _rate_floor(stream: BodyStream) -> BodyStream:
+    """Cut a body slower than ``UPLOAD_MIN_BYTES_PER_S`` over ``UPLOAD_RATE_WINDOW_S`` (0: no floor)."""
+    if settings.UPLOAD_MIN_BYTES_PER_S <= 0:
+        return stream
+    return cast(
+        "BodyStream",
+        RateFloorStream(
+            stream, min_bytes_per_s=settings.UPLOAD_MIN_BYTES_PER_S, window_s=settings.UPLOAD_RATE_WINDOW_S
+        ),
+    )
 
 
 @contextlib.contextmanager
@@ -87,6 +102,12 @@ def _read_timeout(request) -> Iterator[None]:
     finally:
         with contextlib.suppress(OSError):
             sock.settimeout(previous)
+
+
+def _patch_slot(request) -> contextlib.AbstractContextManager[None]:
+    """One of the user's ``UPLOAD_MAX_PATCHES_PER_USER`` slots for sending bytes (429 when all are in use):
+    one account cannot hold every web thread with slow bodies."""
+    return patch_slot(user_id=_owner(request).pk, slots=settings.UPLOAD_MAX_PATCHES_PER_USER)
 
 
 def _upload_url(request, session: UploadSession) -> str:
@@ -200,7 +221,7 @@ class UploadCollectionView(TusView):
         )
         if with_body:
             # creation-with-upload: keep what can be kept; the client resumes from Upload-Offset.
-            with contextlib.suppress(DomainError), _read_timeout(request):
+            with contextlib.suppress(DomainError), _read_timeout(request), _patch_slot(request):
                 session = upload_session_append(
                     session=session, offset=0, stream=stream, content_length=content_length, checksum=checksum
                 )
@@ -252,7 +273,7 @@ class UploadDetailView(TusView):
         upload_length = tus.parse_non_negative_int("Upload-Length", _header(request, "Upload-Length"))
         checksum = tus.parse_checksum(_header(request, "Upload-Checksum"))
         stream, content_length = _body(request)
-        with _read_timeout(request):
+        with _read_timeout(request), _patch_slot(request):
             session = upload_session_append(
                 session=session,
                 offset=offset,

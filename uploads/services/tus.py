@@ -33,6 +33,7 @@ from unpuzzle.exceptions import (
     PermissionDenied,
     UploadOffsetMismatch,
 )
+from uploads.body_rate import BodyTooSlow
 from uploads.models import UploadSession
 from uploads.partfiles import (
     BUFFER_BYTES,
@@ -80,6 +81,13 @@ class BodyIncomplete(DomainError):
 
     status_code = 400
     code = "body_incomplete"
+
+
+class BodyTooSlowError(DomainError):
+    """The request body trickled below ``UPLOAD_MIN_BYTES_PER_S`` and was cut; what came is kept."""
+
+    status_code = 408
+    code = "body_too_slow"
 
 
 def _metadata_filename(metadata: dict[str, str]) -> str:
@@ -488,6 +496,11 @@ def upload_session_append(
     # Queued only now: the finalizer takes the part file's lock, which this request just released.
     if session.status == S.COMPLETE and not session.is_partial:
         transaction.on_commit(lambda: upload_finalize_enqueue(session_id=session.id))
+    if not complete_body and isinstance(interrupted, BodyTooSlow):
+        raise BodyTooSlowError(
+            f"the body arrived too slowly ({interrupted}; UPLOAD_MIN_BYTES_PER_S) and was cut after {written} of "
+            f"{content_length} bytes; {written} bytes were stored, resume at offset {session.offset}"
+        )
     if not complete_body:
         raise BodyIncomplete(
             f"the body ended after {written} of {content_length} bytes; {written} bytes were stored, "

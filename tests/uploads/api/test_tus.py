@@ -351,7 +351,7 @@ def test_concurrent_final_concatenations_of_the_same_parts_make_one_upload(tus_h
     assert open(_session(made.headers["Location"]).temp_path, "rb").read() == data
     # Nothing left behind: the one final upload's file, no copies of the losers.
     upload_dir = Path(settings.UPLOAD_TEMP_DIR)
-    leftovers = {str(path) for path in upload_dir.rglob("*") if path.is_file()}
+    leftovers = {str(path) for path in upload_dir.glob("*.part")}
     assert leftovers == {_session(made.headers["Location"]).temp_path}
 
 
