@@ -30,6 +30,7 @@ stop() {
   # The whole session: a cluster waits for a busy worker (a transcode) and would leave it running.
   for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
   wait "${pids[@]}" 2>/dev/null || true
+  [ -n "${sock_dir:-}" ] && rm -rf "$sock_dir"
 }
 trap stop INT TERM EXIT
 
@@ -38,12 +39,28 @@ trap stop INT TERM EXIT
 export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-131072}"
 # Threads let one slow upload stream while other requests are served. One process: uploads are
 # I/O-bound, and each extra worker costs ~80 MiB; scale with instances (README, "Sizing").
+# WEB_FRONT=nginx (the default): nginx listens on HOST:PORT and holds slow clients (slow headers,
+# slow bodies of ordinary requests) that would each hold a gunicorn thread; gunicorn listens on a
+# unix socket in a folder of this run's own. WEB_FRONT=none: gunicorn listens on HOST:PORT itself.
+bind="$HOST:$PORT"
+if [ "${WEB_FRONT:-nginx}" = nginx ]; then
+  command -v nginx >/dev/null 2>&1 || PATH="$PATH:/usr/sbin"
+  command -v nginx >/dev/null 2>&1 || { echo "run: installing nginx with apt-get"; apt_install nginx; }
+  sock_dir="$(mktemp -d -t unpuzzle-web-XXXXXX)"
+  chmod 711 "$sock_dir"  # nginx's workers (another user when started as root) reach the socket
+  bind="unix:$sock_dir/gunicorn.sock"
+  conf="$(python manage.py nginx_conf --listen "$HOST:$PORT" --socket "$sock_dir/gunicorn.sock")"
+fi
 # --no-control-socket: gunicorn's control socket defaults to one path per user (~/.gunicorn/), which a
 # second deployment or test run on the host would take over.
-setsid gunicorn unpuzzle.wsgi:application --bind "$HOST:$PORT" --worker-class gthread --no-control-socket \
+setsid gunicorn unpuzzle.wsgi:application --bind "$bind" --worker-class gthread --no-control-socket \
   --workers "${WEB_WORKERS:-1}" --threads "${WEB_THREADS:-32}" --timeout 300 --graceful-timeout 30 \
   --access-logfile - &
 pids+=($!)
+if [ "${WEB_FRONT:-nginx}" = nginx ]; then
+  setsid nginx -e "$(dirname "$conf")/nginx-error.log" -c "$conf" &
+  pids+=($!)
+fi
 # Short tasks (upload finalization, schedules) and transcodes each have their own cluster, so the
 # short ones never wait behind an hours-long transcode (README, "Operations").
 Q_CLUSTER_NAME= setsid python manage.py qcluster &

@@ -3,6 +3,12 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh" requirements-dev.txt
 
+# The web front's tests start Debian's nginx, as scripts/run.sh does.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "test: installing nginx with apt-get"
+  apt_install nginx
+fi
+
 # The browser tests drive Debian's chromium through Playwright (never `playwright install`).
 if [ ! -x /usr/bin/chromium ]; then
   echo "test: installing chromium with apt-get"

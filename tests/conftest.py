@@ -233,14 +233,14 @@ def start_gunicorn(process_env) -> Iterator[Callable[..., str]]:
     database and folders, with extra settings as environment variables; returns its base URL."""
     started: list[subprocess.Popen] = []
 
-    def start(**env: str) -> str:
+    def start(*, unix_socket: Path | None = None, **env: str) -> str:
         port = free_port()
         proc = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "gunicorn"),
                 "unpuzzle.wsgi:application",
                 "--bind",
-                f"127.0.0.1:{port}",
+                f"unix:{unix_socket}" if unix_socket else f"127.0.0.1:{port}",
                 "--worker-class",
                 "gthread",
                 "--workers",
@@ -258,6 +258,8 @@ def start_gunicorn(process_env) -> Iterator[Callable[..., str]]:
         started.append(proc)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if unix_socket is not None and unix_socket.exists():
+                return f"unix:{unix_socket}"
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
                 return f"http://127.0.0.1:{port}"
             assert proc.poll() is None, f"gunicorn exited with {proc.returncode}"
