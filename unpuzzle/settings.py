@@ -116,11 +116,25 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The cache holds the API throttles' counts, so every web process and thread must see the same one:
+# Redis when REDIS_URL is set, else a table of the database (`manage.py createcachetable`, run by
+# scripts/run.sh; test databases get it from Django). The task clusters' stats, written twice a second,
+# stay out of the database: in Redis when there is one, else in each process's memory as before.
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    _cluster_stats_cache = "default"
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "unpuzzle_cache",
+            # Django's default (300) would start evicting live throttle counts with a few hundred users.
+            "OPTIONS": {"MAX_ENTRIES": 20_000},
+        },
+        "cluster_stats": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+    _cluster_stats_cache = "cluster_stats"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -306,6 +320,7 @@ Q_CLUSTER = {
     "ack_failures": True,
     "save_limit": 1000,
     "sync": env.bool("Q_SYNC", default=False),
+    "cache": _cluster_stats_cache,
     "ALT_CLUSTERS": {
         TRANSCODE_CLUSTER: {
             # A transcode cluster started where TRANSCODE_WORKERS=0 still gets one worker, not one per core.
@@ -352,8 +367,14 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
-if env.bool("BEHIND_TLS_PROXY", default=False):
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Reverse proxies in front of the app that append the peer they saw to X-Forwarded-For: the client
+# address is that many entries from the right (0: the TCP peer, and X-Forwarded-For is ignored).
+NUM_PROXIES = env.int("NUM_PROXIES", default=1 if BEHIND_TLS_PROXY else 0)
+if NUM_PROXIES < 0:
+    raise environ.ImproperlyConfigured(f"NUM_PROXIES must be 0 (no proxy) or more, not {NUM_PROXIES}")
 # Large bodies stream to disk through the tus view; this guards form posts only.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
