@@ -340,6 +340,16 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="unpuzzle@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+# --- Abuse limits ---------------------------------------------------------------------
+# Sign-ins (admin and /accounts/login/): after this many failures within LOGIN_LOCKOUT_S for one
+# username, or from one client address, further sign-ins are refused, correct ones included, until
+# the failures are LOGIN_LOCKOUT_S old. 0 switches a limit off.
+LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=5)
+LOGIN_MAX_FAILURES_PER_ADDRESS = env.int("LOGIN_MAX_FAILURES_PER_ADDRESS", default=20)
+LOGIN_LOCKOUT_S = env.int("LOGIN_LOCKOUT_S", default=15 * 60)
+if LOGIN_LOCKOUT_S < 1:
+    raise environ.ImproperlyConfigured(f"LOGIN_LOCKOUT_S must be 1 second or more, not {LOGIN_LOCKOUT_S}")
+
 # --- API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
