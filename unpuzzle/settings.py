@@ -7,6 +7,7 @@ django-q2 ORM broker, console email). README.md and .env.example document each n
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import environ
@@ -218,6 +219,7 @@ CORS_ALLOW_HEADERS = (
 CORS_ALLOW_METHODS = (*cors_default_methods, "HEAD")
 CORS_EXPOSE_HEADERS = [
     "Location",
+    "Retry-After",
     "Upload-Offset",
     "Upload-Length",
     "Upload-Metadata",
@@ -350,6 +352,17 @@ LOGIN_LOCKOUT_S = env.int("LOGIN_LOCKOUT_S", default=15 * 60)
 if LOGIN_LOCKOUT_S < 1:
     raise environ.ImproperlyConfigured(f"LOGIN_LOCKOUT_S must be 1 second or more, not {LOGIN_LOCKOUT_S}")
 
+# Per user, counted in the cache: playback grants (the API's and the player page's; each counts a
+# play in the delivery estimate) and upload creations (tus POST and direct-upload starts together).
+# DRF rates, N/second|minute|hour|day; empty switches a throttle off.
+PLAYBACK_GRANT_RATE = env.str("PLAYBACK_GRANT_RATE", default="120/hour").strip()
+UPLOAD_CREATE_RATE = env.str("UPLOAD_CREATE_RATE", default="30/minute").strip()
+for _name, _rate in (("PLAYBACK_GRANT_RATE", PLAYBACK_GRANT_RATE), ("UPLOAD_CREATE_RATE", UPLOAD_CREATE_RATE)):
+    if _rate and not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", _rate):
+        raise environ.ImproperlyConfigured(
+            f"{_name}={_rate!r} is not a rate: use N/second, N/minute, N/hour or N/day (e.g. 60/minute), or empty for none"
+        )
+
 # --- API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -362,6 +375,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 25,
     "EXCEPTION_HANDLER": "unpuzzle.exceptions.api_exception_handler",
+    # No default throttles: the views that need one name it (unpuzzle.throttles), rates above.
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Unpuzzle media API",

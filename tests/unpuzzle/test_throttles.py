@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
 from django.test import RequestFactory
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from tests.unpuzzle.test_settings import _settings_value
 from unpuzzle.client_address import client_address
+
+ROOT = Path(__file__).resolve().parents[2]
+TUS = {"HTTP_TUS_RESUMABLE": "1.0.0", "HTTP_UPLOAD_LENGTH": "10", "HTTP_UPLOAD_METADATA": "filename bGVjdHVyZS5tcDQ="}
 
 
 def test_the_cache_is_shared_by_processes_with_nothing_set_and_redis_with_redis_url(tmp_path):
@@ -26,6 +37,86 @@ def test_the_cache_is_shared_by_processes_with_nothing_set_and_redis_with_redis_
 
 def test_the_configured_cache_is_not_per_process(settings):
     assert "locmem" not in settings.CACHES["default"]["BACKEND"].lower()
+
+
+def _database_url() -> str:
+    """The test database as a DATABASE_URL, for a second Django process."""
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    credentials = quote(db["USER"] or "") + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
+    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+SECOND_PROCESS = """
+import django, json, os
+django.setup()
+from rest_framework.test import APIClient
+client = APIClient()
+client.credentials(HTTP_AUTHORIZATION="Token " + os.environ["TEST_TOKEN"])
+response = client.post("/api/v1/uploads/", **json.loads(os.environ["TEST_HEADERS"]))
+print(json.dumps([response.status_code, response.headers.get("Retry-After")]))
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_django_process_sees_the_budget_this_one_spent(settings, user, tmp_path):
+    settings.UPLOAD_CREATE_RATE = "2/min"
+    settings.MAX_CONCURRENT_UPLOADS = 10
+    token = Token.objects.create(user=user).key
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    try:
+        assert [client.post("/api/v1/uploads/", **TUS).status_code for _ in range(2)] == [201, 201]
+
+        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+        env.update(
+            DJANGO_SETTINGS_MODULE="unpuzzle.settings",
+            DATABASE_URL=_database_url(),
+            VAR_DIR=str(tmp_path / "var"),
+            UPLOAD_CREATE_RATE="2/min",
+            MAX_CONCURRENT_UPLOADS="10",
+            TEST_TOKEN=token,
+            TEST_HEADERS=json.dumps(TUS),
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", SECOND_PROCESS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        status, retry_after = json.loads(result.stdout.strip().splitlines()[-1])
+        assert status == 429 and int(retry_after) > 0
+    finally:
+        cache.clear()
+
+
+@pytest.fixture
+def redis_cache(settings):
+    """The Redis cache REDIS_URL selects, on a database and key prefix of this test only (skipped without Redis)."""
+    redis = pytest.importorskip("redis")
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.skip(f"no Redis at {url}")
+    prefix = f"unpuzzle-test-{uuid.uuid4().hex}"
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url, "KEY_PREFIX": prefix}
+    }
+    yield client, prefix
+    for key in client.scan_iter(match=f"{prefix}:*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.mark.django_db
+def test_throttles_keep_their_state_in_redis_when_it_is_configured(settings, redis_cache, api_client, user):
+    client, prefix = redis_cache
+    settings.UPLOAD_CREATE_RATE = "2/min"
+    settings.MAX_CONCURRENT_UPLOADS = 10
+    answers = [api_client.post("/api/v1/uploads/", **TUS).status_code for _ in range(3)]
+    assert answers == [201, 201, 429]
+    assert client.exists(f"{prefix}:1:throttle_upload_create_{user.pk}")
 
 
 # --- the client address ---------------------------------------------------------------
