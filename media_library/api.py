@@ -14,6 +14,7 @@ from media_library.models import Video
 from media_library.selectors import video_playback, videos_visible_to, videos_watchable_by
 from media_library.serializers import PlaybackSerializer, VideoNotReadySerializer, VideoSerializer
 from media_library.services import media_file_record_access, video_delete, video_update
+from media_library.throttles import PlaybackGrantThrottle
 
 STATUS_PARAMETER = OpenApiParameter(
     "status",
@@ -73,11 +74,16 @@ class VideoViewSet(
         summary="Playback URLs for a player",
         description=(
             "Owners and staff may always play; with VIDEO_VISIBILITY=authenticated any signed-in user may. "
-            "Each grant counts as one access of the original. 409 while the video is not ready."
+            "Each grant counts as one access of the original. 409 while the video is not ready. "
+            "At most PLAYBACK_GRANT_RATE requests per user (the player page's included): beyond it 429 with Retry-After."
         ),
-        responses={200: PlaybackSerializer, 409: OpenApiResponse(VideoNotReadySerializer, "Not ready yet")},
+        responses={
+            200: PlaybackSerializer,
+            409: OpenApiResponse(VideoNotReadySerializer, "Not ready yet"),
+            429: OpenApiResponse(description="Too many playback requests; Retry-After says when to try again"),
+        },
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], throttle_classes=[PlaybackGrantThrottle])
     def playback(self, request, pk=None):
         video = self.get_object()
         grant = video_playback(video=video, user=request.user, request=request)

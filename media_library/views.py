@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from typing import Any
@@ -25,6 +26,7 @@ from media_library.selectors import (
 )
 from media_library.services import media_file_record_access
 from media_library.serving import serve_local_file
+from media_library.throttles import PlaybackGrantThrottle
 from unpuzzle.content_types import AssetKind, asset_kind_for_key
 from unpuzzle.exceptions import VideoNotReady
 from unpuzzle.storage import get_storage, is_local, storage_url
@@ -92,6 +94,14 @@ def video_player(request: HttpRequest, video_id: uuid.UUID) -> HttpResponse:
     assert not isinstance(user, AnonymousUser)  # login_required
     video = get_object_or_404(videos_watchable_by(user=user), pk=video_id)
     context: dict[str, Any] = {"video": video, "playback": None, "not_ready": None}
+    throttle = PlaybackGrantThrottle()
+    if not throttle.allow_page_request(request):
+        # The playback API's budget: a page reload loop hands out no more grants than API calls would.
+        retry_after = math.ceil(throttle.wait() or 1)
+        context["not_ready"] = f"Too many playback requests: try again in {retry_after} seconds."
+        response = render(request, "media_library/player.html", context, status=429)
+        response["Retry-After"] = str(retry_after)
+        return response
     try:
         grant = video_playback(video=video, user=user, request=request)
     except VideoNotReady as exc:

@@ -49,6 +49,8 @@ if [ "${WEB_FRONT:-nginx}" = nginx ]; then
   sock_dir="$(mktemp -d -t unpuzzle-web-XXXXXX)"
   chmod 711 "$sock_dir"  # nginx's workers (another user when started as root) reach the socket
   bind="unix:$sock_dir/gunicorn.sock"
+  # gunicorn's peer is now nginx: the client is the address nginx appends to X-Forwarded-For.
+  export NUM_PROXIES="${NUM_PROXIES:-1}"
   conf="$(python manage.py nginx_conf --listen "$HOST:$PORT" --socket "$sock_dir/gunicorn.sock")"
 fi
 # --no-control-socket: gunicorn's control socket defaults to one path per user (~/.gunicorn/), which a

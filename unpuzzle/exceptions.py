@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from rest_framework.exceptions import Throttled
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -117,8 +118,15 @@ def domain_error_response(exc: DomainError) -> Response:
 
 
 def api_exception_handler(exc, context):
-    """DRF exception handler: domain errors get their status, the rest DRF's default."""
+    """DRF exception handler: domain errors get their status, the rest DRF's default.
+
+    A throttled request (429) also gets ``"code": "throttled"``; DRF sets its Retry-After header and
+    its detail says in how many seconds to retry.
+    """
     if isinstance(exc, DomainError):
         logger.info("domain error in %s: %s", context.get("view").__class__.__name__, exc.message)
         return domain_error_response(exc)
-    return exception_handler(exc, context)
+    response = exception_handler(exc, context)
+    if isinstance(exc, Throttled) and response is not None:
+        response.data = {"detail": response.data["detail"], "code": exc.default_code}
+    return response

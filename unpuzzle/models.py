@@ -1,4 +1,4 @@
-"""Rows the project itself keeps: the last sign of life of each task cluster."""
+"""Rows the project itself keeps: the last sign of life of each task cluster, recent failed sign-ins."""
 
 from __future__ import annotations
 
@@ -20,3 +20,22 @@ class ClusterHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster} {self.beat_at or 'never'}"
+
+
+class SignInFailure(models.Model):
+    """A sign-in attempt that failed, or is being checked: each is recorded before its password is checked,
+    so parallel guesses all count. Rows older than ``LOGIN_LOCKOUT_S`` are swept by the next attempt."""
+
+    username = models.CharField(max_length=150, help_text="As typed, case-folded")
+    address = models.CharField(max_length=64, help_text="Client address (IPv6: its /64 network)")
+    attempted_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["username", "attempted_at"], name="signin_failure_username"),
+            models.Index(fields=["address", "attempted_at"], name="signin_failure_address"),
+            models.Index(fields=["attempted_at"], name="signin_failure_attempted_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} from {self.address} at {self.attempted_at:%Y-%m-%d %H:%M:%S}"

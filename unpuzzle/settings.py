@@ -7,6 +7,7 @@ django-q2 ORM broker, console email). README.md and .env.example document each n
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import environ
@@ -116,11 +117,25 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The cache holds the API throttles' counts, so every web process and thread must see the same one:
+# Redis when REDIS_URL is set, else a table of the database (`manage.py createcachetable`, run by
+# scripts/run.sh; test databases get it from Django). The task clusters' stats, written twice a second,
+# stay out of the database: in Redis when there is one, else in each process's memory as before.
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    _cluster_stats_cache = "default"
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "unpuzzle_cache",
+            # Django's default (300) would start evicting live throttle counts with a few hundred users.
+            "OPTIONS": {"MAX_ENTRIES": 20_000},
+        },
+        "cluster_stats": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+    _cluster_stats_cache = "cluster_stats"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -220,6 +235,7 @@ CORS_ALLOW_HEADERS = (
 CORS_ALLOW_METHODS = (*cors_default_methods, "HEAD")
 CORS_EXPOSE_HEADERS = [
     "Location",
+    "Retry-After",
     "Upload-Offset",
     "Upload-Length",
     "Upload-Metadata",
@@ -322,6 +338,7 @@ Q_CLUSTER = {
     "ack_failures": True,
     "save_limit": 1000,
     "sync": env.bool("Q_SYNC", default=False),
+    "cache": _cluster_stats_cache,
     "ALT_CLUSTERS": {
         TRANSCODE_CLUSTER: {
             # A transcode cluster started where TRANSCODE_WORKERS=0 still gets one worker, not one per core.
@@ -341,6 +358,27 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="unpuzzle@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+# --- Abuse limits ---------------------------------------------------------------------
+# Sign-ins (admin and /accounts/login/): after this many failures within LOGIN_LOCKOUT_S for one
+# username, or from one client address, further sign-ins are refused, correct ones included, until
+# the failures are LOGIN_LOCKOUT_S old. 0 switches a limit off.
+LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=5)
+LOGIN_MAX_FAILURES_PER_ADDRESS = env.int("LOGIN_MAX_FAILURES_PER_ADDRESS", default=20)
+LOGIN_LOCKOUT_S = env.int("LOGIN_LOCKOUT_S", default=15 * 60)
+if LOGIN_LOCKOUT_S < 1:
+    raise environ.ImproperlyConfigured(f"LOGIN_LOCKOUT_S must be 1 second or more, not {LOGIN_LOCKOUT_S}")
+
+# Per user, counted in the cache: playback grants (the API's and the player page's; each counts a
+# play in the delivery estimate) and upload creations (tus POST and direct-upload starts together).
+# DRF rates, N/second|minute|hour|day; empty switches a throttle off.
+PLAYBACK_GRANT_RATE = env.str("PLAYBACK_GRANT_RATE", default="120/hour").strip()
+UPLOAD_CREATE_RATE = env.str("UPLOAD_CREATE_RATE", default="30/minute").strip()
+for _name, _rate in (("PLAYBACK_GRANT_RATE", PLAYBACK_GRANT_RATE), ("UPLOAD_CREATE_RATE", UPLOAD_CREATE_RATE)):
+    if _rate and not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", _rate):
+        raise environ.ImproperlyConfigured(
+            f"{_name}={_rate!r} is not a rate: use N/second, N/minute, N/hour or N/day (e.g. 60/minute), or empty for none"
+        )
+
 # --- API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -353,6 +391,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 25,
     "EXCEPTION_HANDLER": "unpuzzle.exceptions.api_exception_handler",
+    # No default throttles: the views that need one name it (unpuzzle.throttles), rates above.
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Unpuzzle media API",
@@ -368,8 +407,14 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
-if env.bool("BEHIND_TLS_PROXY", default=False):
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Reverse proxies in front of the app that append the peer they saw to X-Forwarded-For: the client
+# address is that many entries from the right (0: the TCP peer, and X-Forwarded-For is ignored).
+NUM_PROXIES = env.int("NUM_PROXIES", default=1 if BEHIND_TLS_PROXY else 0)
+if NUM_PROXIES < 0:
+    raise environ.ImproperlyConfigured(f"NUM_PROXIES must be 0 (no proxy) or more, not {NUM_PROXIES}")
 # Large bodies stream to disk through the tus view; this guards form posts only.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 

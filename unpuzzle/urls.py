@@ -7,6 +7,7 @@ from rest_framework.routers import SimpleRouter
 from media_library.views import video_player
 from transcoding.api import VideoViewSet
 from unpuzzle.api import ApiRootView, MeView
+from unpuzzle.forms import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 from unpuzzle.health import healthz
 
 # The videos API of media_library with what transcoding adds (retranscode, job fields, cost estimate).
@@ -22,12 +23,15 @@ api_v1 = [
     path("", include("transcoding.urls")),
 ]
 
+# Both sign-in forms count failed sign-ins per username and per address (unpuzzle.sign_in).
+admin.site.login_form = ThrottledAdminAuthenticationForm
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
-    path("accounts/login/", LoginView.as_view(), name="login"),
+    path("accounts/login/", LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"),
     path("videos/<uuid:video_id>/", video_player, name="video-player"),
 ]

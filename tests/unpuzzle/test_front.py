@@ -36,7 +36,7 @@ def front(start_gunicorn, settings, isolated_var) -> Iterator[str]:
     settings.VAR_DIR = isolated_var
     sock_dir = Path(tempfile.mkdtemp(prefix="unpuzzle-web-", dir="/tmp"))  # short: unix socket paths are limited
     sock_dir.chmod(0o711)
-    start_gunicorn(unix_socket=sock_dir / "gunicorn.sock", WEB_THREADS="8")
+    start_gunicorn(unix_socket=sock_dir / "gunicorn.sock", WEB_THREADS="8", NUM_PROXIES="1")  # as run.sh starts it
     port = free_port()
     conf = Path(settings.VAR_DIR) / "run" / "nginx.conf"
     with open(os.devnull, "w") as quiet:

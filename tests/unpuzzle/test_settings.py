@@ -191,3 +191,21 @@ def test_a_public_or_short_secret_key_is_refused_unless_debug(key, tmp_path):
     assert refused.returncode != 0
     assert "SECRET_KEY is public or shorter than 50 characters" in refused.stderr
     assert _settings_value("1", SECRET_KEY=key, DEBUG="1", VAR_DIR=str(tmp_path)).returncode == 0
+
+
+def test_throttle_rates_are_checked_at_start():
+    assert json.loads(_settings_value("[settings.PLAYBACK_GRANT_RATE, settings.UPLOAD_CREATE_RATE]").stdout) == [
+        "120/hour",
+        "30/minute",
+    ]
+    assert json.loads(_settings_value("settings.UPLOAD_CREATE_RATE", UPLOAD_CREATE_RATE="").stdout) == ""
+    refused = _settings_value("1", PLAYBACK_GRANT_RATE="120 per hour")
+    assert refused.returncode != 0 and "PLAYBACK_GRANT_RATE='120 per hour' is not a rate" in refused.stderr
+
+
+def test_a_tls_proxy_counts_as_one_forwarding_proxy_unless_told_otherwise():
+    assert json.loads(_settings_value("settings.NUM_PROXIES", BEHIND_TLS_PROXY="0").stdout) == 0
+    assert json.loads(_settings_value("settings.NUM_PROXIES", BEHIND_TLS_PROXY="1").stdout) == 1
+    assert json.loads(_settings_value("settings.NUM_PROXIES", BEHIND_TLS_PROXY="1", NUM_PROXIES="2").stdout) == 2
+    refused = _settings_value("1", NUM_PROXIES="-1")
+    assert refused.returncode != 0 and "NUM_PROXIES must be 0" in refused.stderr

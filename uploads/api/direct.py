@@ -27,6 +27,7 @@ from uploads.services.direct import (
     direct_upload_create,
     direct_upload_part_urls,
 )
+from uploads.throttles import UploadCreateThrottle
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -63,6 +64,8 @@ class DirectUploadView(APIView):
 
 
 class DirectUploadCollectionView(DirectUploadView):
+    throttle_classes = [UploadCreateThrottle]
+
     @extend_schema(
         operation_id="direct_uploads_create",
         request=DirectUploadCreateSerializer,

@@ -38,6 +38,7 @@ from uploads.services.tus import (
     upload_session_create,
     upload_session_terminate,
 )
+from uploads.throttles import UploadCreateThrottle
 from uploads.wsgi_body import socket_body
 
 if TYPE_CHECKING:
@@ -182,6 +183,8 @@ class TusView(GenericAPIView):
 class UploadCollectionView(TusView):
     """``POST`` creates a tus upload (creation, creation-with-upload, defer-length, concatenation);
     ``GET`` lists the user's own uploads."""
+
+    throttle_classes = [UploadCreateThrottle]
 
     def get_queryset(self):
         return upload_sessions_for_owner(user=_owner(self.request))

@@ -242,6 +242,15 @@ def test_creation_checks_type_size_and_concurrent_uploads_like_tus(api_client, b
     assert create(api_client, big_clip).status_code == 429
 
 
+def test_starts_beyond_the_upload_creation_rate_get_429_with_retry_after(api_client, big_clip, s3_storage, settings):
+    settings.UPLOAD_CREATE_RATE = "2/min"
+    assert [create(api_client, big_clip).status_code for _ in range(2)] == [201, 201]
+    refused = create(api_client, big_clip)
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert refused.json()["code"] == "throttled"
+    assert UploadSession.objects.count() == 2
+
+
 def test_monthly_upload_quota_refuses_direct_and_tus_uploads(api_client, big_clip, s3_storage, settings):
     settings.USER_MONTHLY_UPLOAD_GB = "0.01"  # 10 MB
     refused = create(api_client, big_clip)
