@@ -24,7 +24,7 @@ from transcoding.costs.selectors import spending_allowed
 from transcoding.ffmpeg.commands import build_hls_command, poster_command
 from transcoding.ffmpeg.filters import available_filters, source_conversion
 from transcoding.ffmpeg.ladder import parse_bitrate, parse_ladder, plan_renditions
-from transcoding.ffmpeg.probe import ProbeError, ProbeResult, probe_file
+from transcoding.ffmpeg.probe import ProbeError, ProbeResult
 from transcoding.ffmpeg.process import TranscodeCancelled, TranscodeFailed, TranscodeTimeout, run_ffmpeg
 from transcoding.hls.playlists import MASTER_PLAYLIST_NAME, HlsOutput, rewrite_master_playlist
 from transcoding.hls.ts import HlsOutputError
@@ -44,7 +44,7 @@ from transcoding.services.maintenance import (
     transcode_work_dirs_sweep,
     work_dir_create,
 )
-from transcoding.services.media_files import media_file_probe_update
+from transcoding.services.media_files import media_file_probe_update, original_probe
 from unpuzzle.storage import StoredObjectMissing, delete_prefix, is_storage_outage, open_local_copy, save_directory
 from unpuzzle.workers import cluster_beat
 
@@ -201,14 +201,18 @@ class _Encoded:
 
 
 def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> _Encoded:
-    """Probe, encode the ladder in one ffmpeg process, write the poster and the measured master."""
+    """Probe, encode the ladder in one ffmpeg process, write the poster and the measured master.
+
+    Nothing is encoded for a source outside the limits (``original_probe``).
+    """
     try:
-        probe = probe_file(source, ffprobe_bin=settings.FFPROBE_BIN, ffmpeg_bin=settings.FFMPEG_BIN)
+        probe = original_probe(path=source)
     except ProbeError as exc:
         raise _Permanent(f"the original cannot be transcoded: {exc}") from exc
     if claim.needs_probe:
         media_file_probe_update(media_file_id=claim.media_file_id, probe=probe)
     renditions = plan_renditions(probe, parse_ladder(settings.HLS_LADDER))
+
     logger.info(
         "job_id=%s video_id=%s source %dx%d %.1fs -> %s",
         claim.job_id,

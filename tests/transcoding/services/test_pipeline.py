@@ -541,3 +541,37 @@ def test_hdr_on_an_ffmpeg_without_zscale_is_approximated_with_a_warning(user, hl
     first = job.log_tail.splitlines()[0]
     assert first.startswith("WARNING: HDR source (HLG") and "NOT tone-mapped" in first
     assert any("NOT tone-mapped" in record.getMessage() for record in caplog.records)
+
+
+@pytest.fixture
+def encodes(monkeypatch) -> list[list[str]]:
+    """The ffmpeg commands the pipeline starts (encode and poster), recorded."""
+    started: list[list[str]] = []
+    real = pipeline.run_ffmpeg
+
+    def recording(cmd, **kwargs):
+        started.append(list(cmd))
+        return real(cmd, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_ffmpeg", recording)
+    return started
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("fixture", "words"),
+    [
+        ("timestamp_bomb_clip", "the file's timestamps are broken"),
+        ("huge_sps_clip", "the picture is 8192x8192"),
+        ("lying_sps_clip", "the video stream is damaged"),
+    ],
+)
+def test_bombs_already_stored_fail_before_ffmpeg_encodes(user, request, fixture, words, encodes):
+    video = make_stored_video(user, request.getfixturevalue(fixture))
+    job = run(video)
+    assert job.status == J.FAILED and video.status == Video.Status.FAILED
+    assert words in job.error and words in video.status_reason
+    assert encodes == [], "nothing was encoded"
+    assert not job.cpu_seconds and job.attempts == 1
+    assert not CostLogEntry.objects.exists()
+    assert keys_under(f"videos/{video.id}/") == set()
