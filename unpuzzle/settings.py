@@ -264,6 +264,9 @@ B2_DOWNLOAD_USD_PER_GB = env.str("B2_DOWNLOAD_USD_PER_GB", default="0.00")
 CDN_USD_PER_GB = env.str("CDN_USD_PER_GB", default="0.01")
 TRANSCODE_USD_PER_MINUTE = env.str("TRANSCODE_USD_PER_MINUTE", default="0.005")
 TRANSCODE_USD_PER_CPU_HOUR = env.str("TRANSCODE_USD_PER_CPU_HOUR", default="0")
+# Most one video's transcode may cost (0 = no ceiling): estimated from the probe before it starts,
+# re-checked from the encoded output and CPU while it runs. 6 h x 3 renditions at $0.005/min is $5.40.
+TRANSCODE_MAX_VIDEO_USD = env.str("TRANSCODE_MAX_VIDEO_USD", default="6.00")
 B2_CLASS_B_USD_PER_10K = env.str("B2_CLASS_B_USD_PER_10K", default="0.004")
 B2_CLASS_C_USD_PER_1K = env.str("B2_CLASS_C_USD_PER_1K", default="0.004")
 USER_MONTHLY_UPLOAD_GB = env.str("USER_MONTHLY_UPLOAD_GB", default="0")

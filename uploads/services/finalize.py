@@ -26,6 +26,7 @@ from django_q.tasks import async_task
 
 from media_library.models import MediaFile, Video
 from media_library.services import video_create
+from transcoding.costs.selectors import transcode_ceiling_reason
 from transcoding.ffmpeg.probe import ProbeError, ProbeResult
 from transcoding.services.jobs import transcode_enqueue
 from transcoding.services.media_files import media_file_create_from_path, original_probe
@@ -185,8 +186,9 @@ def upload_finalize_from_path(
     """The finalization steps for bytes available at a local ``path``.
 
     sha256 and size; ffprobe validation (not a decodable, allowed video within the source
-    limits: the upload fails with the reason, before anything is stored or queued); the owner's duplicate is reused, else the original goes to storage (or is
-    already there under ``stored_key``, for the MediaFile ``media_file_id`` named in that key;
+    limits, or a transcode estimated over ``TRANSCODE_MAX_VIDEO_USD``: the upload fails with
+    the reason, before anything is stored or queued); the owner's duplicate is reused, else
+    the original goes to storage (or is already there under ``stored_key``, for the MediaFile ``media_file_id`` named in that key;
     else the MediaFile takes the upload's id, so its key is the same on every retry);
     MediaFile + Video are created and transcoding is
     enqueued. When storage is unreachable the upload stays complete with the error noted and
@@ -211,6 +213,10 @@ def upload_finalize_from_path(
             reason=f"the file is a {format_name.split(',')[0]} container, which is not accepted "
             f"(accepted: {', '.join(settings.ALLOWED_VIDEO_FORMATS)})",
         )
+        return UploadSession.objects.get(pk=session.id)
+    over_ceiling = transcode_ceiling_reason(probe=probe)
+    if over_ceiling:
+        upload_session_fail(session_id=session.id, reason=f"video not accepted: {over_ceiling}")
         return UploadSession.objects.get(pk=session.id)
     filename = session.filename or f"{session.id}.{_probe_extension(format_name)}"
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -573,5 +574,29 @@ def test_bombs_already_stored_fail_before_ffmpeg_encodes(user, request, fixture,
     assert words in job.error and words in video.status_reason
     assert encodes == [], "nothing was encoded"
     assert not job.cpu_seconds and job.attempts == 1
+    assert not CostLogEntry.objects.exists()
+    assert keys_under(f"videos/{video.id}/") == set()
+
+
+def test_a_job_over_the_cost_ceiling_fails_before_encoding(user, no_audio_clip, settings, encodes):
+    settings.TRANSCODE_MAX_VIDEO_USD = "0.0001"  # 4 s x 2 renditions at $0.005/min is about $0.00067
+    video = make_stored_video(user, no_audio_clip)
+    job = run(video)
+    assert job.status == J.FAILED and encodes == []
+    assert "would cost about $0.000667" in job.error and "TRANSCODE_MAX_VIDEO_USD=$0.0001" in job.error
+    assert not CostLogEntry.objects.exists()
+
+
+def test_an_encode_that_runs_past_the_estimate_is_stopped_at_the_ceiling(user, no_audio_clip, settings, monkeypatch):
+    # The probe under-reports (0.5 s for a 4 s clip): the estimate passes, the encoded output does not.
+    real_probe = pipeline.original_probe
+    monkeypatch.setattr(
+        pipeline, "original_probe", lambda **kwargs: dataclasses.replace(real_probe(**kwargs), duration=0.5)
+    )
+    settings.TRANSCODE_MAX_VIDEO_USD = "0.0003"
+    video = make_stored_video(user, no_audio_clip)
+    job = run(video)
+    assert job.status == J.FAILED, job.error
+    assert "TRANSCODE_MAX_VIDEO_USD=$0.0003" in job.error and "stopped" in job.error
     assert not CostLogEntry.objects.exists()
     assert keys_under(f"videos/{video.id}/") == set()

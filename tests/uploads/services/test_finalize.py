@@ -229,3 +229,11 @@ def test_a_stream_that_cannot_be_decoded_is_refused_with_the_reason(user, lying_
     assert_refused_before_queueing(session)
     assert session.error.startswith("not a playable video: the video stream is damaged"), session.error
     assert "re-export" in session.error.lower()
+
+
+def test_a_video_over_the_cost_ceiling_is_refused_at_upload(user, small_clip, settings):
+    settings.TRANSCODE_MAX_VIDEO_USD = "0.00001"
+    session = upload_session_finalize(session_id=complete_upload(user, small_clip.read_bytes()).id)
+    assert_refused_before_queueing(session)
+    assert session.error.startswith("video not accepted: transcoding it would cost about $"), session.error
+    assert "TRANSCODE_MAX_VIDEO_USD" in session.error
