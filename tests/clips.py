@@ -312,3 +312,167 @@ def make_slides(
     args += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-g", str(fps * 2), "-t", f"{duration}", str(path)]
     _run(args, ffmpeg_bin=ffmpeg_bin)
     return path
+
+
+def make_timestamp_bomb(directory: Path) -> Path:
+    """1.4 KB MKV: two 160x90 frames 36,000 s apart, so it declares 10 h (a CFR encode makes 36,001 frames)."""
+    path = directory / "timestamp_bomb.mkv"
+    _run(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "color=s=160x90:r=1",
+            "-frames:v",
+            "2",
+            "-vf",
+            "setpts=N*36000/TB",
+            "-fps_mode",
+            "passthrough",
+            str(path),
+        ]
+    )
+    return path
+
+
+class _BitReader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def bits(self, count: int) -> int:
+        value = 0
+        for _ in range(count):
+            value = (value << 1) | ((self.data[self.pos >> 3] >> (7 - (self.pos & 7))) & 1)
+            self.pos += 1
+        return value
+
+    def golomb(self) -> int:
+        zeros = 0
+        while self.bits(1) == 0:
+            zeros += 1
+        return (1 << zeros) - 1 + self.bits(zeros)
+
+
+class _BitWriter:
+    def __init__(self) -> None:
+        self.out: list[int] = []
+
+    def bits(self, count: int, value: int) -> None:
+        self.out += [(value >> (count - 1 - i)) & 1 for i in range(count)]
+
+    def golomb(self, value: int) -> None:
+        length = (value + 1).bit_length()
+        self.bits(length - 1, 0)
+        self.bits(length, value + 1)
+
+    def to_bytes(self) -> bytes:
+        padded = self.out + [0] * (-len(self.out) % 8)
+        return bytes(int("".join(map(str, padded[i : i + 8])), 2) for i in range(0, len(padded), 8))
+
+
+def _unescape(payload: bytes) -> bytes:
+    out, zeros = bytearray(), 0
+    for byte in payload:
+        if zeros >= 2 and byte == 3:
+            zeros = 0
+            continue
+        out.append(byte)
+        zeros = zeros + 1 if byte == 0 else 0
+    return bytes(out)
+
+
+def _escape(payload: bytes) -> bytes:
+    out, zeros = bytearray(), 0
+    for byte in payload:
+        if zeros >= 2 and byte <= 3:
+            out.append(3)
+            zeros = 0
+        out.append(byte)
+        zeros = zeros + 1 if byte == 0 else 0
+    return bytes(out)
+
+
+def _resize_baseline_sps(rbsp: bytes, *, width: int, height: int) -> bytes:
+    """A Baseline-profile H.264 SPS (without its NAL header) declaring ``width``x``height``, cropping dropped."""
+    reader, writer = _BitReader(rbsp), _BitWriter()
+
+    def copy(count: int = 1) -> None:
+        writer.bits(count, reader.bits(count))
+
+    def copy_golomb() -> None:
+        writer.golomb(reader.golomb())
+
+    profile = reader.bits(8)
+    if profile != 66:
+        raise ValueError(f"only Baseline SPS (profile 66) can be resized here, not profile {profile}")
+    writer.bits(8, profile)
+    copy(16)  # constraint flags, level
+    copy_golomb()  # seq_parameter_set_id
+    copy_golomb()  # log2_max_frame_num_minus4
+    poc_type = reader.golomb()
+    writer.golomb(poc_type)
+    if poc_type == 0:
+        copy_golomb()
+    elif poc_type == 1:
+        raise ValueError("pic_order_cnt_type 1 is not handled")
+    copy_golomb()  # max_num_ref_frames
+    copy()  # gaps_in_frame_num_value_allowed_flag
+    reader.golomb(), reader.golomb()
+    writer.golomb(width // 16 - 1)
+    writer.golomb(height // 16 - 1)
+    frame_mbs_only = reader.bits(1)
+    writer.bits(1, frame_mbs_only)
+    if not frame_mbs_only:
+        copy()
+    copy()  # direct_8x8_inference_flag
+    if reader.bits(1):
+        for _ in range(4):
+            reader.golomb()
+    writer.bits(1, 0)
+    stop = len(rbsp) * 8 - 1
+    while not (rbsp[stop >> 3] >> (7 - (stop & 7))) & 1:
+        stop -= 1
+    while reader.pos < stop:  # the VUI, verbatim
+        copy()
+    writer.bits(1, 1)
+    return writer.to_bytes()
+
+
+def make_sps_lie(path: Path, *, width: int, height: int, frames: int = 2) -> Path:
+    """A tiny MP4 whose H.264 SPS declares ``width``x``height`` while its slices hold 160x96 pictures.
+
+    ffprobe and the stream-copy pass accept it; decoding conceals almost every macroblock,
+    which at 8192x8192 costs ~0.3 s of CPU per frame.
+    """
+    raw = path.with_suffix(".h264")
+    _run(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=navy:s=160x96:r=25",
+            "-frames:v",
+            str(frames),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-profile:v",
+            "baseline",
+            "-pix_fmt",
+            "yuv420p",
+            "-bsf:v",
+            "filter_units=remove_types=6",
+            str(raw),
+        ]
+    )
+    units = raw.read_bytes().split(b"\x00\x00\x01")
+    for index, unit in enumerate(units):
+        if unit and unit[0] & 0x1F == 7:
+            body = _unescape(unit.rstrip(b"\x00")[1:])
+            units[index] = unit[:1] + _escape(_resize_baseline_sps(body, width=width, height=height)) + b"\x00"
+    raw.write_bytes(b"\x00\x00\x01".join(units))
+    _run(["-r", "25", "-i", str(raw), "-c", "copy", str(path)])
+    raw.unlink()
+    return path

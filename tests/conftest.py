@@ -62,6 +62,9 @@ SLOW_FIXTURES = frozenset(
         "small_clip",
         "lecture_clip",
         "hls_source",
+        "timestamp_bomb_clip",
+        "huge_sps_clip",
+        "lying_sps_clip",
     }
 )
 # Programs a fast test must not start: the guard below turns a missing mark into a failure.
@@ -401,3 +404,21 @@ def audio_only_clip(clip_dir: Path) -> Path:
 def slides_clip(clip_dir: Path) -> Path:
     """320x180 stills changing every 2 s, 6 s, with audio."""
     return clips.make_slides(clip_dir / "slides.mp4", slide_seconds=2.0, slides=3)
+
+
+@pytest.fixture(scope="session")
+def timestamp_bomb_clip(clip_dir: Path) -> Path:
+    """1.4 KB MKV whose two frames are 36,000 s apart: it declares 10 h."""
+    return clips.make_timestamp_bomb(clip_dir)
+
+
+@pytest.fixture(scope="session")
+def huge_sps_clip(clip_dir: Path) -> Path:
+    """1 KB MP4 whose SPS declares 8192x8192 over 160x96 slices."""
+    return clips.make_sps_lie(clip_dir / "huge_sps.mp4", width=8192, height=8192)
+
+
+@pytest.fixture(scope="session")
+def lying_sps_clip(clip_dir: Path) -> Path:
+    """1 KB MP4 whose SPS declares 1920x1088 (within any size cap) over 160x96 slices."""
+    return clips.make_sps_lie(clip_dir / "lying_sps.mp4", width=1920, height=1088)

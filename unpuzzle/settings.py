@@ -259,6 +259,15 @@ HLS_SEGMENT_SECONDS = env.int("HLS_SEGMENT_SECONDS", default=6)
 HLS_CRF = env.float("HLS_CRF", default=23.0)
 HLS_X264_PRESET = env.str("HLS_X264_PRESET", default="veryfast")
 TRANSCODE_TIMEOUT_S = env.int("TRANSCODE_TIMEOUT_S", default=4 * 3600)
+# The largest source accepted (0 = unchecked), judged on what ffprobe reads before ffmpeg touches the file:
+# coded pixels (4096x2304: 4K landscape or portrait fits), pixels x frames per second (that at 60 fps),
+# duration, bytes per second of declared duration (a still slide without sound takes ~34-2600), and the
+# longest stretch in which no stream has a packet.
+MAX_SOURCE_PIXELS = env.int("MAX_SOURCE_PIXELS", default=4096 * 2304)
+MAX_SOURCE_PIXEL_RATE = env.int("MAX_SOURCE_PIXEL_RATE", default=4096 * 2304 * 60)
+MAX_SOURCE_DURATION_S = env.int("MAX_SOURCE_DURATION_S", default=6 * 3600)
+MIN_SOURCE_BYTES_PER_S = env.float("MIN_SOURCE_BYTES_PER_S", default=16.0)
+MAX_SOURCE_TIMESTAMP_GAP_S = env.float("MAX_SOURCE_TIMESTAMP_GAP_S", default=300.0)
 TRANSCODE_MAX_ATTEMPTS = env.int("TRANSCODE_MAX_ATTEMPTS", default=3)
 # A running job whose heartbeat (saved every ~2 s) is older than this lost its worker.
 TRANSCODE_HEARTBEAT_STALE_S = env.int("TRANSCODE_HEARTBEAT_STALE_S", default=300)
@@ -287,6 +296,9 @@ B2_DOWNLOAD_USD_PER_GB = env.str("B2_DOWNLOAD_USD_PER_GB", default="0.00")
 CDN_USD_PER_GB = env.str("CDN_USD_PER_GB", default="0.01")
 TRANSCODE_USD_PER_MINUTE = env.str("TRANSCODE_USD_PER_MINUTE", default="0.005")
 TRANSCODE_USD_PER_CPU_HOUR = env.str("TRANSCODE_USD_PER_CPU_HOUR", default="0")
+# Most one video's transcode may cost (0 = no ceiling): estimated from the probe before it starts,
+# re-checked from the encoded output and CPU while it runs. 6 h x 3 renditions at $0.005/min is $5.40.
+TRANSCODE_MAX_VIDEO_USD = env.str("TRANSCODE_MAX_VIDEO_USD", default="6.00")
 B2_CLASS_B_USD_PER_10K = env.str("B2_CLASS_B_USD_PER_10K", default="0.004")
 B2_CLASS_C_USD_PER_1K = env.str("B2_CLASS_C_USD_PER_1K", default="0.004")
 USER_MONTHLY_UPLOAD_GB = env.str("USER_MONTHLY_UPLOAD_GB", default="0")

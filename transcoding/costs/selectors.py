@@ -1,4 +1,5 @@
-"""Reads for costs: the spending gate, month-to-date, forecast, summaries, per-video estimates and who may see costs."""
+"""Reads for costs: the spending gate, month-to-date, forecast, summaries, per-video estimates and
+ceilings, and who may see costs."""
 
 from __future__ import annotations
 
@@ -16,10 +17,14 @@ from django.utils import timezone
 from media_library.models import MediaFile, Video
 from transcoding.costs import pricing
 from transcoding.costs.quotas import user_transcode_quota_reason
+from transcoding.ffmpeg.ladder import parse_ladder, plan_renditions
+from transcoding.ffmpeg.sanity import REEXPORT_ADVICE, human_duration
 from transcoding.models import BudgetPolicy, CostAlert, CostLogEntry
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
+
+    from transcoding.ffmpeg.probe import ProbeResult
 
 ZERO = Decimal("0")
 KINDS = [kind for kind, _ in CostLogEntry.Kind.choices]
@@ -204,6 +209,73 @@ def video_monthly_storage_estimate_usd(*, video: Video) -> Decimal | None:
         return None
     gb = pricing.bytes_to_gb(video_stored_bytes(video=video))
     return pricing.amount(quantity=gb, unit_price=Decimal(settings.B2_STORAGE_USD_PER_GB_MONTH))
+
+
+def _usd(value: Decimal) -> str:
+    """$5.40, or every significant digit below a cent ($0.000667)."""
+    return format(value.quantize(Decimal("0.01")) if value >= Decimal("0.01") else value.normalize(), "f")
+
+
+def transcode_cost_estimate_usd(*, duration_s: float, renditions: int, cpu_seconds: float = 0.0) -> Decimal:
+    """What the ledger charges for a transcode (as ``cost_record_transcode``): ``duration_s`` ×
+    ``renditions`` output minutes at ``TRANSCODE_USD_PER_MINUTE``, plus ``cpu_seconds`` at
+    ``TRANSCODE_USD_PER_CPU_HOUR`` when that is set."""
+    minutes = pricing.to_decimal(duration_s) / 60 * renditions
+    total = pricing.amount(quantity=minutes, unit_price=Decimal(settings.TRANSCODE_USD_PER_MINUTE))
+    cpu_price = Decimal(settings.TRANSCODE_USD_PER_CPU_HOUR)
+    if cpu_price > 0:
+        total += pricing.amount(quantity=pricing.to_decimal(cpu_seconds) / 3600, unit_price=cpu_price)
+    return total
+
+
+def _ceiling() -> Decimal | None:
+    ceiling = Decimal(settings.TRANSCODE_MAX_VIDEO_USD)
+    return ceiling if ceiling > 0 else None
+
+
+def transcode_ceiling_reason(*, probe: ProbeResult) -> str:
+    """Why transcoding this source would cost more than ``TRANSCODE_MAX_VIDEO_USD``, or "".
+
+    Estimated from the probe and the renditions ``HLS_LADDER`` plans for it; CPU-hours are
+    not known before the run (the running check counts them).
+    """
+    ceiling = _ceiling()
+    if ceiling is None:
+        return ""
+    renditions = len(plan_renditions(probe, parse_ladder(settings.HLS_LADDER)))
+    estimate = transcode_cost_estimate_usd(duration_s=probe.duration, renditions=renditions)
+    if estimate <= ceiling:
+        return ""
+    return (
+        f"transcoding it would cost about ${_usd(estimate)} ({human_duration(probe.duration)} × {renditions} "
+        f"rendition{'s' if renditions != 1 else ''} at ${settings.TRANSCODE_USD_PER_MINUTE} per output minute), "
+        f"more than the TRANSCODE_MAX_VIDEO_USD=${_usd(ceiling)} allowed per video. Shorten it or split it into "
+        f"parts, or ask an administrator to raise the ceiling"
+    )
+
+
+def transcode_running_ceiling_reason(
+    *, declared_s: float, encoded_s: float, renditions: int, cpu_seconds: float
+) -> str:
+    """Why a running transcode must stop at ``TRANSCODE_MAX_VIDEO_USD``, or "".
+
+    Its cost so far: the longer of the declared and the encoded duration, and the CPU used.
+    """
+    ceiling = _ceiling()
+    if ceiling is None:
+        return ""
+    estimate = transcode_cost_estimate_usd(
+        duration_s=max(declared_s, encoded_s), renditions=renditions, cpu_seconds=cpu_seconds
+    )
+    if estimate <= ceiling:
+        return ""
+    cpu = f" and {cpu_seconds:.1f} CPU seconds" if Decimal(settings.TRANSCODE_USD_PER_CPU_HOUR) > 0 else ""
+    longer = f". The file plays longer than it declares. {REEXPORT_ADVICE}" if encoded_s > declared_s else ""
+    return (
+        f"stopped at the per-video cost ceiling: after {human_duration(encoded_s)} of output (the file declares "
+        f"{human_duration(declared_s)}){cpu} it would cost about ${_usd(estimate)}, more than "
+        f"TRANSCODE_MAX_VIDEO_USD=${_usd(ceiling)}{longer}"
+    )
 
 
 def cost_alerts_unacknowledged(*, limit: int = 5) -> list[CostAlert]:

@@ -1,8 +1,9 @@
 """ffprobe: reading a source's streams, and rejecting what is not a playable, complete video.
 
-``probe_file`` runs ffprobe (plus a stream-copy pass that catches truncated files) and
-returns a ProbeResult, or raises ProbeError with a reason a person understands;
-``parse_probe`` is its pure half.
+``probe_file`` runs ffprobe, checks what it declares against ``SourceLimits``, reads every
+packet once (a stream-copy pass that catches truncated files and timestamp jumps) and decodes
+the first pictures; it returns a ProbeResult, or raises ProbeError with a reason a person
+understands. ``parse_probe`` is its pure half.
 """
 
 from __future__ import annotations
@@ -15,11 +16,21 @@ import os
 import re
 import shlex
 import subprocess
+import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from transcoding.ffmpeg.process import last_error_line, launch_command
+from transcoding.ffmpeg.sanity import (
+    REEXPORT_ADVICE,
+    LimitProblem,
+    PacketTimeline,
+    SourceLimits,
+    declared_problem,
+    timeline_problem,
+)
 from transcoding.ffmpeg.values import to_float, to_int
 
 logger = logging.getLogger(__name__)
@@ -37,6 +48,11 @@ INTERLACED_FIELD_ORDERS = frozenset({"tt", "bb", "tb", "bt"})
 #: ffprobe ``color_transfer`` values of HDR video, with the names people know them by.
 HDR_TRANSFERS: Mapping[str, str] = {"smpte2084": "PQ", "arib-std-b67": "HLG"}
 
+#: Pictures decoded by the decode check: enough to see a stream that does not decode, cheap at any size.
+DECODE_CHECK_FRAMES = 10
+#: The decode check's own timeout: ten pictures of a 4K stream decode in well under a second.
+DECODE_CHECK_TIMEOUT_S = 30.0
+
 #: ffprobe's words for "not stated"; stored as None.
 _UNSTATED = {"", "unknown", "unspecified", "reserved"}
 
@@ -45,13 +61,19 @@ class ProbeError(Exception):
     """The file cannot be transcoded; ``str(error)`` is a reason a person understands.
 
     ``reason`` is a short machine code: ``not_video``, ``audio_only``, ``no_video``,
-    ``unsupported`` (a container outside ``allowed_demuxers``), ``truncated``, ``corrupt``,
-    ``empty``, ``timeout`` or ``unreadable``.
+    ``unsupported`` (a container outside ``allowed_demuxers``), ``truncated``, ``corrupt``
+    (also: pictures that do not decode), ``empty``, ``timeout``, ``unreadable``,
+    ``too_large`` (over a ``SourceLimits`` size, rate or duration) or ``implausible``
+    (timestamps the bytes cannot back).
     """
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+    @classmethod
+    def from_limit(cls, problem: LimitProblem) -> ProbeError:
+        return cls(problem.message, reason=problem.reason)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,22 +294,24 @@ def probe_command(
     ]
 
 
-def first_frame_command(
+def decode_check_command(
     path: PathLike,
     *,
     stream_index: int,
+    frames: int = DECODE_CHECK_FRAMES,
     ffprobe_bin: str = "ffprobe",
     allowed_demuxers: Sequence[str] | None = DEFAULT_DEMUXERS,
 ) -> list[str]:
-    """ffprobe argument list printing the interlacing flags of one stream's first frame as JSON."""
+    """ffprobe argument list decoding the first ``frames`` pictures of one stream, printing their
+    size and interlacing flags as JSON; decoder errors go to stderr."""
     return [
         *_ffprobe_args(ffprobe_bin, allowed_demuxers),
         "-select_streams",
         str(stream_index),
         "-read_intervals",
-        "%+#1",
+        f"%+#{frames}",
         "-show_entries",
-        "frame=interlaced_frame,top_field_first",
+        "frame=width,height,interlaced_frame,top_field_first",
         "-print_format",
         "json",
         input_url(path),
@@ -297,10 +321,15 @@ def first_frame_command(
 def integrity_check_command(
     path: PathLike,
     *,
+    video_stream_index: int,
     ffmpeg_bin: str = "ffmpeg",
     allowed_demuxers: Sequence[str] | None = DEFAULT_DEMUXERS,
 ) -> list[str]:
-    """Stream-copy pass that reads every packet without decoding; fails fast on a truncated file."""
+    """Stream-copy pass that reads every packet without decoding; fails fast on a truncated file.
+
+    It prints one ``framecrc`` line per packet (stream, timestamps, duration, size) for
+    ``PacketTimeline``; the video stream is output stream 0.
+    """
     return [
         ffmpeg_bin,
         "-hide_banner",
@@ -313,13 +342,13 @@ def integrity_check_command(
         input_url(path),
         # only the streams we transcode: odd subtitle/data/attachment tracks must not reject a file
         "-map",
-        "0:v",
+        f"0:{video_stream_index}",
         "-map",
         "0:a?",
         "-c",
         "copy",
         "-f",
-        "null",
+        "framecrc",
         "-",
     ]
 
@@ -429,6 +458,84 @@ def _run_tool(cmd: Sequence[str], *, timeout: float, what: str) -> subprocess.Co
         raise ProbeError(f"{what} did not finish within {timeout:g} s", reason="timeout") from exc
 
 
+def _run_integrity_pass(cmd: Sequence[str], *, timeout: float, timeline: PacketTimeline) -> tuple[int, str]:
+    """Run the stream-copy pass, feeding its stdout to ``timeline`` as it comes; (exit code, stderr).
+
+    A long lecture has millions of packets, so the lines are read one by one, never held.
+    """
+    logger.debug("running ffmpeg integrity check: %s", shlex.join(cmd))
+    timed_out = threading.Event()
+    with tempfile.TemporaryFile() as errors:
+        # This thread waits for the child, so its parent-death signal fires only if the worker dies.
+        process = subprocess.Popen(
+            launch_command(cmd),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            errors="replace",
+        )
+
+        def kill() -> None:
+            timed_out.set()
+            process.kill()
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            assert process.stdout is not None
+            with process.stdout:
+                for line in process.stdout:
+                    timeline.feed(line)
+            returncode = process.wait()
+        finally:
+            timer.cancel()
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if timed_out.is_set():
+            raise ProbeError(f"ffmpeg integrity check did not finish within {timeout:g} s", reason="timeout")
+        errors.seek(0)
+        return returncode, errors.read().decode(errors="replace")
+
+
+def _decoder_message(stderr: str) -> str:
+    """``[h264 @ 0x55…] error while decoding MB 10 0`` → ``h264: error while decoding MB 10 0``."""
+    line = last_error_line(stderr)
+    match = re.match(r"\[(\S+) @ [^\]]*\]\s*(.*)", line)
+    return f"{match.group(1)}: {match.group(2)}" if match else line
+
+
+def _decode_check(
+    path: Path, result: ProbeResult, *, ffprobe_bin: str, allowed_demuxers: Sequence[str] | None, timeout: float
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Decode the first pictures: (their ffprobe frame entries, why the stream is damaged or None)."""
+    completed = _run_tool(
+        decode_check_command(
+            path, stream_index=result.video_stream_index, ffprobe_bin=ffprobe_bin, allowed_demuxers=allowed_demuxers
+        ),
+        timeout=timeout,
+        what="decoding the first pictures",
+    )
+    frames: list[dict[str, Any]] = []
+    with contextlib.suppress(json.JSONDecodeError, AttributeError):
+        frames = list(json.loads(completed.stdout or "{}").get("frames") or [])
+    damaged = "the video stream is damaged: its first pictures cannot be decoded"
+    if completed.returncode != 0 or completed.stderr.strip():
+        return frames, f"{damaged} ({_decoder_message(completed.stderr)}). {REEXPORT_ADVICE}"
+    if not frames:
+        return frames, f"{damaged} (no picture came out of the decoder). {REEXPORT_ADVICE}"
+    declared = (result.coded_width, result.coded_height)
+    for frame in frames:
+        size = (to_int(frame.get("width")), to_int(frame.get("height")))
+        if size != declared:
+            return frames, (
+                f"the video stream is damaged: it declares {declared[0]}x{declared[1]} pictures but decodes to "
+                f"{size[0]}x{size[1]}. {REEXPORT_ADVICE}"
+            )
+    return frames, None
+
+
 def probe_file(
     path: PathLike,
     *,
@@ -437,16 +544,26 @@ def probe_file(
     timeout: float = 60.0,
     allowed_demuxers: Sequence[str] | None = DEFAULT_DEMUXERS,
     check_integrity: bool = True,
+    limits: SourceLimits | None = None,
 ) -> ProbeResult:
-    """Probe a file with ffprobe, then read every packet once (stream copy) to catch truncation.
+    """Probe a file with ffprobe, check it against ``limits``, read every packet once and decode its start.
+
+    In order, each step only when the ones before passed (a bomb costs only ffprobe's own look):
+    ffprobe; what it declares against ``limits`` (picture size, pixel rate, bytes per second,
+    duration); with ``check_integrity``, a stream-copy pass over every packet (truncation; a
+    video stream without pictures; with ``limits``, timestamp jumps) and the decode check (the
+    first pictures must decode cleanly at the declared size). The decoded pictures also give
+    the field order when the stream states none.
 
     Raises ProbeError with a human reason ("audio-only file ...", "file is truncated ...").
     """
     file_path = Path(path)
     if not file_path.is_file():
         raise ProbeError(f"file not found: {file_path}", reason="unreadable")
-    if file_path.stat().st_size == 0:
+    size = file_path.stat().st_size
+    if size == 0:
         raise ProbeError("file is empty", reason="empty")
+    limits = limits or SourceLimits()
 
     completed = _run_tool(
         probe_command(file_path, ffprobe_bin=ffprobe_bin, allowed_demuxers=allowed_demuxers),
@@ -460,33 +577,51 @@ def probe_file(
     except json.JSONDecodeError as exc:
         raise ProbeError(f"ffprobe printed unreadable output: {exc}", reason="unreadable") from exc
     result = parse_probe(data)
-    if result.field_order is None:
-        # some codecs (DV) state no field order on the stream; their decoded frames do
-        frames = _run_tool(
-            first_frame_command(
+    problem = declared_problem(
+        limits,
+        width=result.coded_width,
+        height=result.coded_height,
+        frame_rate=result.frame_rate,
+        duration=result.duration,
+        size_bytes=size,
+    )
+    if problem is not None:
+        raise ProbeError.from_limit(problem)
+
+    if check_integrity:
+        timeline = PacketTimeline()
+        returncode, stderr = _run_integrity_pass(
+            integrity_check_command(
                 file_path,
-                stream_index=result.video_stream_index,
-                ffprobe_bin=ffprobe_bin,
+                video_stream_index=result.video_stream_index,
+                ffmpeg_bin=ffmpeg_bin,
                 allowed_demuxers=allowed_demuxers,
             ),
             timeout=timeout,
-            what="ffprobe (first frame)",
+            timeline=timeline,
         )
-        with contextlib.suppress(json.JSONDecodeError):
-            found = json.loads(frames.stdout or "{}").get("frames") if frames.returncode == 0 else None
-            if found:
-                data = {**data, "frames": found}
-                result = parse_probe(data)
+        if returncode != 0:
+            structure = mp4_structure_problem(file_path)
+            if structure is not None:
+                raise ProbeError(structure, reason="truncated")
+            raise ProbeError(f"file is truncated or damaged: {last_error_line(stderr)}", reason="corrupt")
+        start = to_float((data.get("format") or {}).get("start_time")) or 0.0
+        problem = timeline_problem(limits, timeline, start=start, duration=result.duration)
+        if problem is not None:
+            raise ProbeError.from_limit(problem)
 
-    if check_integrity:
-        copied = _run_tool(
-            integrity_check_command(file_path, ffmpeg_bin=ffmpeg_bin, allowed_demuxers=allowed_demuxers),
-            timeout=timeout,
-            what="ffmpeg integrity check",
+    if check_integrity or result.field_order is None:
+        frames, damage = _decode_check(
+            file_path,
+            result,
+            ffprobe_bin=ffprobe_bin,
+            allowed_demuxers=allowed_demuxers,
+            timeout=min(timeout, DECODE_CHECK_TIMEOUT_S),
         )
-        if copied.returncode != 0:
-            problem = mp4_structure_problem(file_path)
-            if problem is not None:
-                raise ProbeError(problem, reason="truncated")
-            raise ProbeError(f"file is truncated or damaged: {last_error_line(copied.stderr)}", reason="corrupt")
+        if damage is not None and check_integrity:
+            raise ProbeError(damage, reason="corrupt")
+        if result.field_order is None and frames:
+            # some codecs (DV) state no field order on the stream; their decoded frames do
+            flags = {key: frames[0][key] for key in ("interlaced_frame", "top_field_first") if key in frames[0]}
+            result = parse_probe({**data, "frames": [flags]})
     return result

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 from transcoding.ffmpeg.progress import ProgressParser, ProgressSnapshot
@@ -122,6 +123,24 @@ class TranscodeCancelled(TranscodeError):
     """The caller asked to stop; ffmpeg was killed."""
 
 
+class TranscodeOverLimit(TranscodeError):
+    """The caller's ``limit`` gave a reason to stop (ffmpeg was killed), or to refuse what it made."""
+
+
+def _cpu_seconds_so_far(pid: int) -> float:
+    """User + system CPU seconds a running child has used so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    # fields after the ")" closing the command name: state is field 3, utime 14, stime 15
+    fields = stat.rpartition(")")[2].split()
+    try:
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (IndexError, ValueError):
+        return 0.0
+
+
 def _pump_lines(stream: IO[str], sink: Callable[[str], None]) -> None:
     for line in stream:
         sink(line.rstrip("\r\n"))
@@ -158,6 +177,7 @@ def run_ffmpeg(
     timeout: float,
     on_progress: Callable[[float], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    limit: Callable[[float, float], str | None] | None = None,
     log_tail_lines: int = 50,
     poll_interval: float = 0.25,
     cancel_check_interval: float = 1.0,
@@ -167,7 +187,10 @@ def run_ffmpeg(
     ``on_progress`` and ``should_cancel`` are called from the calling thread (safe for
     database access).  stderr is read in a thread and its last lines kept.  On timeout or
     cancellation the child is killed and reaped before TranscodeTimeout/TranscodeCancelled
-    is raised; a non-zero exit raises TranscodeFailed.  If the process dies meanwhile
+    is raised; a non-zero exit raises TranscodeFailed.  ``limit`` is asked with the output
+    time so far and the child's CPU seconds so far, every ``cancel_check_interval`` while
+    ffmpeg runs and once when it has finished: a reason it returns kills ffmpeg (or refuses
+    its result) with TranscodeOverLimit.  If the process dies meanwhile
     (SIGKILL, OOM killer), Linux kills ffmpeg too (``launch_command``).  CPU time and peak
     RSS are those of this child only (``os.wait4``).
     """
@@ -206,11 +229,14 @@ def run_ffmpeg(
 
     deadline = started + timeout
     next_cancel_check = started
+    next_limit_check = started
     last_percent = -1.0
+    out_time = 0.0
     usage: tuple[float, int] | None = None
 
     def report(snapshot: ProgressSnapshot) -> None:
-        nonlocal last_percent
+        nonlocal last_percent, out_time
+        out_time = max(out_time, snapshot.out_time)
         percent = snapshot.percent(duration)
         if on_progress is not None and percent != last_percent:
             on_progress(percent)
@@ -244,6 +270,11 @@ def run_ffmpeg(
                 next_cancel_check = now + cancel_check_interval
                 if should_cancel():
                     raise stop(TranscodeCancelled, "transcoding was cancelled and ffmpeg was killed")
+            if limit is not None and now >= next_limit_check:
+                next_limit_check = now + cancel_check_interval
+                reason = limit(out_time, _cpu_seconds_so_far(process.pid))
+                if reason:
+                    raise stop(TranscodeOverLimit, reason)
     finally:
         if process.returncode is None:
             _kill_and_reap(process)
@@ -267,6 +298,9 @@ def run_ffmpeg(
             wall_seconds=wall,
             cpu_seconds=cpu,
         )
+    if limit is not None and (reason := limit(out_time, cpu)):
+        logger.warning("ffmpeg finished over the limit after %.1f s wall, %.1f s CPU: %s", wall, cpu, reason)
+        raise TranscodeOverLimit(reason, log_tail=list(tail), wall_seconds=wall, cpu_seconds=cpu)
     if on_progress is not None and last_percent < 100.0:
         on_progress(100.0)
     logger.info("ffmpeg finished in %.1f s wall, %.1f s CPU, peak RSS %d KB", wall, cpu, max_rss)

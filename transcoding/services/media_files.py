@@ -1,4 +1,5 @@
-"""Writes of originals that need what ffprobe found: storing a new original, and storing a later probe."""
+"""Originals and what ffprobe finds in them: probing one against the settings' limits, storing a new
+original, and storing a later probe."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import os
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from media_library.models import MediaFile
 from media_library.services import media_file_find_duplicate, original_key
-from transcoding.ffmpeg.probe import ProbeResult
+from transcoding.ffmpeg.probe import ProbeResult, probe_file
+from transcoding.ffmpeg.sanity import SourceLimits
 from unpuzzle.exceptions import StorageUnavailable
 from unpuzzle.storage import delete_key, save_file
 
@@ -20,6 +23,23 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
+
+
+def source_limits() -> SourceLimits:
+    """The ``MAX_SOURCE_*`` / ``MIN_SOURCE_BYTES_PER_S`` settings (0 leaves a limit unchecked)."""
+    return SourceLimits(
+        max_pixels=settings.MAX_SOURCE_PIXELS,
+        max_pixel_rate=settings.MAX_SOURCE_PIXEL_RATE,
+        max_duration_s=settings.MAX_SOURCE_DURATION_S,
+        min_bytes_per_s=settings.MIN_SOURCE_BYTES_PER_S,
+        max_gap_s=settings.MAX_SOURCE_TIMESTAMP_GAP_S,
+    )
+
+
+def original_probe(*, path: str | os.PathLike[str]) -> ProbeResult:
+    """Probe an original as finalization and the transcode worker both do: ffprobe, the source
+    limits, the stream-copy pass and the decode check. Raises ProbeError with the reason."""
+    return probe_file(path, ffprobe_bin=settings.FFPROBE_BIN, ffmpeg_bin=settings.FFMPEG_BIN, limits=source_limits())
 
 
 def media_file_probe_fields(*, probe: ProbeResult) -> dict[str, Any]:

@@ -20,12 +20,18 @@ from django.utils import timezone
 
 from media_library.models import Rendition, Video
 from transcoding.costs.ledger import cost_record_transcode
-from transcoding.costs.selectors import spending_allowed
+from transcoding.costs.selectors import spending_allowed, transcode_ceiling_reason, transcode_running_ceiling_reason
 from transcoding.ffmpeg.commands import build_hls_command, poster_command
 from transcoding.ffmpeg.filters import available_filters, source_conversion
 from transcoding.ffmpeg.ladder import parse_bitrate, parse_ladder, plan_renditions
-from transcoding.ffmpeg.probe import ProbeError, ProbeResult, probe_file
-from transcoding.ffmpeg.process import TranscodeCancelled, TranscodeFailed, TranscodeTimeout, run_ffmpeg
+from transcoding.ffmpeg.probe import ProbeError, ProbeResult
+from transcoding.ffmpeg.process import (
+    TranscodeCancelled,
+    TranscodeFailed,
+    TranscodeOverLimit,
+    TranscodeTimeout,
+    run_ffmpeg,
+)
 from transcoding.hls.playlists import MASTER_PLAYLIST_NAME, HlsOutput, rewrite_master_playlist
 from transcoding.hls.ts import HlsOutputError
 from transcoding.models import TranscodeJob
@@ -44,7 +50,7 @@ from transcoding.services.maintenance import (
     transcode_work_dirs_sweep,
     work_dir_create,
 )
-from transcoding.services.media_files import media_file_probe_update
+from transcoding.services.media_files import media_file_probe_update, original_probe
 from unpuzzle.storage import StoredObjectMissing, delete_prefix, is_storage_outage, open_local_copy, save_directory
 from unpuzzle.workers import cluster_beat
 
@@ -201,14 +207,27 @@ class _Encoded:
 
 
 def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> _Encoded:
-    """Probe, encode the ladder in one ffmpeg process, write the poster and the measured master."""
+    """Probe, encode the ladder in one ffmpeg process, write the poster and the measured master.
+
+    Nothing is encoded for a source outside the limits (``original_probe``) or whose estimate is
+    over ``TRANSCODE_MAX_VIDEO_USD``; an encode whose output and CPU pass the ceiling is stopped.
+    """
     try:
-        probe = probe_file(source, ffprobe_bin=settings.FFPROBE_BIN, ffmpeg_bin=settings.FFMPEG_BIN)
+        probe = original_probe(path=source)
     except ProbeError as exc:
         raise _Permanent(f"the original cannot be transcoded: {exc}") from exc
     if claim.needs_probe:
         media_file_probe_update(media_file_id=claim.media_file_id, probe=probe)
+    over_ceiling = transcode_ceiling_reason(probe=probe)
+    if over_ceiling:
+        raise _Permanent(f"not started: {over_ceiling}")
     renditions = plan_renditions(probe, parse_ladder(settings.HLS_LADDER))
+
+    def ceiling(encoded_s: float, cpu_seconds: float) -> str:
+        return transcode_running_ceiling_reason(
+            declared_s=probe.duration, encoded_s=encoded_s, renditions=len(renditions), cpu_seconds=cpu_seconds
+        )
+
     logger.info(
         "job_id=%s video_id=%s source %dx%d %.1fs -> %s",
         claim.job_id,
@@ -244,9 +263,12 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
             timeout=settings.TRANSCODE_TIMEOUT_S,
             on_progress=reporter.on_encode_progress,
             should_cancel=reporter.should_cancel,
+            limit=ceiling,
         )
     except TranscodeCancelled as exc:
         raise _LostJob(str(exc)) from exc
+    except TranscodeOverLimit as exc:
+        raise _Permanent(str(exc), log_tail=exc.log_tail) from exc
     except TranscodeTimeout as exc:
         raise _Permanent(
             f"encoding took longer than TRANSCODE_TIMEOUT_S={settings.TRANSCODE_TIMEOUT_S} s and was stopped",

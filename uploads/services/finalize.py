@@ -26,9 +26,10 @@ from django_q.tasks import async_task
 
 from media_library.models import MediaFile, Video
 from media_library.services import video_create
-from transcoding.ffmpeg.probe import ProbeError, ProbeResult, probe_file
+from transcoding.costs.selectors import transcode_ceiling_reason
+from transcoding.ffmpeg.probe import ProbeError, ProbeResult
 from transcoding.services.jobs import transcode_enqueue
-from transcoding.services.media_files import media_file_create_from_path
+from transcoding.services.media_files import media_file_create_from_path, original_probe
 from unpuzzle.exceptions import Gone, Locked, NotFound, StorageUnavailable
 from unpuzzle.redact import redact_server_details
 from unpuzzle.storage import delete_key, is_storage_outage, open_local_copy
@@ -51,6 +52,8 @@ FINALIZE_RETRY_AFTER = timedelta(minutes=2)
 FINALIZE_CLAIM_TTL = timedelta(hours=1)
 
 S = UploadSession.Status
+# Probe reasons for a real video the settings do not accept (over a size, rate or duration limit).
+_NOT_ACCEPTED_REASONS = frozenset({"too_large"})
 
 
 def upload_finalize_enqueue(*, session_id: uuid.UUID) -> None:
@@ -183,9 +186,10 @@ def upload_finalize_from_path(
 ) -> UploadSession:
     """The finalization steps for bytes available at a local ``path``.
 
-    sha256 and size; ffprobe validation (not a decodable, allowed video: the upload fails with
-    the reason); the owner's duplicate is reused, else the original goes to storage (or is
-    already there under ``stored_key``, for the MediaFile ``media_file_id`` named in that key;
+    sha256 and size; ffprobe validation (not a decodable, allowed video within the source
+    limits, or a transcode estimated over ``TRANSCODE_MAX_VIDEO_USD``: the upload fails with
+    the reason, before anything is stored or queued); the owner's duplicate is reused, else
+    the original goes to storage (or is already there under ``stored_key``, for the MediaFile ``media_file_id`` named in that key;
     else the MediaFile takes the upload's id, so its key is the same on every retry);
     MediaFile + Video are created and transcoding is
     enqueued. When storage is unreachable the upload stays complete with the error noted and
@@ -198,9 +202,10 @@ def upload_finalize_from_path(
         )
         return UploadSession.objects.get(pk=session.id)
     try:
-        probe: ProbeResult = probe_file(path, ffprobe_bin=settings.FFPROBE_BIN, ffmpeg_bin=settings.FFMPEG_BIN)
+        probe: ProbeResult = original_probe(path=path)
     except ProbeError as exc:
-        upload_session_fail(session_id=session.id, reason=f"not a playable video: {exc}")
+        verdict = "video not accepted" if exc.reason in _NOT_ACCEPTED_REASONS else "not a playable video"
+        upload_session_fail(session_id=session.id, reason=f"{verdict}: {exc}")
         return UploadSession.objects.get(pk=session.id)
     format_name = probe.format_name
     if format_name and not container_allowed(format_name, settings.ALLOWED_VIDEO_FORMATS):
@@ -209,6 +214,10 @@ def upload_finalize_from_path(
             reason=f"the file is a {format_name.split(',')[0]} container, which is not accepted "
             f"(accepted: {', '.join(settings.ALLOWED_VIDEO_FORMATS)})",
         )
+        return UploadSession.objects.get(pk=session.id)
+    over_ceiling = transcode_ceiling_reason(probe=probe)
+    if over_ceiling:
+        upload_session_fail(session_id=session.id, reason=f"video not accepted: {over_ceiling}")
         return UploadSession.objects.get(pk=session.id)
     filename = session.filename or f"{session.id}.{_probe_extension(format_name)}"
     try:

@@ -18,7 +18,14 @@ import pytest
 from tests.transcoding.ffmpeg.helpers import Transcoded
 from transcoding.ffmpeg import process as ffmpeg_process
 from transcoding.ffmpeg.probe import probe_file
-from transcoding.ffmpeg.process import TranscodeCancelled, TranscodeFailed, TranscodeTimeout, launch_command, run_ffmpeg
+from transcoding.ffmpeg.process import (
+    TranscodeCancelled,
+    TranscodeFailed,
+    TranscodeOverLimit,
+    TranscodeTimeout,
+    launch_command,
+    run_ffmpeg,
+)
 
 ENDLESS = [
     "ffmpeg",
@@ -82,6 +89,22 @@ def test_cancel_kills_and_reaps(spawned: list[subprocess.Popen[str]]) -> None:
             cancel_check_interval=0.1,
         )
     assert seen and caught.value.wall_seconds < 5
+    assert_killed_and_reaped(spawned[0])
+
+
+@pytest.mark.slow
+def test_a_limit_stops_ffmpeg_with_its_reason(spawned: list[subprocess.Popen[str]]) -> None:
+    seen: list[tuple[float, float]] = []
+
+    def limit(out_time: float, cpu_seconds: float) -> str | None:
+        seen.append((out_time, cpu_seconds))
+        return "over the ceiling" if out_time >= 1.0 else None
+
+    with pytest.raises(TranscodeOverLimit, match="over the ceiling") as caught:
+        run_ffmpeg(ENDLESS, duration=60, timeout=30, limit=limit)
+    assert caught.value.wall_seconds < 5
+    assert seen[-1][0] >= 1.0 and all(cpu >= 0 for _, cpu in seen)
+    assert seen[-1][1] > 0, "the child's CPU so far is read while it runs"
     assert_killed_and_reaped(spawned[0])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -557,3 +558,61 @@ def test_hdr_on_an_ffmpeg_without_zscale_is_approximated_with_a_warning(user, hl
     first = job.log_tail.splitlines()[0]
     assert first.startswith("WARNING: HDR source (HLG") and "NOT tone-mapped" in first
     assert any("NOT tone-mapped" in record.getMessage() for record in caplog.records)
+
+
+@pytest.fixture
+def encodes(monkeypatch) -> list[list[str]]:
+    """The ffmpeg commands the pipeline starts (encode and poster), recorded."""
+    started: list[list[str]] = []
+    real = pipeline.run_ffmpeg
+
+    def recording(cmd, **kwargs):
+        started.append(list(cmd))
+        return real(cmd, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_ffmpeg", recording)
+    return started
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("fixture", "words"),
+    [
+        ("timestamp_bomb_clip", "the file's timestamps are broken"),
+        ("huge_sps_clip", "the picture is 8192x8192"),
+        ("lying_sps_clip", "the video stream is damaged"),
+    ],
+)
+def test_bombs_already_stored_fail_before_ffmpeg_encodes(user, request, fixture, words, encodes):
+    video = make_stored_video(user, request.getfixturevalue(fixture))
+    job = run(video)
+    assert job.status == J.FAILED and video.status == Video.Status.FAILED
+    assert words in job.error and words in video.status_reason
+    assert encodes == [], "nothing was encoded"
+    assert not job.cpu_seconds and job.attempts == 1
+    assert not CostLogEntry.objects.exists()
+    assert keys_under(f"videos/{video.id}/") == set()
+
+
+def test_a_job_over_the_cost_ceiling_fails_before_encoding(user, no_audio_clip, settings, encodes):
+    settings.TRANSCODE_MAX_VIDEO_USD = "0.0001"  # 4 s x 2 renditions at $0.005/min is about $0.00067
+    video = make_stored_video(user, no_audio_clip)
+    job = run(video)
+    assert job.status == J.FAILED and encodes == []
+    assert "would cost about $0.000667" in job.error and "TRANSCODE_MAX_VIDEO_USD=$0.0001" in job.error
+    assert not CostLogEntry.objects.exists()
+
+
+def test_an_encode_that_runs_past_the_estimate_is_stopped_at_the_ceiling(user, no_audio_clip, settings, monkeypatch):
+    # The probe under-reports (0.5 s for a 4 s clip): the estimate passes, the encoded output does not.
+    real_probe = pipeline.original_probe
+    monkeypatch.setattr(
+        pipeline, "original_probe", lambda **kwargs: dataclasses.replace(real_probe(**kwargs), duration=0.5)
+    )
+    settings.TRANSCODE_MAX_VIDEO_USD = "0.0003"
+    video = make_stored_video(user, no_audio_clip)
+    job = run(video)
+    assert job.status == J.FAILED, job.error
+    assert "TRANSCODE_MAX_VIDEO_USD=$0.0003" in job.error and "stopped" in job.error
+    assert not CostLogEntry.objects.exists()
+    assert keys_under(f"videos/{video.id}/") == set()

@@ -15,6 +15,7 @@ from django.utils import timezone
 from media_library.models import MediaFile, Video
 from tests.clips import make_clip
 from tests.conftest import S3_KEY_ID, S3_REGION, S3_SECRET
+from transcoding.models import CostLogEntry, TranscodeJob
 from transcoding.services import media_files as finalize_storage
 from unpuzzle import storage
 from unpuzzle.storage import object_exists, open_local_copy
@@ -196,3 +197,43 @@ def test_a_finalization_killed_mid_copy_is_retried_into_the_same_original_key(us
     stored = list(storage.iter_objects("originals/"))
     assert stored == [(session.media_file.storage_key, len(data))]
     assert session.media_file.storage_key.startswith(f"originals/{session.media_file_id}/")
+
+
+def assert_refused_before_queueing(session: UploadSession) -> None:
+    """Failed at finalization: nothing stored, no video, no job, nothing charged."""
+    assert session.status == UploadSession.Status.FAILED
+    assert MediaFile.objects.count() == 0 and Video.objects.count() == 0
+    assert not TranscodeJob.objects.exists() and not CostLogEntry.objects.exists()
+    assert list(storage.iter_objects("originals/")) == []
+    assert not os.path.exists(session.temp_path)
+
+
+def test_timestamp_bomb_is_refused_with_the_reason(user, timestamp_bomb_clip):
+    data = timestamp_bomb_clip.read_bytes()
+    session = upload_session_finalize(session_id=complete_upload(user, data, filename="b.mkv").id)
+    assert_refused_before_queueing(session)
+    assert session.error.startswith("not a playable video: the file's timestamps are broken:"), session.error
+    assert "10 h 0 min" in session.error and f"{len(data):,} bytes" in session.error
+    assert "re-export" in session.error.lower()
+
+
+def test_huge_declared_picture_is_refused_with_the_reason(user, huge_sps_clip):
+    session = upload_session_finalize(session_id=complete_upload(user, huge_sps_clip.read_bytes()).id)
+    assert_refused_before_queueing(session)
+    assert session.error.startswith("video not accepted: the picture is 8192x8192"), session.error
+    assert "MAX_SOURCE_PIXELS" in session.error and "4K" in session.error
+
+
+def test_a_stream_that_cannot_be_decoded_is_refused_with_the_reason(user, lying_sps_clip):
+    session = upload_session_finalize(session_id=complete_upload(user, lying_sps_clip.read_bytes()).id)
+    assert_refused_before_queueing(session)
+    assert session.error.startswith("not a playable video: the video stream is damaged"), session.error
+    assert "re-export" in session.error.lower()
+
+
+def test_a_video_over_the_cost_ceiling_is_refused_at_upload(user, small_clip, settings):
+    settings.TRANSCODE_MAX_VIDEO_USD = "0.00001"
+    session = upload_session_finalize(session_id=complete_upload(user, small_clip.read_bytes()).id)
+    assert_refused_before_queueing(session)
+    assert session.error.startswith("video not accepted: transcoding it would cost about $"), session.error
+    assert "TRANSCODE_MAX_VIDEO_USD" in session.error
