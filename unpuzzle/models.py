@@ -39,3 +39,13 @@ class SignInFailure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} from {self.address} at {self.attempted_at:%Y-%m-%d %H:%M:%S}"
+
+
+class RateLimitLock(models.Model):
+    """One row per throttle key, locked while a request's count is read and written, so parallel
+    requests of one user (in any process or instance) are counted one after another."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+
+    def __str__(self) -> str:
+        return self.key

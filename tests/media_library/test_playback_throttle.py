@@ -81,3 +81,26 @@ def test_an_empty_rate_switches_the_throttle_off(settings, user, video):
     settings.PLAYBACK_GRANT_RATE = ""
     client = _client(user)
     assert {client.get(f"/api/v1/videos/{video.id}/playback/").status_code for _ in range(30)} == {200}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_grants_of_one_user_are_counted_one_after_another(settings, live_server, user, video):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+    from rest_framework.authtoken.models import Token
+
+    settings.PLAYBACK_GRANT_RATE = "10/hour"
+    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+    url = f"{live_server.url}/api/v1/videos/{video.id}/playback/"
+    start = threading.Barrier(8)
+
+    def burst(_: int) -> list[int]:
+        http = requests.Session()
+        start.wait()
+        return [http.get(url, headers=headers, timeout=30).status_code for _ in range(6)]
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = [status for result in pool.map(burst, range(8)) for status in result]
+    assert statuses.count(200) == 10 and statuses.count(429) == 38, sorted(statuses)
