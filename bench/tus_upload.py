@@ -195,6 +195,8 @@ def main() -> int:
         "MAX_CONCURRENT_UPLOADS": str(args.concurrent + 5),
         # The benchmark creates uploads faster than a person would: no creation rate limit.
         "UPLOAD_CREATE_RATE": "",
+        # One user sends all the concurrent uploads here; a platform's many users each get the default.
+        "UPLOAD_MAX_PATCHES_PER_USER": str(args.concurrent + 1),
         "LOG_LEVEL": "WARNING",
         # As scripts/run.sh sets it: 1 MiB upload buffers go back to the system when freed.
         "MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_", "131072"),
@@ -211,7 +213,10 @@ def main() -> int:
                     "shell",
                     "-c",
                     "from django.contrib.auth import get_user_model; from rest_framework.authtoken.models import Token;"
-                    "u,_=get_user_model().objects.get_or_create(username='bench'); print(Token.objects.get_or_create(user=u)[0].key)",
+                    "from django.contrib.auth.models import Permission;"
+                    "u,_=get_user_model().objects.get_or_create(username='bench');"
+                    "u.user_permissions.add(Permission.objects.get(codename='add_uploadsession'));"
+                    "print(Token.objects.get_or_create(user=u)[0].key)",
                 ],
                 cwd=ROOT,
                 env=env,
