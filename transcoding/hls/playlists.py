@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from transcoding.hls.ts import HlsOutputError, KeyFrameRange, PathLike, scan_ts_segment
+from transcoding.hls.ts import HlsOutputError, HlsOutputIncomplete, KeyFrameRange, PathLike, scan_ts_segment
 
 logger = logging.getLogger(__name__)
 
@@ -88,8 +88,11 @@ def read_media_playlist(playlist: PathLike) -> list[MediaSegment]:
                 raise HlsOutputError(f"{playlist_path}: segment {line} has no #EXTINF")
             segment_path = playlist_path.parent / line
             if not segment_path.is_file():
-                raise HlsOutputError(f"{playlist_path}: segment {line} is missing")
-            segments.append(MediaSegment(uri=line, duration=duration, bytes=segment_path.stat().st_size))
+                raise HlsOutputIncomplete(f"{playlist_path}: segment {line} is missing")
+            size = segment_path.stat().st_size
+            if size == 0:
+                raise HlsOutputIncomplete(f"{playlist_path}: segment {line} is empty")
+            segments.append(MediaSegment(uri=line, duration=duration, bytes=size))
             duration = None
     return segments
 
@@ -161,7 +164,7 @@ def measure_rendition(
     directory = Path(output_dir) / rendition.name
     playlist = directory / MEDIA_PLAYLIST_NAME
     if not playlist.is_file():
-        raise HlsOutputError(f"rendition {rendition.name}: {playlist} was not written")
+        raise HlsOutputIncomplete(f"rendition {rendition.name}: {playlist} was not written")
     segments = read_media_playlist(playlist)
     if not segments:
         raise HlsOutputError(f"rendition {rendition.name}: the playlist lists no segments")

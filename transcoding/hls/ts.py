@@ -14,6 +14,11 @@ class HlsOutputError(Exception):
     """The files ffmpeg wrote are missing or unusable."""
 
 
+class HlsOutputIncomplete(HlsOutputError):
+    """Files ffmpeg listed were never written or are empty: its writes failed (a full disk: ffmpeg
+    5 still exits 0 then), which says nothing about the source."""
+
+
 @dataclasses.dataclass(frozen=True)
 class KeyFrameRange:
     """Bytes of one IDR frame in a segment, including the PAT/PMT written just before it."""

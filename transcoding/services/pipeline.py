@@ -3,6 +3,7 @@ upload the output to a fresh folder and switch it on the video, or record why th
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 import time
@@ -33,7 +34,7 @@ from transcoding.ffmpeg.process import (
     run_ffmpeg,
 )
 from transcoding.hls.playlists import MASTER_PLAYLIST_NAME, HlsOutput, rewrite_master_playlist
-from transcoding.hls.ts import HlsOutputError
+from transcoding.hls.ts import HlsOutputError, HlsOutputIncomplete
 from transcoding.models import TranscodeJob
 from transcoding.services.jobs import (
     transcode_job_finish,
@@ -275,6 +276,7 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
             log_tail=exc.log_tail,
         ) from exc
     except TranscodeFailed as exc:
+        _raise_if_writes_failed(work=work, log_tail=exc.log_tail, cause=exc)
         raise _Permanent(
             f"ffmpeg could not decode or encode the original: {exc}", log_tail=[*conversion.notes, *exc.log_tail]
         ) from exc
@@ -308,6 +310,12 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
     try:
         output = rewrite_master_playlist(output_dir=output_dir, renditions=renditions, probe=probe)
     except HlsOutputError as exc:
+        if isinstance(exc, HlsOutputIncomplete):
+            raise OSError(
+                errno.ENOSPC,
+                f"ffmpeg's output is incomplete ({exc}); its writes failed, the work dir's disk may be full",
+            ) from exc
+        _raise_if_writes_failed(work=work, log_tail=result.log_tail, cause=exc)
         raise _Permanent(f"ffmpeg's output is unusable: {exc}", log_tail=result.log_tail) from exc
     # what was done to the source heads the job's log, above ffmpeg's own lines
     return _Encoded(
@@ -317,6 +325,20 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
         cpu_seconds=cpu,
         log_tail=[*conversion.notes, *result.log_tail],
     )
+
+
+_WRITE_FAILURES = ("No space left on device", "Disk quota exceeded")
+
+
+def _raise_if_writes_failed(*, work: Path, log_tail: list[str], cause: Exception) -> None:
+    """Raise ENOSPC (an outage: retried with backoff) when ffmpeg's failure came from its writes, not
+    the source: its log says so, or the work dir's filesystem is full. ffmpeg 5 may even exit 0 then."""
+    said = next((line for line in log_tail for text in _WRITE_FAILURES if text in line), None)
+    free = shutil.disk_usage(work).free
+    if said is not None or free < 1024 * 1024:
+        raise OSError(
+            errno.ENOSPC, f"ffmpeg could not write its output ({said or f'{free} bytes free in the work dir'})"
+        ) from cause
 
 
 @transaction.atomic

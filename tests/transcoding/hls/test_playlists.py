@@ -86,3 +86,17 @@ def test_master_playlist_has_measured_attributes(landscape_hls: Transcoded) -> N
         stream = ffprobe_json(playlist.parent / names[0], "-show_streams", "-select_streams", "v:0")["streams"][0]
         assert stream["profile"] == "High"
         assert int(video_codec[-2:], 16) == stream["level"]
+
+
+def test_a_listed_segment_that_is_empty_or_missing_means_the_writes_failed(tmp_path):
+    from transcoding.hls.playlists import read_media_playlist
+    from transcoding.hls.ts import HlsOutputIncomplete
+
+    playlist = tmp_path / "index.m3u8"
+    playlist.write_text("#EXTM3U\n#EXTINF:2.0,\nseg_0.ts\n#EXTINF:2.0,\nseg_1.ts\n")
+    (tmp_path / "seg_0.ts").write_bytes(b"G" * 188)
+    with pytest.raises(HlsOutputIncomplete, match="segment seg_1.ts is missing"):
+        read_media_playlist(playlist)
+    (tmp_path / "seg_1.ts").write_bytes(b"")  # what a full disk leaves while ffmpeg exits 0
+    with pytest.raises(HlsOutputIncomplete, match="segment seg_1.ts is empty"):
+        read_media_playlist(playlist)
