@@ -179,6 +179,14 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         for video in queryset:
             video_delete(video=video, deleted_by=request.user)
 
+    def get_deleted_objects(self, objs, request):
+        """What the confirmation page lists. Deleting goes through ``video_delete``, which removes the
+        video's renditions, jobs and outputs itself: the right to delete the video is all it takes
+        (Django would otherwise ask for the delete permission of every related model, which
+        instructors do not have). Cost history stays (its rows keep their amounts, without the video)."""
+        deleted, model_count, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, model_count, set(), protected
+
 
 @admin.register(Rendition)
 class RenditionAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):

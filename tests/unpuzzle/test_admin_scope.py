@@ -210,3 +210,38 @@ def test_instructors_retry_their_failed_videos_in_the_admin_but_do_not_re_transc
     assert "already plays" in page and "only staff who manage all videos" in page
     assert TranscodeJob.objects.filter(video=failed, status="queued").exists()
     assert not TranscodeJob.objects.filter(video=playing).exists()
+
+
+def test_instructors_delete_their_own_videos_in_the_admin_through_the_service(
+    client, two_instructors, tmp_path, django_capture_on_commit_callbacks
+):
+    from tests.factories import make_cost_entry
+    from transcoding.models import CostLogEntry
+    from unpuzzle import storage
+
+    alice = two_instructors["alice"]["user"]
+    video = two_instructors["alice"]["video"]
+    video.renditions.create(name="240p", width=426, height=240, bandwidth=1, codecs="x")
+    master = tmp_path / "master.m3u8"
+    master.write_bytes(b"#EXTM3U\n")
+    storage.save_file(f"videos/{video.id}/hls/1/master.m3u8", master)
+    entry = make_cost_entry(video=video, owner=alice)
+    client.force_login(alice)
+    url = reverse("admin:media_library_video_delete", args=[video.pk])
+    confirm = client.get(url).content.decode()
+    assert "Cannot delete video" not in confirm and "permission to delete" not in confirm
+    with django_capture_on_commit_callbacks(execute=True):  # objects go after commit
+        assert client.post(url, {"post": "yes"}).status_code == 302
+    assert not Video.objects.filter(pk=video.pk).exists()
+    assert not storage.object_exists(f"videos/{video.id}/hls/1/master.m3u8")
+    assert CostLogEntry.objects.get(pk=entry.pk).video_id is None, "cost history is kept"
+
+    # "Delete selected" too, and only the instructor's own rows.
+    mine = make_video(owner=alice, media_file=make_media_file(owner=alice, original_filename="c.mp4"))
+    theirs = two_instructors["bob"]["video"]
+    changelist = reverse("admin:media_library_video_changelist")
+    response = client.post(
+        changelist, {"action": "delete_selected", "_selected_action": [str(mine.pk), str(theirs.pk)], "post": "yes"}
+    )
+    assert response.status_code == 302
+    assert not Video.objects.filter(pk=mine.pk).exists() and Video.objects.filter(pk=theirs.pk).exists()
