@@ -328,6 +328,18 @@ class BudgetPolicyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def save_model(self, request, obj, form, change):
+        """Through ``budget_update``, as the API's PATCH: the new values are checked against the month's
+        spend at once (alerts; the kill switch engaged, or released when the rules engaged it)."""
+        budget.budget_update(
+            by=request.user,
+            monthly_budget_usd=obj.monthly_budget_usd,
+            auto_engage=obj.auto_engage,
+            auto_engage_on_forecast=obj.auto_engage_on_forecast,
+            spike_threshold_pct=obj.spike_threshold_pct,
+        )
+        obj.refresh_from_db()
+
 
 @admin.register(CostAlert)
 class CostAlertAdmin(admin.ModelAdmin):

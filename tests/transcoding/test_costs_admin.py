@@ -165,3 +165,25 @@ def test_alert_banner_on_admin_pages_until_acknowledged(client, admin_user, staf
     client.post(reverse("admin:transcoding_costdashboard_acknowledge"))
     assert 'id="cost-alert-banner"' not in client.get(reverse("admin:index")).content.decode()
     assert CostAlert.objects.get().acknowledged_by == admin_user
+
+
+def test_the_budget_form_applies_the_budget_rules_like_the_api(client, admin_user):
+    from transcoding.models import BudgetPolicy
+
+    make_cost_entry(kind="transcode", quantity=1, unit="minute", unit_price="2.898", amount="2.898")  # 82.8% of $3.50
+    policy = budget_policy_get()
+    url = reverse("admin:transcoding_budgetpolicy_change", args=[policy.pk])
+    form = {"monthly_budget_usd": "3.50", "auto_engage": "on", "spike_threshold_pct": "50"}
+    client.force_login(admin_user)
+    assert client.post(url, form).status_code == 302
+    assert CostAlert.objects.filter(kind=CostAlert.Kind.BUDGET_80).exists(), "lowering the budget alerts at once"
+    assert not BudgetPolicy.objects.get().kill_switch_engaged
+
+    make_cost_entry(kind="transcode", quantity=1, unit="minute", unit_price="1", amount="1")  # past $3.50
+    assert client.post(url, form).status_code == 302
+    policy = BudgetPolicy.objects.get()
+    assert policy.kill_switch_engaged and policy.kill_switch_auto
+
+    assert client.post(url, {**form, "monthly_budget_usd": "100.00"}).status_code == 302
+    policy = BudgetPolicy.objects.get()
+    assert not policy.kill_switch_engaged, "raising the budget releases the switch the rules engaged"
