@@ -30,7 +30,7 @@ stop() {
   # The whole session: a cluster waits for a busy worker (a transcode) and would leave it running.
   for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
   wait "${pids[@]}" 2>/dev/null || true
-  [ -n "${sock_dir:-}" ] && rm -rf "$sock_dir"
+  if [ -n "${sock_tmp:-}" ]; then rm -rf "$sock_dir"; elif [ -n "${sock_dir:-}" ]; then rm -f "$sock_dir/gunicorn.sock"; fi
 }
 trap stop INT TERM EXIT
 
@@ -41,13 +41,17 @@ export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-131072}"
 # I/O-bound, and each extra worker costs ~80 MiB; scale with instances (README, "Sizing").
 # WEB_FRONT=nginx (the default): nginx listens on HOST:PORT and holds slow clients (slow headers,
 # slow bodies of ordinary requests) that would each hold a gunicorn thread; gunicorn listens on a
-# unix socket in a folder of this run's own. WEB_FRONT=none: gunicorn listens on HOST:PORT itself.
+# unix socket in $VAR_DIR/run/web. WEB_FRONT=none: gunicorn listens on HOST:PORT itself.
 bind="$HOST:$PORT"
 if [ "${WEB_FRONT:-nginx}" = nginx ]; then
   command -v nginx >/dev/null 2>&1 || PATH="$PATH:/usr/sbin"
   command -v nginx >/dev/null 2>&1 || { echo "run: installing nginx with apt-get"; apt_install nginx; }
-  sock_dir="$(mktemp -d -t unpuzzle-web-XXXXXX)"
-  chmod 711 "$sock_dir"  # nginx's workers (another user when started as root) reach the socket
+  # The deployment's own folder; a unix socket path must stay under ~100 bytes, else a fresh
+  # folder of this run's own in the temp dir.
+  sock_dir="${VAR_DIR:-$ROOT/var}/run/web"
+  if [ "${#sock_dir}" -gt 80 ]; then sock_dir="$(mktemp -d -t unpuzzle-web-XXXXXX)"; sock_tmp=1; fi
+  mkdir -p "$sock_dir" && rm -f "$sock_dir/gunicorn.sock"
+  chmod 711 "$sock_dir" "$(dirname "$sock_dir")"  # nginx's workers (another user when run as root) reach it
   bind="unix:$sock_dir/gunicorn.sock"
   # gunicorn's peer is now nginx: the client is the address nginx appends to X-Forwarded-For.
   export NUM_PROXIES="${NUM_PROXIES:-1}"
