@@ -152,11 +152,9 @@ def s3_bucket(s3_server):
     return name
 
 
-@pytest.fixture
-def s3_storage(settings, s3_server, s3_bucket):
-    """Switch the default storage to MediaS3Storage on the loopback endpoint, as STORAGE_BACKEND=b2 does."""
-    from django.core.files.storage import storages
-
+def use_s3_storage(settings, *, endpoint: str, bucket_name: str, **options) -> None:
+    """Make the default storage MediaS3Storage at ``endpoint``/``bucket_name``, as STORAGE_BACKEND=b2 does
+    (``options``: the timeouts and attempts of ``s3_storage_options``)."""
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
@@ -164,12 +162,34 @@ def s3_storage(settings, s3_server, s3_bucket):
             "OPTIONS": s3_storage_options(
                 key_id=S3_KEY_ID,
                 application_key=S3_SECRET,
-                endpoint=s3_server,
+                endpoint=endpoint,
                 region=S3_REGION,
-                bucket_name=s3_bucket,
+                bucket_name=bucket_name,
+                **options,
             ),
         },
     }
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(path: Path, *, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``path`` (a real full disk); skips the test unless root can mount."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+@pytest.fixture
+def s3_storage(settings, s3_server, s3_bucket):
+    """Switch the default storage to MediaS3Storage on the loopback endpoint, as STORAGE_BACKEND=b2 does."""
+    from django.core.files.storage import storages
+
+    use_s3_storage(settings, endpoint=s3_server, bucket_name=s3_bucket)
     return storages["default"]
 
 
@@ -178,22 +198,9 @@ def s3_proxy(settings, s3_server, s3_bucket) -> Iterator[TcpProxy]:
     """S3 storage reached through a proxy the test can cut (one try per request, short timeouts)."""
     target = urlsplit(s3_server)
     proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 80)
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "unpuzzle.storage.MediaS3Storage",
-            "OPTIONS": s3_storage_options(
-                key_id=S3_KEY_ID,
-                application_key=S3_SECRET,
-                endpoint=proxy.url,
-                region=S3_REGION,
-                bucket_name=s3_bucket,
-                connect_timeout=1,
-                read_timeout=1,
-                max_attempts=1,
-            ),
-        },
-    }
+    use_s3_storage(
+        settings, endpoint=proxy.url, bucket_name=s3_bucket, connect_timeout=1, read_timeout=1, max_attempts=1
+    )
     yield proxy
     proxy.close()
 

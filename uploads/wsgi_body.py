@@ -3,7 +3,7 @@
 gunicorn's ``wsgi.input`` only offers ``read(n)``: every MiB of an upload is received into a new
 bytes object and copied through two ``BytesIO`` buffers and several slices before the view sees
 it. For a large PATCH that copying cost as much as writing the bytes to disk. ``SocketBody``
-first takes what gunicorn already buffered (through its own ``read``), then ``recv_into`` the
+first takes what gunicorn already buffered (straight from its buffers), then ``recv_into`` the
 caller's reusable buffer, and keeps gunicorn's count of unread body bytes current so
 keep-alive and draining work as before. Any other server, or a gunicorn whose internals
 differ, gets ``None`` and the caller reads ``wsgi.input`` as usual. No Django imports.

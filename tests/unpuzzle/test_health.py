@@ -11,8 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.conftest import S3_KEY_ID, S3_REGION, S3_SECRET
-from unpuzzle.storage_options import s3_storage_options
+from tests.conftest import use_s3_storage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,19 +46,7 @@ def silent_s3_endpoint() -> Iterator[str]:
 def test_healthz_reports_a_silent_storage_endpoint_instead_of_waiting_for_it(
     live_server, settings, silent_s3_endpoint, monitor_headers
 ):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "unpuzzle.storage.MediaS3Storage",
-            "OPTIONS": s3_storage_options(
-                key_id=S3_KEY_ID,
-                application_key=S3_SECRET,
-                endpoint=silent_s3_endpoint,
-                region=S3_REGION,
-                bucket_name="lectures",
-            ),
-        },
-    }
+    use_s3_storage(settings, endpoint=silent_s3_endpoint, bucket_name="lectures")
 
     def probe(_: int) -> requests.Response:
         # Far above the health deadline; without one, boto3 would wait 60 s per attempt, 5 attempts.

@@ -474,10 +474,6 @@ def _transcode_attempt_failed(*, claim: _Claim, message: str, log_tail: list[str
     logger.warning("job_id=%s video_id=%s failed: %s", job.id, video.id, message)
 
 
-def _delete_attempt_output(claim: _Claim) -> None:
-    attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
-
-
 def transcode_run(*, job_id: uuid.UUID | str) -> None:
     """Run one queued transcode job to the end (the django-q2 task calls this).
 
@@ -510,18 +506,18 @@ def transcode_run(*, job_id: uuid.UUID | str) -> None:
         _transcode_switch(claim=claim, encoded=encoded, stored=stored, wall_seconds=time.monotonic() - started)
     except _LostJob as exc:
         logger.info("job_id=%s video_id=%s stopped: %s", claim.job_id, claim.video_id, exc)
-        _delete_attempt_output(claim)
+        attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
     except _Permanent as exc:
-        _delete_attempt_output(claim)
+        attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
         _transcode_attempt_failed(claim=claim, message=str(exc), log_tail=exc.log_tail, transient=False)
     except StoredObjectMissing as exc:
-        _delete_attempt_output(claim)
+        attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
         _transcode_attempt_failed(
             claim=claim, message=f"the original is missing from storage: {exc}", log_tail=[], transient=False
         )
     except Exception as exc:
         logger.exception("job_id=%s video_id=%s attempt %d failed", claim.job_id, claim.video_id, claim.attempt)
-        _delete_attempt_output(claim)
+        attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
         _transcode_attempt_failed(
             claim=claim, message=f"{type(exc).__name__}: {exc}", log_tail=[], transient=_is_transient(exc)
         )

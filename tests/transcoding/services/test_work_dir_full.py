@@ -4,8 +4,6 @@ video for good nor publish the broken output. On a real tmpfs, as bench/faults.p
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from media_library.models import Video
+from tests.conftest import mounted_tmpfs
 from tests.factories import make_stored_video
 from tests.transcoding.services.test_pipeline import small_ladder  # noqa: F401 (autouse fixture)
 from transcoding.models import TranscodeJob
@@ -25,16 +24,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def small_work_dir(tmp_path: Path, settings) -> Iterator[Path]:
     """TRANSCODE_WORK_DIR on a tmpfs far too small for the encode (mounting needs root, as in CI and here)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount)], check=True)
-    settings.TRANSCODE_WORK_DIR = mount / "transcode"
-    try:
+    with mounted_tmpfs(tmp_path / "disk", size="96k") as mount:
+        settings.TRANSCODE_WORK_DIR = mount / "transcode"
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def test_a_full_work_dir_mid_encode_is_retried_not_failed_nor_published(

@@ -5,12 +5,12 @@ acknowledged, the client is told 507 instead of "resume" (which tus clients retr
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import mounted_tmpfs
 from tests.uploads.conftest import create_upload
 from uploads.models import UploadSession
 
@@ -22,17 +22,10 @@ MiB = 1024 * 1024
 @pytest.fixture
 def small_disk(tmp_path: Path, settings) -> Iterator[Path]:
     """UPLOAD_TEMP_DIR on a 4 MiB tmpfs of its own (mounting needs root, as in CI and here)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
-    settings.UPLOAD_TEMP_DIR = mount / "uploads"
-    settings.DISK_MIN_FREE_MB = 1
-    try:
+    with mounted_tmpfs(tmp_path / "disk", size="4m") as mount:
+        settings.UPLOAD_TEMP_DIR = mount / "uploads"
+        settings.DISK_MIN_FREE_MB = 1
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def _session(url: str) -> UploadSession:

@@ -14,12 +14,11 @@ from django.utils import timezone
 
 from media_library.models import MediaFile, Video
 from tests.clips import make_clip
-from tests.conftest import S3_KEY_ID, S3_REGION, S3_SECRET
+from tests.conftest import S3_KEY_ID, S3_REGION, S3_SECRET, use_s3_storage
 from transcoding.models import CostLogEntry, TranscodeJob
 from transcoding.services import media_files as finalize_storage
 from unpuzzle import storage
 from unpuzzle.storage import object_exists, open_local_copy
-from unpuzzle.storage_options import s3_storage_options
 from uploads.models import UploadSession
 from uploads.services.finalize import upload_session_finalize, upload_sessions_retry_finalization
 from uploads.services.tus import upload_session_append, upload_session_create
@@ -137,19 +136,7 @@ def test_storage_outage_keeps_the_upload_and_the_retry_finalizes_it(
     data = small_clip.read_bytes()
     session = complete_upload(user, data)
     working = settings.STORAGES["default"]
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "unpuzzle.storage.MediaS3Storage",
-            "OPTIONS": s3_storage_options(
-                key_id=S3_KEY_ID,
-                application_key=S3_SECRET,
-                endpoint=s3_server,
-                region=S3_REGION,
-                bucket_name="bucket-that-does-not-exist",
-            ),
-        },
-    }
+    use_s3_storage(settings, endpoint=s3_server, bucket_name="bucket-that-does-not-exist")
     session = upload_session_finalize(session_id=session.id)
     assert session.status == UploadSession.Status.COMPLETE
     assert "will be retried" in session.error
