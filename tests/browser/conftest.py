@@ -197,3 +197,26 @@ def clip_copy(lecture_clip, tmp_path):
         return target
 
     return copy
+
+
+AXE_JS = Path(__file__).resolve().parents[1] / "js" / "node_modules" / "axe-core" / "axe.min.js"
+PHONE_VIEWPORT = {"width": 390, "height": 844}
+
+
+def axe_violations(page, *, impacts: tuple[str, ...] = ("serious", "critical")) -> list[str]:
+    """Run axe-core (npm, tests/js) on the page as it is now; the violations of the given impacts,
+    one line each (rule, impact, the first offending elements)."""
+    if not AXE_JS.exists():
+        pytest.fail(f"{AXE_JS} is missing: (cd tests/js && npm ci) (scripts/test.sh runs it)")
+    page.add_script_tag(path=str(AXE_JS))
+    results = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes'][:3]]}"
+        for v in results["violations"]
+        if v["impact"] in impacts
+    ]
+
+
+def horizontal_overflow(page) -> int:
+    """How many CSS pixels the page is wider than the viewport (0: nothing scrolls sideways)."""
+    return page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
