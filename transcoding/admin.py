@@ -133,7 +133,9 @@ class VideoAdmin(media_admin.VideoAdmin):
     as list actions and change-page buttons; deleting a video cancels its active jobs first."""
 
     list_display = (
+        "poster_thumbnail",
         "title",
+        "watch_links",
         "status_badge",
         "transcode",
         "duration_display",
