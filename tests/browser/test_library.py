@@ -19,8 +19,8 @@ from unpuzzle.groups import FINANCE, INSTRUCTORS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-# Django's messages, not the cost alert or paused-transcoding banners above them.
-MESSAGES = ".messagelist:not(#cost-alert-banner):not(#transcoding-paused-banner)"
+# Django's messages, not the cost alert banner above them.
+MESSAGES = ".messagelist:not(#cost-alert-banner)"
 PAUSED = "Uploads are accepted; processing resumes when staff release it."
 # Smallest chart text a phone reader is asked to read, in CSS pixels.
 MIN_CHART_TEXT_PX = 10
