@@ -9,15 +9,39 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from media_library.models import MediaFile, PreviousHlsOutput, Rendition, Video
-from media_library.selectors import previous_output_grace, video_playable_hls, video_playback
+from media_library.selectors import (
+    previous_output_grace,
+    video_playable_hls,
+    video_playback,
+    video_poster_url,
+)
 from media_library.services import video_delete
 from media_library.views import player_context
 from unpuzzle.admin_scope import OwnerListFilter, OwnerScopedAdminMixin
 
 # Statuses after which a video's row stops polling the API.
 FINAL_VIDEO_STATUSES = (Video.Status.READY, Video.Status.FAILED)
+# Poster thumbnails in the list: 16:9, small enough for a row.
+THUMBNAIL_WIDTH, THUMBNAIL_HEIGHT = 96, 54
+
+
+def watch_and_copy_links(*, video: Video, title: str = "") -> SafeString:
+    """A "Watch" link to the player page and a "Copy link" button (``video_status.js`` copies the
+    address and says so in the status next to it). ``title`` names the video for screen readers."""
+    url = reverse("video-player", args=[video.pk])
+    label = f" {title}" if title else ""
+    return format_html(
+        '<a class="video-watch" href="{}">Watch<span class="visually-hidden">{}</span></a> '
+        '<button type="button" class="video-copy-link" data-url="{}">Copy link<span class="visually-hidden">{}</span>'
+        '</button> <span class="video-copy-status" role="status"></span>',
+        url,
+        label,
+        url,
+        label,
+    )
 
 
 @admin.register(MediaFile)
@@ -85,7 +109,9 @@ class RenditionInline(admin.TabularInline):
 @admin.register(Video)
 class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     list_display: tuple[str, ...] = (
+        "poster_thumbnail",
         "title",
+        "watch_links",
         "status_badge",
         "duration_display",
         "size_display",
@@ -161,7 +187,28 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="renditions", ordering="rendition_count")
     def renditions_display(self, obj):
-        return getattr(obj, "rendition_count", None) or 0
+        """The count, which the list's script keeps current while the video is processed."""
+        count = getattr(obj, "rendition_count", None) or 0
+        return format_html('<span class="video-renditions" data-video-id="{}">{}</span>', obj.pk, count)
+
+    @admin.display(description="poster")
+    def poster_thumbnail(self, obj):
+        """The poster viewers see (signed as the player's), or a placeholder until there is one."""
+        url = video_poster_url(video=obj)
+        if url is None:
+            return mark_safe('<span class="video-thumb video-thumb-none" role="img" aria-label="No poster yet"></span>')
+        return format_html(
+            '<img class="video-thumb" src="{}" alt="Poster of {}" loading="lazy" width="{}" height="{}">',
+            url,
+            obj.title,
+            THUMBNAIL_WIDTH,
+            THUMBNAIL_HEIGHT,
+        )
+
+    @admin.display(description="watch")
+    def watch_links(self, obj):
+        """The player page learners open, and a button that copies its address."""
+        return format_html('<span class="video-links">{}</span>', watch_and_copy_links(video=obj, title=obj.title))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         """Embed the player for ready videos (staff previews are not counted as accesses)."""
@@ -170,6 +217,8 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         if video is not None and video_playable_hls(video=video):
             grant = video_playback(video=video, user=None, request=request)
             extra_context.update(player_context(video=video, grant=grant))
+        if video is not None:
+            extra_context["watch_links"] = watch_and_copy_links(video=video)
         return super().change_view(request, object_id, form_url, extra_context)
 
     def delete_model(self, request, obj):

@@ -25,6 +25,7 @@ from transcoding.services.jobs import transcode_cancel, transcode_request
 from transcoding.services.videos import video_delete
 from unpuzzle.admin_scope import OwnerListFilter, OwnerScopedAdminMixin
 from unpuzzle.exceptions import DomainError
+from unpuzzle.money import format_usd
 from unpuzzle.permissions import user_sees_all_videos
 from unpuzzle.redact import redact_server_details
 
@@ -132,7 +133,9 @@ class VideoAdmin(media_admin.VideoAdmin):
     as list actions and change-page buttons; deleting a video cancels its active jobs first."""
 
     list_display = (
+        "poster_thumbnail",
         "title",
+        "watch_links",
         "status_badge",
         "transcode",
         "duration_display",
@@ -281,7 +284,7 @@ admin.site.register(Video, VideoAdmin)
 
 @admin.register(CostLogEntry)
 class CostLogEntryAdmin(admin.ModelAdmin):
-    list_display = ("date", "kind", "quantity", "unit", "unit_price", "amount", "is_estimate", "video", "owner")
+    list_display = ("date", "kind", "quantity", "unit", "unit_price_usd", "amount_usd", "is_estimate", "video", "owner")
     list_filter = ("kind", "is_estimate", "date")
     search_fields = ("note", "video__title", "owner__username")
     date_hierarchy = "date"
@@ -291,8 +294,8 @@ class CostLogEntryAdmin(admin.ModelAdmin):
         "kind",
         "quantity",
         "unit",
-        "unit_price",
-        "amount",
+        "unit_price_usd",
+        "amount_usd",
         "is_estimate",
         "video",
         "job",
@@ -300,13 +303,22 @@ class CostLogEntryAdmin(admin.ModelAdmin):
         "note",
         "created_at",
     )
+    fields = readonly_fields
+
+    @admin.display(description="unit price", ordering="unit_price")
+    def unit_price_usd(self, entry: CostLogEntry) -> str:
+        return format_usd(entry.unit_price)
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_usd(self, entry: CostLogEntry) -> str:
+        return format_usd(entry.amount)
 
 
 @admin.register(BudgetPolicy)
 class BudgetPolicyAdmin(admin.ModelAdmin):
     list_display = (
         "__str__",
-        "monthly_budget_usd",
+        "monthly_budget",
         "kill_switch_engaged",
         "kill_switch_by",
         "kill_switch_at",
@@ -321,6 +333,10 @@ class BudgetPolicyAdmin(admin.ModelAdmin):
         "kill_switch_auto",
         "updated_at",
     )
+
+    @admin.display(description="monthly budget", ordering="monthly_budget_usd")
+    def monthly_budget(self, policy: BudgetPolicy) -> str:
+        return format_usd(policy.monthly_budget_usd)
 
     def has_add_permission(self, request):
         return super().has_add_permission(request) and not BudgetPolicy.objects.exists()
@@ -376,6 +392,17 @@ class KillSwitchForm(forms.Form):
         return data
 
 
+class BudgetForm(forms.Form):
+    """The dashboard's budget field; saving goes through ``budget_update`` as the admin form and the API do."""
+
+    monthly_budget_usd = forms.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        min_value=0,
+        widget=forms.NumberInput(attrs={"step": "0.01", "min": "0", "aria-describedby": "budget-help"}),
+    )
+
+
 class _Echo:
     """A file-like object whose write returns the line, for streaming csv.writer output."""
 
@@ -408,6 +435,7 @@ class CostDashboardAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.kill_switch_view),
                 name=f"{app_label}_{model_name}_kill_switch",
             ),
+            path("budget/", self.admin_site.admin_view(self.budget_view), name=f"{app_label}_{model_name}_budget"),
             path(
                 "acknowledge/",
                 self.admin_site.admin_view(self.acknowledge_view),
@@ -425,6 +453,10 @@ class CostDashboardAdmin(admin.ModelAdmin):
             raise BadRequest(str(exc)) from exc
 
     def changelist_view(self, request, extra_context=None):
+        return self._dashboard(request)
+
+    def _dashboard(self, request, *, budget_form: BudgetForm | None = None, status_code: int = 200):
+        """The dashboard page; ``budget_form`` is a refused budget form to show with its errors."""
         if not user_can_view_costs(user=request.user):
             raise PermissionDenied
         today = timezone.localdate()
@@ -455,8 +487,30 @@ class CostDashboardAdmin(admin.ModelAdmin):
             "blocked_count": Video.objects.filter(status=Video.Status.BLOCKED).count(),
             "can_manage": user_can_manage_budget(user=request.user),
             "form": KillSwitchForm(initial={"action": "release" if status.policy.kill_switch_engaged else "engage"}),
+            "budget_form": budget_form
+            or BudgetForm(initial={"monthly_budget_usd": status.policy.monthly_budget_usd}, auto_id="budget_%s"),
         }
-        return TemplateResponse(request, "admin/transcoding/costs_dashboard.html", context)
+        return TemplateResponse(request, "admin/transcoding/costs_dashboard.html", context, status=status_code)
+
+    def budget_view(self, request):
+        """Set the monthly budget from the dashboard; the rules apply at once (``budget_update``)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not user_can_manage_budget(user=request.user):
+            raise PermissionDenied
+        form = BudgetForm(request.POST, auto_id="budget_%s")
+        if not form.is_valid():
+            return self._dashboard(request, budget_form=form, status_code=400)
+        try:
+            policy = budget.budget_update(by=request.user, monthly_budget_usd=form.cleaned_data["monthly_budget_usd"])
+        except DomainError as exc:
+            form.add_error("monthly_budget_usd", exc.message)
+            return self._dashboard(request, budget_form=form, status_code=400)
+        state = "engaged" if policy.kill_switch_engaged else "released"
+        messages.success(
+            request, f"Monthly budget set to {format_usd(policy.monthly_budget_usd)}. The kill switch is {state}."
+        )
+        return HttpResponseRedirect(reverse("admin:transcoding_costdashboard_changelist"))
 
     def kill_switch_view(self, request):
         if request.method != "POST":

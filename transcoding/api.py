@@ -43,7 +43,9 @@ class VideoViewSet(media_api.VideoViewSet):
         queryset = super().get_queryset()
         if self.action == "playback":
             return queryset
-        return videos_with_latest_job(queryset=queryset, prefix="current_job_", fields=("status", "progress"))
+        return videos_with_latest_job(
+            queryset=queryset, prefix="current_job_", fields=("status", "progress", "attempts")
+        )
 
     def perform_destroy(self, instance):
         video_delete(video=instance, deleted_by=self.request.user)

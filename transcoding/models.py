@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from unpuzzle.money import format_usd
 from unpuzzle.states import apply_transition
 
 
@@ -135,7 +136,7 @@ class CostLogEntry(models.Model):
         indexes = [models.Index(fields=["date", "kind"])]
 
     def __str__(self) -> str:
-        return f"{self.date} {self.kind} ${self.amount}"
+        return f"{self.date} {self.kind} {format_usd(self.amount)}"
 
 
 class CostDashboard(CostLogEntry):
@@ -180,7 +181,7 @@ class BudgetPolicy(models.Model):
 
     def __str__(self) -> str:
         state = "engaged" if self.kill_switch_engaged else "released"
-        return f"Budget ${self.monthly_budget_usd}/month, kill switch {state}"
+        return f"Budget {format_usd(self.monthly_budget_usd)}/month, kill switch {state}"
 
 
 class CostAlert(models.Model):

@@ -17,6 +17,9 @@ class VideoSerializer(media_serializers.VideoSerializer):
 
     job_status = serializers.SerializerMethodField(help_text="Status of the latest transcode job")
     progress = serializers.SerializerMethodField(help_text="Percent done of the latest transcode job")
+    job_attempts = serializers.SerializerMethodField(
+        help_text="Runs of the latest transcode job so far (1 on its first run, more after retries)"
+    )
     monthly_storage_estimate_usd = serializers.SerializerMethodField(
         help_text="Estimated storage cost per month (original + renditions); null until renditions exist"
     )
@@ -31,6 +34,7 @@ class VideoSerializer(media_serializers.VideoSerializer):
             "status_reason",
             "job_status",
             "progress",
+            "job_attempts",
             "duration",
             "max_quality",
             "poster_url",
@@ -52,6 +56,10 @@ class VideoSerializer(media_serializers.VideoSerializer):
     @extend_schema_field(serializers.IntegerField(allow_null=True, min_value=0, max_value=100))
     def get_progress(self, video: Video) -> int | None:
         return getattr(video, "current_job_progress", None)
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True, min_value=0))
+    def get_job_attempts(self, video: Video) -> int | None:
+        return getattr(video, "current_job_attempts", None)
 
     @extend_schema_field(serializers.DecimalField(max_digits=14, decimal_places=6, allow_null=True))
     def get_monthly_storage_estimate_usd(self, video: Video) -> str | None:

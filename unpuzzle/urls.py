@@ -25,6 +25,8 @@ api_v1 = [
 
 # Both sign-in forms count failed sign-ins per username and per address (unpuzzle.sign_in).
 admin.site.login_form = ThrottledAdminAuthenticationForm
+# No public site to view: learners open each video's player page (/videos/<id>/), linked from the video list.
+admin.site.site_url = None
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -81,11 +81,11 @@ def test_playback_for_any_signed_in_user_when_visibility_is_authenticated(settin
 
 
 def test_retrieve_shows_status_progress_probe_renditions_and_poster(user, video):
-    make_job(video=video, status="succeeded", progress=100)
+    make_job(video=video, status="succeeded", progress=100, attempts=2)
     MediaFile.objects.filter(pk=video.media_file_id).update(duration=3.0, width=320, height=240, video_codec="h264")
     body = _client(user).get(f"/api/v1/videos/{video.id}/").json()
     assert body["status"] == "ready"
-    assert (body["job_status"], body["progress"]) == ("succeeded", 100)
+    assert (body["job_status"], body["progress"], body["job_attempts"]) == ("succeeded", 100, 2)
     assert body["media"]["video_codec"] == "h264" and body["media"]["width"] == 320
     assert body["renditions"][0]["name"] == "240p" and body["renditions"][0]["segment_count"] == 3
     assert body["poster_url"].startswith(f"http://testserver/api/v1/videos/{video.id}/hls/")

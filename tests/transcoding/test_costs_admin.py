@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -61,7 +62,7 @@ def test_dashboard_renders_with_data(client, admin_user, data):
     assert response.status_code == 200
     html = response.content.decode()
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in html
-    assert "transcode: $0.050000" in html  # a bar segment's tooltip
+    assert "transcode: $0.05<" in html  # a bar segment's tooltip
     assert "Organic Chemistry 2" in html  # top videos
     assert 'id="costs-mtd"' in html and 'id="kill-switch-form"' in html
     assert "Engage: stop all new transcodes" in html
@@ -187,3 +188,35 @@ def test_the_budget_form_applies_the_budget_rules_like_the_api(client, admin_use
     assert client.post(url, {**form, "monthly_budget_usd": "100.00"}).status_code == 302
     policy = BudgetPolicy.objects.get()
     assert not policy.kill_switch_engaged, "raising the budget releases the switch the rules engaged"
+
+
+def test_dashboard_budget_form_is_for_budget_managers_and_shows_refusals(client):
+    url = reverse("admin:transcoding_costdashboard_budget")
+    viewer = make_staff_with("view_costs")
+    client.force_login(viewer)
+    assert 'id="budget-form"' not in client.get(reverse(DASHBOARD)).content.decode()
+    assert client.post(url, {"monthly_budget_usd": "5"}).status_code == 403
+
+    client.force_login(make_staff_with("view_costs", "manage_budget"))
+    assert client.get(url).status_code == 405
+    response = client.post(url, {"monthly_budget_usd": "12.345"})
+    assert response.status_code == 400
+    assert "Ensure that there are no more than 2 decimal places." in response.content.decode()
+    assert budget_policy_get().monthly_budget_usd == Decimal("100.00")
+
+    response = client.post(url, {"monthly_budget_usd": "12.50"}, follow=True)
+    assert "Monthly budget set to $12.50. The kill switch is released." in response.content.decode()
+    assert budget_policy_get().monthly_budget_usd == Decimal("12.50")
+
+
+def test_money_reads_as_money_on_the_dashboard_and_in_the_ledger(client, admin_user):
+    make_cost_entry(kind="transcode", quantity="579.67", unit_price="0.005", amount="2.89835")
+    client.force_login(admin_user)
+    html = client.get(reverse(DASHBOARD)).content.decode()
+    assert 'id="costs-mtd">$2.90<' in html and "of $100.00 budget" in html
+    assert "2.8983" not in html and "2.8984" not in html
+    ledger = client.get(reverse("admin:transcoding_costlogentry_changelist")).content.decode()
+    assert "$2.90" in ledger and "$0.005" in ledger and "2.898350" not in ledger
+    entry = CostLogEntry.objects.get()
+    page = client.get(reverse("admin:transcoding_costlogentry_change", args=[entry.pk])).content.decode()
+    assert "$2.90" in page and "2.898350" not in page

@@ -17,6 +17,7 @@ from media_library.models import Video
 from transcoding.costs.selectors import budget_forecast_usd, budget_limit_reason, cost_total_usd, month_to_date_usd
 from transcoding.models import BudgetPolicy, CostAlert
 from unpuzzle.exceptions import Conflict, DomainError
+from unpuzzle.money import format_usd
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -216,7 +217,8 @@ def budget_check_and_alert(*, today: date) -> BudgetPolicy:
                     kind=kind,
                     period=month,
                     subject=f"Costs at {pct}% of the {month} budget",
-                    message=f"Month-to-date spend is ${mtd} of a ${budget} budget; forecast to month end ${forecast}.",
+                    message=f"Month-to-date spend is {format_usd(mtd)} of a {format_usd(budget)} budget; "
+                    f"forecast to month end {format_usd(forecast)}.",
                 )
                 break
         if forecast > budget:
@@ -224,7 +226,8 @@ def budget_check_and_alert(*, today: date) -> BudgetPolicy:
                 kind=CostAlert.Kind.FORECAST,
                 period=month,
                 subject=f"Forecast above the {month} budget",
-                message=f"At this month's rate spend reaches ${forecast} by month end; the budget is ${budget} (${mtd} so far).",
+                message=f"At this month's rate spend reaches {format_usd(forecast)} by month end; "
+                f"the budget is {format_usd(budget)} ({format_usd(mtd)} so far).",
             )
     _check_spike(policy=policy, today=today)
 
@@ -249,7 +252,7 @@ def _check_spike(*, policy: BudgetPolicy, today: date) -> None:
             kind=CostAlert.Kind.SPIKE,
             period=day.isoformat(),
             subject=f"Cost spike on {day}: +{increase.quantize(Decimal(1))}%",
-            message=f"Spend on {day} was ${current} against ${previous} on {before} "
+            message=f"Spend on {day} was {format_usd(current)} against {format_usd(previous)} on {before} "
             f"(threshold {policy.spike_threshold_pct}%).",
         )
 

@@ -6,6 +6,14 @@ from datetime import date
 from decimal import Decimal
 from xml.sax.saxutils import escape
 
+from unpuzzle.money import format_usd
+
+# Text sizes in SVG units. Pages keep the chart at least MIN_WIDTH_PX wide (scrolling it sideways on a
+# phone), so labels never render below 10 CSS pixels: 13 × MIN_WIDTH_PX / width.
+FONT_SIZE = 13
+TITLE_FONT_SIZE = 15
+MIN_WIDTH_PX = 700
+
 # Colour-blind-safe palette (Okabe-Ito), one colour per ledger kind.
 KIND_COLOURS = {
     "storage": "#0072B2",
@@ -27,13 +35,6 @@ def nice_ceiling(value: Decimal) -> Decimal:
     return Decimal(10).scaleb(exponent)
 
 
-def _money(value: Decimal) -> str:
-    """Axis label: cents from $1 up, every significant digit below."""
-    if value >= 1 or value == 0:
-        return f"${value:,.2f}"
-    return f"${value.normalize():f}"
-
-
 def stacked_daily_svg(
     days: list[tuple[date, dict[str, Decimal]]],
     *,
@@ -43,7 +44,7 @@ def stacked_daily_svg(
     title: str = "Daily spend by kind (USD)",
 ) -> str:
     """Stacked bars, one per day and one segment per kind, with a USD y axis, dated x axis and a legend."""
-    left, right, top, bottom = 64, 16, 40, 48
+    left, right, top, bottom = 80, 16, 40, 48
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [sum((kinds_amounts.get(k, Decimal(0)) for k in kinds), Decimal(0)) for _, kinds_amounts in days]
     y_max = nice_ceiling(max(totals, default=Decimal(0)))
@@ -56,17 +57,18 @@ def stacked_daily_svg(
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
-        f'role="img" aria-labelledby="cost-chart-title" font-family="sans-serif" font-size="11">',
+        f'role="img" aria-labelledby="cost-chart-title" font-family="sans-serif" font-size="{FONT_SIZE}" '
+        f'style="min-width: {MIN_WIDTH_PX}px">',
         f'<title id="cost-chart-title">{escape(title)}</title>',
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>',
-        f'<text x="{left}" y="16" font-size="13" font-weight="bold" fill="#333">{escape(title)}</text>',
+        f'<text x="{left}" y="18" font-size="{TITLE_FONT_SIZE}" font-weight="bold" fill="#333">{escape(title)}</text>',
     ]
     for i in range(5):
         value = y_max * i / 4
         y = y_of(value)
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#ddd"/>')
         parts.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#333">{escape(_money(value))}</text>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#333">{escape(format_usd(value))}</text>'
         )
     for index, (day, amounts) in enumerate(days):
         x = left + index * slot + (slot - bar_w) / 2
@@ -78,7 +80,7 @@ def stacked_daily_svg(
             y_top, y_bottom = y_of(base + value), y_of(base)
             parts.append(
                 f'<rect x="{x:.1f}" y="{y_top:.1f}" width="{bar_w:.1f}" height="{max(y_bottom - y_top, 0.5):.1f}" '
-                f'fill="{KIND_COLOURS.get(kind, "#999")}"><title>{day.isoformat()} {escape(kind)}: ${value}</title></rect>'
+                f'fill="{KIND_COLOURS.get(kind, "#999")}"><title>{day.isoformat()} {escape(kind)}: {format_usd(value)}</title></rect>'
             )
             base += value
         # Label about eight days across the axis, and the last day when it has room.
@@ -89,17 +91,17 @@ def stacked_daily_svg(
                 f'<line x1="{cx:.1f}" y1="{top + plot_h}" x2="{cx:.1f}" y2="{top + plot_h + 4}" stroke="#333"/>'
             )
             parts.append(
-                f'<text x="{cx:.1f}" y="{top + plot_h + 16}" text-anchor="middle" fill="#333">{day:%b %d}</text>'
+                f'<text x="{cx:.1f}" y="{top + plot_h + 18}" text-anchor="middle" fill="#333">{day:%b %d}</text>'
             )
     parts.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#333"/>')
     parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" stroke="#333"/>')
     legend_x = left
     for kind in kinds:
         parts.append(
-            f'<rect x="{legend_x}" y="{height - 16}" width="10" height="10" fill="{KIND_COLOURS.get(kind, "#999")}"/>'
+            f'<rect x="{legend_x}" y="{height - 17}" width="11" height="11" fill="{KIND_COLOURS.get(kind, "#999")}"/>'
         )
-        parts.append(f'<text x="{legend_x + 14}" y="{height - 7}" fill="#333">{escape(kind)}</text>')
-        legend_x += 24 + 7 * len(kind) + 20
+        parts.append(f'<text x="{legend_x + 15}" y="{height - 7}" fill="#333">{escape(kind)}</text>')
+        legend_x += 15 + 8 * len(kind) + 24
     if not any(totals):
         parts.append(
             f'<text x="{left + plot_w / 2}" y="{top + plot_h / 2}" text-anchor="middle" fill="#777">No costs recorded in this period</text>'

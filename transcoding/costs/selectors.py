@@ -20,6 +20,7 @@ from transcoding.costs.quotas import user_transcode_quota_reason
 from transcoding.ffmpeg.ladder import parse_ladder, plan_renditions
 from transcoding.ffmpeg.sanity import REEXPORT_ADVICE, human_duration
 from transcoding.models import BudgetPolicy, CostAlert, CostLogEntry
+from unpuzzle.money import format_usd
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -120,9 +121,9 @@ def budget_limit_reason(*, policy: BudgetPolicy, month_to_date: Decimal, forecas
     """
     budget = policy.monthly_budget_usd
     if policy.auto_engage and month_to_date >= budget:
-        return f"monthly budget reached: ${month_to_date} spent of ${budget}"
+        return f"monthly budget reached: {format_usd(month_to_date)} spent of {format_usd(budget)}"
     if policy.auto_engage and policy.auto_engage_on_forecast and forecast > budget:
-        return f"forecast ${forecast} is above the monthly budget of ${budget}"
+        return f"forecast {format_usd(forecast)} is above the monthly budget of {format_usd(budget)}"
     return ""
 
 
@@ -211,11 +212,6 @@ def video_monthly_storage_estimate_usd(*, video: Video) -> Decimal | None:
     return pricing.amount(quantity=gb, unit_price=Decimal(settings.B2_STORAGE_USD_PER_GB_MONTH))
 
 
-def _usd(value: Decimal) -> str:
-    """$5.40, or every significant digit below a cent ($0.000667)."""
-    return format(value.quantize(Decimal("0.01")) if value >= Decimal("0.01") else value.normalize(), "f")
-
-
 def transcode_cost_estimate_usd(*, duration_s: float, renditions: int, cpu_seconds: float = 0.0) -> Decimal:
     """What the ledger charges for a transcode (as ``cost_record_transcode``): ``duration_s`` ×
     ``renditions`` output minutes at ``TRANSCODE_USD_PER_MINUTE``, plus ``cpu_seconds`` at
@@ -247,9 +243,9 @@ def transcode_ceiling_reason(*, probe: ProbeResult) -> str:
     if estimate <= ceiling:
         return ""
     return (
-        f"transcoding it would cost about ${_usd(estimate)} ({human_duration(probe.duration)} × {renditions} "
-        f"rendition{'s' if renditions != 1 else ''} at ${settings.TRANSCODE_USD_PER_MINUTE} per output minute), "
-        f"more than the TRANSCODE_MAX_VIDEO_USD=${_usd(ceiling)} allowed per video. Shorten it or split it into "
+        f"transcoding it would cost about {format_usd(estimate)} ({human_duration(probe.duration)} × {renditions} "
+        f"rendition{'s' if renditions != 1 else ''} at {format_usd(Decimal(settings.TRANSCODE_USD_PER_MINUTE))} per output minute), "
+        f"more than the TRANSCODE_MAX_VIDEO_USD={format_usd(ceiling)} allowed per video. Shorten it or split it into "
         f"parts, or ask an administrator to raise the ceiling"
     )
 
@@ -273,8 +269,8 @@ def transcode_running_ceiling_reason(
     longer = f". The file plays longer than it declares. {REEXPORT_ADVICE}" if encoded_s > declared_s else ""
     return (
         f"stopped at the per-video cost ceiling: after {human_duration(encoded_s)} of output (the file declares "
-        f"{human_duration(declared_s)}){cpu} it would cost about ${_usd(estimate)}, more than "
-        f"TRANSCODE_MAX_VIDEO_USD=${_usd(ceiling)}{longer}"
+        f"{human_duration(declared_s)}){cpu} it would cost about {format_usd(estimate)}, more than "
+        f"TRANSCODE_MAX_VIDEO_USD={format_usd(ceiling)}{longer}"
     )
 
 
