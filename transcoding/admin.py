@@ -75,6 +75,10 @@ class TranscodeJobAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     )
     actions = ["cancel"]
 
+    def has_add_permission(self, request):
+        # Jobs are queued by transcode_request and the upload's finalization, with their video's checks.
+        return False
+
     def get_fields(self, request, obj=None):
         fields = list(super().get_fields(request, obj))
         if user_sees_all_videos(request.user):
@@ -300,6 +304,10 @@ class CostLogEntryAdmin(admin.ModelAdmin):
         "note",
         "created_at",
     )
+
+    def has_add_permission(self, request):
+        # The ledger is written by the cost runs and the pipeline; a hand-made line would invent spend.
+        return False
 
 
 @admin.register(BudgetPolicy)
