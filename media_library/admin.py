@@ -147,7 +147,10 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return list(LEGACY_VIDEO_ADD_FIELDS)
-        return super().get_fields(request, obj)
+        # Read-only fields come last by default; whose video and which original belong under the title.
+        fields = [name for name in super().get_fields(request, obj) if name not in ("owner", "media_file")]
+        at = fields.index("description") + 1
+        return [*fields[:at], "owner", "media_file", *fields[at:]]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
