@@ -76,7 +76,8 @@ class LegacyVideoAddForm(forms.ModelForm):
     """The add form: a video that plays from a legacy provider URL (no original, nothing to transcode)."""
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if not data.get("video_url") and "video_url" not in self.errors:
             self.add_error(
                 "video_url",
