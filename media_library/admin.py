@@ -2,6 +2,7 @@
 
 from typing import ClassVar
 
+from django import forms
 from django.contrib import admin
 from django.db import models
 from django.db.models import Count, IntegerField, OuterRef, Subquery
@@ -44,8 +45,17 @@ def watch_and_copy_links(*, video: Video, title: str = "") -> SafeString:
     )
 
 
+# Written by uploads and the pipeline, never by hand: a typed-in original or storage key would make a
+# video play (or re-transcode) objects its owner may not see, and a cleared original strands its job.
+VIDEO_REFERENCE_FIELDS = ("media_file", "hls_master_key", "poster_key", "captions_key")
+# Videos from files come from the upload page; the add form is for staff's legacy provider videos.
+LEGACY_VIDEO_ADD_FIELDS = ("owner", "title", "description", "video_provider", "video_url")
+
+
 @admin.register(MediaFile)
 class MediaFileAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
+    """Originals, made only by upload finalization (no add form: a hand-made row has no stored file)."""
+
     list_display = (
         "original_filename",
         "owner",
@@ -83,6 +93,26 @@ class MediaFileAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         "updated_at",
         "deleted_at",
     )
+
+    def has_add_permission(self, request):
+        return False
+
+
+class LegacyVideoAddForm(forms.ModelForm):
+    """The add form: a video that plays from a legacy provider URL (no original, nothing to transcode)."""
+
+    def clean(self):
+        super().clean()
+        data = self.cleaned_data
+        if not data.get("video_url") and "video_url" not in self.errors:
+            self.add_error(
+                "video_url",
+                "Give the provider URL the video plays from (e.g. https://vimeo.com/76979871); "
+                "videos from files are added on the Upload videos page.",
+            )
+        if not data.get("video_provider") and "video_provider" not in self.errors:
+            self.add_error("video_provider", "Choose the provider of the URL (Vimeo, YouTube or Other).")
+        return data
 
 
 class RenditionInline(admin.TabularInline):
@@ -123,7 +153,6 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     search_fields = ("title", "description", "owner__username", "owner__email", "id")
     date_hierarchy = "created_at"
     list_select_related = ("owner", "media_file")
-    raw_id_fields = ("media_file",)
     # Legacy provider links are https; say so rather than rely on Django's changing default.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields: ClassVar[tuple[str, ...]] = (
@@ -143,6 +172,23 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     class Media:
         css = {"all": ["media_library/admin/videos.css"]}
         js = ["media_library/admin/video_status.js"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return list(LEGACY_VIDEO_ADD_FIELDS)
+        # Read-only fields come last by default; whose video and which original belong under the title.
+        fields = [name for name in super().get_fields(request, obj) if name not in ("owner", "media_file")]
+        at = fields.index("description") + 1
+        return [*fields[:at], "owner", "media_file", *fields[at:]]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = LegacyVideoAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields + tuple(name for name in VIDEO_REFERENCE_FIELDS if name not in fields)
 
     def get_queryset(self, request):
         renditions = (
@@ -239,6 +285,8 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
 
 @admin.register(Rendition)
 class RenditionAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
+    """HLS tiers, written by the pipeline with the output they describe (view only, no add form)."""
+
     owner_path = "video__owner"
 
     list_display = ("video", "name", "width", "height", "bandwidth", "bytes", "created_at")
@@ -258,6 +306,9 @@ class RenditionAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         "segment_count",
         "created_at",
     )
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(PreviousHlsOutput)

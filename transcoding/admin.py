@@ -76,6 +76,10 @@ class TranscodeJobAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     )
     actions = ["cancel"]
 
+    def has_add_permission(self, request):
+        # Jobs are queued by transcode_request and the upload's finalization, with their video's checks.
+        return False
+
     def get_fields(self, request, obj=None):
         fields = list(super().get_fields(request, obj))
         if user_sees_all_videos(request.user):
@@ -312,6 +316,10 @@ class CostLogEntryAdmin(admin.ModelAdmin):
     @admin.display(description="amount", ordering="amount")
     def amount_usd(self, entry: CostLogEntry) -> str:
         return format_usd(entry.amount)
+
+    def has_add_permission(self, request):
+        # The ledger is written by the cost runs and the pipeline; a hand-made line would invent spend.
+        return False
 
 
 @admin.register(BudgetPolicy)

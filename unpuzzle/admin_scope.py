@@ -44,7 +44,9 @@ class OwnerScopedAdminMixin(_AdminBase):
     """Limit a ModelAdmin to the request user's rows unless they may see everything.
 
     ``owner_path`` is the lookup from the model to its owning user. When the model has its
-    own ``owner`` field, scoped users cannot edit it and new rows get them as owner.
+    own ``owner`` field, it is set when the row is created and read-only afterwards, for everyone
+    (an original and the videos made of it keep one owner); scoped users cannot choose it at all:
+    their new rows get them as owner.
     """
 
     owner_path = "owner"
@@ -66,7 +68,7 @@ class OwnerScopedAdminMixin(_AdminBase):
 
     def get_readonly_fields(self, request, obj=None):
         fields = tuple(super().get_readonly_fields(request, obj))
-        if self.owner_path == "owner" and self.owner_scoped(request) and "owner" not in fields:
+        if self.owner_path == "owner" and (obj is not None or self.owner_scoped(request)) and "owner" not in fields:
             fields += ("owner",)
         return fields
 

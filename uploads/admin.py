@@ -1,7 +1,9 @@
 from functools import partial
 
 from django.contrib import admin
-from django.urls import path
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from media_library.models import Video
 from transcoding import admin as transcoding_admin
@@ -43,14 +45,37 @@ class UploadSessionAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         "finalized_at",
     )
 
+    def has_add_permission(self, request):
+        # Sessions are created by the upload protocols (tus, direct uploads), never by hand.
+        return False
+
 
 class VideoAdmin(transcoding_admin.VideoAdmin):
-    """The Video admin with the "Upload videos" page (``upload/``)."""
+    """The Video admin with the "Upload videos" page (``upload/``), where instructors' "Add video" leads."""
 
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
         upload = self.admin_site.admin_view(partial(upload_page, admin_site=self.admin_site))
         return [path("upload/", upload, name="{}_{}_upload".format(*info))] + super().get_urls()
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Instructors add videos by uploading them; staff who see every video keep the form for legacy
+        provider URLs (it has no original to choose: those come from uploads)."""
+        if self.owner_scoped(request):
+            return HttpResponseRedirect(reverse("admin:media_library_video_upload"))
+        return super().add_view(request, form_url, extra_context)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            name, options = fieldsets[0]
+            description = format_html(
+                'A video that plays from a legacy provider URL. Videos from files are added on <a href="{}">'
+                "Upload videos</a>.",
+                reverse("admin:media_library_video_upload"),
+            )
+            fieldsets = [(name, {**options, "description": description}), *fieldsets[1:]]
+        return fieldsets
 
 
 admin.site.unregister(Video)

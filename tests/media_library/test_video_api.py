@@ -331,3 +331,39 @@ def test_instructors_see_only_their_own_videos_through_the_api(user, video):
     Video.objects.filter(pk=own.pk).update(status="ready", hls_master_key=f"videos/{own.id}/hls/1/master.m3u8")
     refused = client.post(f"/api/v1/videos/{own.id}/retranscode/")
     assert refused.status_code == 403 and "spends budget" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_an_owner_cannot_point_their_video_at_another_users_objects(user, other_user, method):
+    """Every reference a video body could carry is read-only: the original, the owner, the renditions,
+    the storage keys behind the poster, the HLS master and the captions."""
+    mine = make_video(owner=user, media_file=make_media_file(owner=user), title="Mine")
+    theirs = make_video(owner=other_user, media_file=make_media_file(owner=other_user), title="Theirs")
+    theirs.renditions.create(name="240p", width=426, height=240, bandwidth=1, playlist_key="k")
+    prefix = f"videos/{theirs.id}/hls/1/"
+    body = {
+        "title": "Renamed",
+        "owner": other_user.get_username(),
+        "owner_id": other_user.pk,
+        "media": {"id": str(theirs.media_file_id)},
+        "media_file": str(theirs.media_file_id),
+        "media_file_id": str(theirs.media_file_id),
+        "renditions": [{"name": "240p", "playlist_key": "k"}],
+        "hls_master_key": f"{prefix}master.m3u8",
+        "poster_key": f"{prefix}poster.jpg",
+        "poster_url": f"https://cdn.example.com/{prefix}poster.jpg",
+        "captions_key": f"videos/{theirs.id}/captions/en.vtt",
+    }
+    response = getattr(_client(user), method)(f"/api/v1/videos/{mine.id}/", body, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["media"]["id"] == str(mine.media_file_id) and response.json()["renditions"] == []
+    fresh = Video.objects.get(pk=mine.pk)
+    assert fresh.title == "Renamed"
+    assert (fresh.owner_id, fresh.media_file_id, fresh.hls_master_key, fresh.poster_key, fresh.captions_key) == (
+        user.pk,
+        mine.media_file_id,
+        "",
+        "",
+        "",
+    )
+    assert not fresh.renditions.exists()

@@ -8,11 +8,21 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
-from media_library.models import Video
-from tests.factories import make_instructor, make_job, make_media_file, make_superuser, make_upload_session, make_video
-from transcoding.models import TranscodeJob
+from media_library.models import PreviousHlsOutput, Rendition, Video
+from tests.factories import (
+    make_cost_entry,
+    make_instructor,
+    make_job,
+    make_media_file,
+    make_superuser,
+    make_upload_session,
+    make_video,
+)
+from transcoding.models import BudgetPolicy, CostAlert, TranscodeJob
 from unpuzzle.groups import FINANCE, INSTRUCTORS
+from uploads.models import UploadSession
 
 pytestmark = pytest.mark.django_db
 
@@ -98,30 +108,6 @@ def test_superuser_and_view_all_permission_see_everything(client, two_instructor
         page = client.get(reverse("admin:media_library_video_changelist")).content.decode()
         assert "Alice thermodynamics" in page and "Bob secret lecture" in page
         assert "?owner=" in page
-
-
-def test_instructor_owner_is_set_and_not_editable(client, two_instructors):
-    alice = two_instructors["alice"]["user"]
-    client.force_login(alice)
-    add_url = reverse("admin:media_library_video_add")
-    assert 'name="owner"' not in client.get(add_url).content.decode()
-    bob = two_instructors["bob"]["user"]
-    response = client.post(
-        add_url,
-        {
-            "title": "Legacy lecture",
-            "description": "",
-            "owner": bob.pk,
-            "video_url": "https://vimeo.com/1",
-            "video_provider": "vimeo",
-            "renditions-TOTAL_FORMS": 0,
-            "renditions-INITIAL_FORMS": 0,
-            "jobs-TOTAL_FORMS": 0,
-            "jobs-INITIAL_FORMS": 0,
-        },
-    )
-    assert response.status_code == 302
-    assert Video.objects.get(title="Legacy lecture").owner == alice
 
 
 def test_change_page_buttons_job_history_and_retry(client, two_instructors):
@@ -245,3 +231,233 @@ def test_instructors_delete_their_own_videos_in_the_admin_through_the_service(
     )
     assert response.status_code == 302
     assert not Video.objects.filter(pk=mine.pk).exists() and Video.objects.filter(pk=theirs.pk).exists()
+
+
+# --- Every field that references another object: scoped, read-only or absent ---------------
+
+# The change form's inline formsets (renditions, job history), both read-only and empty here.
+INLINES = {"renditions-TOTAL_FORMS": 0, "renditions-INITIAL_FORMS": 0, "jobs-TOTAL_FORMS": 0, "jobs-INITIAL_FORMS": 0}
+# A video's references and raw storage keys: set by uploads and the pipeline, never typed in.
+VIDEO_REFERENCES = ("owner", "media_file", "hls_master_key", "poster_key", "captions_key")
+
+
+def _video_post(video, **fields):
+    """The change form as the browser sends it for ``video``, with ``fields`` on top."""
+    data = {
+        "owner": video.owner_id,
+        "title": video.title,
+        "description": video.description,
+        "captions_language": video.captions_language,
+        "video_url": video.video_url,
+        "video_provider": video.video_provider,
+        **INLINES,
+    }
+    data.update(fields)
+    return data
+
+
+def _foreign_video_values(bob_video, bob_media, bob):
+    prefix = f"videos/{bob_video.id}/hls/1/"
+    return {
+        "owner": bob.pk,
+        "media_file": bob_media.pk,
+        "hls_master_key": f"{prefix}master.m3u8",
+        "poster_key": f"{prefix}poster.jpg",
+        "captions_key": f"videos/{bob_video.id}/captions/en.vtt",
+    }
+
+
+def _references(video) -> dict:
+    return {
+        "owner": video.owner_id,
+        "media_file": video.media_file_id,
+        "hls_master_key": video.hls_master_key,
+        "poster_key": video.poster_key,
+        "captions_key": video.captions_key,
+    }
+
+
+def test_instructors_add_video_button_and_add_page_lead_to_the_upload_page(client, two_instructors):
+    alice, bob = two_instructors["alice"], two_instructors["bob"]
+    client.force_login(alice["user"])
+    add_url = reverse("admin:media_library_video_add")
+    upload_url = reverse("admin:media_library_video_upload")
+    response = client.get(add_url)
+    assert response.status_code == 302 and response["Location"] == upload_url
+    # The reported way in: a raw add form pointed at another instructor's original.
+    before = set(Video.objects.values_list("pk", flat=True))
+    response = client.post(add_url, {"title": "Not mine", "media_file": bob["media"].pk, "owner": alice["user"].pk})
+    assert response.status_code == 302 and response["Location"] == upload_url
+    assert set(Video.objects.values_list("pk", flat=True)) == before
+    assert not Video.objects.filter(media_file=bob["media"]).exclude(owner=bob["user"]).exists()
+
+
+def test_instructor_cannot_point_their_video_at_another_instructors_objects(client, two_instructors):
+    alice, bob = two_instructors["alice"], two_instructors["bob"]
+    video = alice["video"]
+    before = _references(video)
+    client.force_login(alice["user"])
+    url = reverse("admin:media_library_video_change", args=[video.pk])
+    page = client.get(url).content.decode()
+    for name in VIDEO_REFERENCES:
+        assert f'name="{name}"' not in page, f"{name} is editable"
+    foreign = _foreign_video_values(bob["video"], bob["media"], bob["user"])
+    response = client.post(url, _video_post(video, title="Renamed", **foreign))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    video.refresh_from_db()
+    assert video.title == "Renamed", "the editable fields still save"
+    assert _references(video) == before
+
+
+def test_staff_cannot_change_a_videos_owner_original_or_storage_keys_either(client, two_instructors):
+    alice, bob = two_instructors["alice"], two_instructors["bob"]
+    video = alice["video"]
+    before = _references(video)
+    client.force_login(make_superuser())
+    url = reverse("admin:media_library_video_change", args=[video.pk])
+    page = client.get(url).content.decode()
+    for name in VIDEO_REFERENCES:
+        assert f'name="{name}"' not in page, f"{name} is editable"
+    # The original is still shown, as a link to its page.
+    assert reverse("admin:media_library_mediafile_change", args=[alice["media"].pk]) in page
+    response = client.post(url, _video_post(video, **_foreign_video_values(bob["video"], bob["media"], bob["user"])))
+    assert response.status_code == 302
+    video.refresh_from_db()
+    assert _references(video) == before
+
+
+def test_a_queued_videos_original_cannot_be_cleared_so_its_job_stays_runnable(client, two_instructors):
+    video = two_instructors["alice"]["video"]
+    Video.objects.filter(pk=video.pk).update(status=Video.Status.QUEUED)
+    job = make_job(video=video, status=TranscodeJob.Status.QUEUED)
+    video.refresh_from_db()
+    client.force_login(make_superuser())
+    response = client.post(
+        reverse("admin:media_library_video_change", args=[video.pk]), _video_post(video, media_file="")
+    )
+    assert response.status_code == 302
+    video.refresh_from_db()
+    assert video.media_file_id == two_instructors["alice"]["media"].pk
+    job.refresh_from_db()
+    assert job.status == TranscodeJob.Status.QUEUED and video.status == Video.Status.QUEUED
+
+
+def test_staff_add_legacy_provider_videos_only_without_an_original_or_storage_keys(client, two_instructors):
+    bob = two_instructors["bob"]
+    client.force_login(make_superuser())
+    add_url = reverse("admin:media_library_video_add")
+    page = client.get(add_url).content.decode()
+    for name in ("media_file", "hls_master_key", "poster_key", "captions_key"):
+        assert f'name="{name}"' not in page, f"{name} is on the add form"
+    assert 'name="video_url"' in page and 'name="owner"' in page
+    assert reverse("admin:media_library_video_upload") in page, "the add form points to the upload page"
+
+    base = {"title": "Legacy lecture", "description": "", "owner": bob["user"].pk, **INLINES}
+    missing_url = client.post(add_url, {**base, "video_provider": "vimeo"})
+    assert missing_url.status_code == 200
+    assert "video_url" in missing_url.context["adminform"].form.errors
+    assert "Upload videos" in str(missing_url.context["adminform"].form.errors["video_url"])
+    no_provider = client.post(add_url, {**base, "video_url": "https://vimeo.com/1", "video_provider": ""})
+    assert "video_provider" in no_provider.context["adminform"].form.errors
+
+    response = client.post(
+        add_url,
+        {
+            **base,
+            "video_url": "https://vimeo.com/1",
+            "video_provider": "vimeo",
+            "media_file": two_instructors["alice"]["media"].pk,
+            "captions_key": "videos/x/captions/en.vtt",
+        },
+    )
+    assert response.status_code == 302
+    added = Video.objects.get(title="Legacy lecture")
+    assert (added.owner, added.media_file_id, added.captions_key) == (bob["user"], None, "")
+
+
+def _reference_rows(rows):
+    """(app, model, row, field, another user's object) for each admin page of a row that references others."""
+    alice, bob = rows["alice"], rows["bob"]
+    rendition = Rendition.objects.create(
+        video=alice["video"], name="240p", width=426, height=240, bandwidth=1, playlist_key="k"
+    )
+    previous = PreviousHlsOutput.objects.create(
+        video=alice["video"], master_key=f"videos/{alice['video'].id}/hls/1/master.m3u8", superseded_at=timezone.now()
+    )
+    upload = UploadSession.objects.get(owner=alice["user"])
+    entry = make_cost_entry(video=alice["video"], job=alice["job"], owner=alice["user"])
+    policy = BudgetPolicy.objects.create(kill_switch_by=alice["user"])
+    alert = CostAlert.objects.create(kind="budget", period="2026-01", subject="s", actor=alice["user"])
+    return [
+        ("media_library", "mediafile", alice["media"], "owner", bob["user"]),
+        ("media_library", "rendition", rendition, "video", bob["video"]),
+        ("media_library", "previoushlsoutput", previous, "video", bob["video"]),
+        ("uploads", "uploadsession", upload, "owner", bob["user"]),
+        ("uploads", "uploadsession", upload, "media_file", bob["media"]),
+        ("uploads", "uploadsession", upload, "video", bob["video"]),
+        ("transcoding", "transcodejob", alice["job"], "video", bob["video"]),
+        ("transcoding", "transcodejob", alice["job"], "requested_by", bob["user"]),
+        ("transcoding", "costlogentry", entry, "video", bob["video"]),
+        ("transcoding", "costlogentry", entry, "job", bob["job"]),
+        ("transcoding", "costlogentry", entry, "owner", bob["user"]),
+        ("transcoding", "budgetpolicy", policy, "kill_switch_by", bob["user"]),
+        ("transcoding", "costalert", alert, "actor", bob["user"]),
+        ("transcoding", "costalert", alert, "acknowledged_by", bob["user"]),
+    ]
+
+
+@pytest.mark.parametrize("who", ["instructor", "superuser"])
+def test_no_admin_page_lets_a_row_point_at_another_users_object(client, two_instructors, who):
+    client.force_login(two_instructors["alice"]["user"] if who == "instructor" else make_superuser())
+    for app, model, row, field, foreign in _reference_rows(two_instructors):
+        url = reverse(f"admin:{app}_{model}_change", args=[row.pk])
+        before = getattr(row, f"{field}_id")
+        response = client.get(url)
+        assert response.status_code in (200, 302, 403), (model, field, response.status_code)
+        assert f'name="{field}"' not in response.content.decode(), f"{model}.{field} is editable"
+        response = client.post(url, {field: foreign.pk})
+        assert response.status_code in (200, 302, 403), (model, field, response.status_code)
+        row.refresh_from_db()
+        assert getattr(row, f"{field}_id") == before, f"{model}.{field} was changed to another user's object"
+
+
+@pytest.mark.parametrize(
+    ("app", "model"),
+    [
+        ("media_library", "mediafile"),
+        ("media_library", "rendition"),
+        ("media_library", "previoushlsoutput"),
+        ("uploads", "uploadsession"),
+        ("transcoding", "transcodejob"),
+        ("transcoding", "costlogentry"),
+        ("transcoding", "costalert"),
+    ],
+)
+def test_rows_made_by_uploads_and_the_pipeline_have_no_add_form(client, two_instructors, app, model):
+    """Originals, upload sessions, renditions, jobs and cost rows come from the upload protocols and the
+    pipeline; a hand-made one would point at objects it does not own (or at nothing)."""
+    for user in (two_instructors["alice"]["user"], make_superuser()):
+        client.force_login(user)
+        assert client.get(reverse(f"admin:{app}_{model}_add")).status_code == 403, (model, user)
+        changelist = client.get(reverse(f"admin:{app}_{model}_changelist"))
+        assert reverse(f"admin:{app}_{model}_add") not in changelist.content.decode()
+        index = client.get(reverse("admin:index")).content.decode()
+        assert reverse(f"admin:{app}_{model}_add") not in index
+
+
+def test_instructors_actions_skip_another_instructors_rows(client, two_instructors):
+    alice, bob = two_instructors["alice"], two_instructors["bob"]
+    Video.objects.filter(pk=bob["video"].pk).update(status=Video.Status.FAILED)
+    running = make_job(video=bob["video"], status=TranscodeJob.Status.RUNNING)
+    client.force_login(alice["user"])
+    changelist = reverse("admin:media_library_video_changelist")
+    for action in ("retry_transcode", "retranscode", "cancel_transcode"):
+        client.post(changelist, {"action": action, "_selected_action": [str(bob["video"].pk)]})
+    client.post(
+        reverse("admin:transcoding_transcodejob_changelist"),
+        {"action": "cancel", "_selected_action": [str(running.pk)]},
+    )
+    running.refresh_from_db()
+    assert running.status == TranscodeJob.Status.RUNNING
+    assert TranscodeJob.objects.filter(video=bob["video"]).count() == 2
+    assert Video.objects.get(pk=bob["video"].pk).status == Video.Status.FAILED

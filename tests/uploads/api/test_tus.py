@@ -516,3 +516,35 @@ def test_oversized_numbers_and_nul_metadata_get_clear_4xx_not_500(tus_http):
     nul = tus_http.create(10, headers={"Upload-Metadata": "filename " + b64("lecture\x00.mp4")})
     assert nul.status_code == 400 and "control characters" in nul.json()["detail"]
     assert UploadSession.objects.count() == 1
+
+
+def test_a_final_concatenation_of_another_users_partial_upload_is_404(tus_http, other_tus_http):
+    theirs = create_upload(tus_http, 5, headers={"Upload-Concat": "partial"}, filename="")
+    tus_http.patch(theirs, b"hello", offset=0)
+    mine = create_upload(other_tus_http, 6, headers={"Upload-Concat": "partial"}, filename="")
+    other_tus_http.patch(mine, b" world", offset=0)
+    response = other_tus_http.create(headers={"Upload-Concat": f"final;{mine} {theirs}"})
+    assert response.status_code == 404
+    assert f"partial upload {_session(theirs).id} does not exist" in response.json()["detail"]
+    assert _session(theirs).status == UploadSession.Status.COMPLETE and os.path.exists(_session(theirs).temp_path)
+    assert UploadSession.objects.count() == 2
+
+
+def test_upload_metadata_cannot_name_another_users_original_or_video(tus_http, other_tus_http, small_clip, user):
+    """tus metadata is the client's: ids in it are kept as text, never followed to someone else's rows."""
+    from tests.factories import make_media_file, make_video
+
+    their_media = make_media_file(owner=user)
+    their_video = make_video(owner=user, media_file=their_media)
+    data = small_clip.read_bytes()
+    metadata = metadata_header(
+        filename="mine.mp4", media_file_id=str(their_media.id), video_id=str(their_video.id), owner=str(user.pk)
+    )
+    url = create_upload(other_tus_http, len(data), filename="", headers={"Upload-Metadata": metadata})
+    assert other_tus_http.patch(url, data, offset=0).status_code == 204
+    session = upload_session_finalize(session_id=_session(url).id)
+    assert session.status == UploadSession.Status.FINALIZED, session.error
+    assert session.owner != user
+    assert session.media_file.owner == session.owner and session.media_file_id != their_media.id
+    assert session.video.owner == session.owner and session.video_id != their_video.id
+    assert list(their_media.videos.all()) == [their_video]
