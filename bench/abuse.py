@@ -81,8 +81,9 @@ class Product:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             with contextlib.suppress(requests.RequestException):
-                requests.get(f"{self.base}/healthz", timeout=2)
-                break
+                # nginx answers 502 until gunicorn behind it is up.
+                if requests.get(f"{self.base}/healthz", timeout=2).status_code not in (502, 504):
+                    break
             if self.proc.poll() is not None:
                 raise SystemExit(f"scripts/run.sh exited with {self.proc.returncode}; see {self.log.name}")
             time.sleep(0.5)

@@ -46,6 +46,8 @@ class VideoSerializer(serializers.ModelSerializer):
     poster_url = serializers.SerializerMethodField()
     media = MediaProbeSerializer(source="media_file", read_only=True, allow_null=True)
     renditions = RenditionSerializer(many=True, read_only=True)
+    # Empty for videos we host (not a URL then, so no uri format).
+    video_url = serializers.CharField(read_only=True, help_text="Legacy provider URL (e.g. Vimeo), or empty")
 
     class Meta:
         model = Video

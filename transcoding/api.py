@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.permissions import BasePermission
@@ -28,6 +28,7 @@ from transcoding.serializers import RetranscodeSerializer, VideoSerializer
 from transcoding.services.jobs import transcode_request
 from transcoding.services.videos import video_delete
 from unpuzzle.exceptions import DomainError
+from unpuzzle.openapi import ErrorSerializer
 
 
 def _money_field(*, read_only: bool = False, help_text: str | None = None) -> serializers.DecimalField:
@@ -59,7 +60,10 @@ class VideoViewSet(media_api.VideoViewSet):
             "the kill switch or budget blocks it."
         ),
         request=None,
-        responses={202: RetranscodeSerializer},
+        responses={
+            202: RetranscodeSerializer,
+            409: OpenApiResponse(ErrorSerializer, "The video has no original file to transcode (a legacy URL only)"),
+        },
     )
     @action(detail=True, methods=["post"])
     def retranscode(self, request, pk=None):
@@ -147,7 +151,12 @@ class BudgetView(APIView):
 
     @extend_schema(
         request=BudgetSerializer,
-        responses=BudgetSerializer,
+        responses={
+            200: BudgetSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer, "The switch cannot be released while the rules would engage it again at once"
+            ),
+        },
         examples=[
             OpenApiExample(
                 "Engage",

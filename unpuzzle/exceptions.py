@@ -6,7 +6,6 @@ import logging
 
 from rest_framework.exceptions import Throttled
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +122,9 @@ def api_exception_handler(exc, context):
     A throttled request (429) also gets ``"code": "throttled"``; DRF sets its Retry-After header and
     its detail says in how many seconds to retry.
     """
+    # Imported here: rest_framework.views loads the authentication classes, which raise these errors.
+    from rest_framework.views import exception_handler
+
     if isinstance(exc, DomainError):
         logger.info("domain error in %s: %s", context.get("view").__class__.__name__, exc.message)
         return domain_error_response(exc)

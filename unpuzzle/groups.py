@@ -18,6 +18,14 @@ logger = logging.getLogger(__name__)
 INSTRUCTORS = "Instructors"
 FINANCE = "Finance"
 
+# Everyone who signs in to the admin manages their own API tokens (the admin shows only theirs).
+TOKEN_PERMISSIONS = (
+    "unpuzzle.view_apitoken",
+    "unpuzzle.add_apitoken",
+    "unpuzzle.change_apitoken",
+    "unpuzzle.delete_apitoken",
+)
+
 # "app_label.codename"; instructors see only their own rows (the admin filters by owner).
 GROUP_PERMISSIONS: dict[str, tuple[str, ...]] = {
     INSTRUCTORS: (
@@ -31,6 +39,7 @@ GROUP_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "uploads.add_uploadsession",
         "uploads.delete_uploadsession",
         "transcoding.view_transcodejob",
+        *TOKEN_PERMISSIONS,
     ),
     FINANCE: (
         "transcoding.view_costs",
@@ -39,6 +48,7 @@ GROUP_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "transcoding.view_budgetpolicy",
         "transcoding.change_budgetpolicy",
         "transcoding.view_costalert",
+        *TOKEN_PERMISSIONS,
     ),
 }
 

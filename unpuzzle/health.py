@@ -166,14 +166,10 @@ def may_see_details(request: HttpRequest) -> bool:
     header = request.headers.get("Authorization", "")
     if settings.HEALTH_TOKEN and constant_time_compare(header, f"Bearer {settings.HEALTH_TOKEN}"):
         return True
-    from rest_framework.authentication import TokenAuthentication
-    from rest_framework.exceptions import AuthenticationFailed
+    from unpuzzle.authentication import token_user
 
-    try:
-        authenticated = TokenAuthentication().authenticate(request)  # type: ignore[arg-type]
-    except AuthenticationFailed:
-        return False
-    return authenticated is not None and authenticated[0].is_staff
+    user = token_user(request)
+    return user is not None and bool(getattr(user, "is_staff", False))
 
 
 @never_cache

@@ -1,7 +1,9 @@
-"""Rows the project itself keeps: the last sign of life of each task cluster, recent failed sign-ins."""
+"""Rows the project itself keeps: the last sign of life of each task cluster, recent failed sign-ins,
+users' API tokens."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -49,3 +51,25 @@ class RateLimitLock(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class ApiToken(models.Model):
+    """A named API token of one user. Only the SHA-256 of the key is stored: the key is shown once,
+    when it is made; ``prefix`` (its first characters) tells tokens apart in lists."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What the token is for, e.g. the script or service using it")
+    prefix = models.CharField(max_length=16, editable=False)
+    key_sha256 = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: the token does not expire")
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+        indexes = [models.Index(fields=["owner", "revoked_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

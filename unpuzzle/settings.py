@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "unpuzzle",
     "media_library",
@@ -394,12 +395,14 @@ for _name, _rate in (("PLAYBACK_GRANT_RATE", PLAYBACK_GRANT_RATE), ("UPLOAD_CREA
 # --- API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # Token first: anonymous API calls then get 401 with WWW-Authenticate, not 403.
+        # Tokens first: anonymous API calls then get 401 with WWW-Authenticate, not 403. Named tokens
+        # (unpuzzle.tokens), then the unnamed ones of rest_framework.authtoken made before them.
+        "unpuzzle.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "unpuzzle.openapi.ApiAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 25,
     "EXCEPTION_HANDLER": "unpuzzle.exceptions.api_exception_handler",
@@ -410,6 +413,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Resumable uploads, videos, playback and costs.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "DEFAULT_GENERATOR_CLASS": "unpuzzle.openapi.ApiSchemaGenerator",
+    # Swagger UI and Redoc from our own static files (drf-spectacular-sidecar): no CDN needed.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Security (production) ------------------------------------------------------------

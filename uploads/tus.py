@@ -202,8 +202,17 @@ def format_http_date(moment: datetime) -> str:
     return format_datetime(moment.astimezone(UTC), usegmt=True)
 
 
+METHOD_OVERRIDES = ("PATCH", "DELETE")
+
+
 def parse_method_override(method: str, override: str | None) -> str:
-    """The effective method: ``X-HTTP-Method-Override`` wins when present."""
-    if override and override.strip():
-        return override.strip().upper()
-    return method.upper()
+    """The effective method: on a POST, ``X-HTTP-Method-Override`` (PATCH or DELETE) wins when present;
+    other methods are what they say."""
+    if method.upper() != "POST" or override is None or not override.strip():
+        return method.upper()
+    wanted = override.strip().upper()
+    if wanted not in METHOD_OVERRIDES:
+        raise TusHeaderError(
+            f"X-HTTP-Method-Override: {override.strip()!r} is not accepted: send PATCH or DELETE (on a POST)"
+        )
+    return wanted

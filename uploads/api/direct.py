@@ -55,9 +55,12 @@ def _owner(request: Request) -> AbstractBaseUser:
 class DirectUploadView(APIView):
     """Shared: every endpoint needs S3-compatible storage (400 on local storage)."""
 
+    answers_400 = True  # the schema lists 400 on every method (unpuzzle.openapi)
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        multipart_bucket()
+        if hasattr(self, request.method.lower()):  # other methods get their 405
+            multipart_bucket()
 
     def session(self, pk):
         return direct_upload_get_for_owner(upload_id=pk, user=_owner(self.request))

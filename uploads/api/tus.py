@@ -25,6 +25,7 @@ from rest_framework.response import Response
 
 from unpuzzle.exceptions import DomainError, UnsupportedMediaType
 from uploads import tus
+from uploads.api import tus_schema
 from uploads.body_rate import RateFloorStream
 from uploads.models import UploadSession
 from uploads.partfiles import patch_slot
@@ -147,13 +148,12 @@ class TusView(GenericAPIView):
             return [AllowAny()]
         return super().get_permissions()
 
-    def dispatch(self, request, *args, **kwargs):
-        request.method = tus.parse_method_override(request.method, request.headers.get("X-HTTP-Method-Override"))
-        return super().dispatch(request, *args, **kwargs)
-
     def initial(self, request, *args, **kwargs):
+        method = tus.parse_method_override(request.method, request.headers.get("X-HTTP-Method-Override"))
+        request.method = request._request.method = method
         super().initial(request, *args, **kwargs)
-        if request.method in TUS_METHODS:
+        # A method this URL does not serve gets its 405 rather than a tus version complaint.
+        if request.method in TUS_METHODS and hasattr(self, request.method.lower()):
             tus.check_tus_resumable(_header(request, "Tus-Resumable"))
 
     def handle_exception(self, exc):
@@ -170,7 +170,7 @@ class TusView(GenericAPIView):
             response["Tus-Version"] = ",".join(tus.SUPPORTED_VERSIONS)
         return response
 
-    @extend_schema(exclude=True)
+    @tus_schema.options_schema
     def options(self, request, *args, **kwargs):
         response = _empty(204)
         response["Tus-Version"] = ",".join(tus.SUPPORTED_VERSIONS)
@@ -194,7 +194,7 @@ class UploadCollectionView(TusView):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(UploadProgressSerializer(page, many=True).data)
 
-    @extend_schema(exclude=True)
+    @tus_schema.create_schema
     def post(self, request):
         concat = tus.parse_concat(_header(request, "Upload-Concat"))
         metadata = tus.parse_metadata(_header(request, "Upload-Metadata"))
@@ -247,7 +247,7 @@ class UploadDetailView(TusView):
     def get(self, request, pk):
         return Response(UploadProgressSerializer(self._session(pk)).data)
 
-    @extend_schema(exclude=True)
+    @tus_schema.head_schema
     def head(self, request, pk):
         session = self._session(pk)
         session.check_not_ended(advice="")
@@ -266,7 +266,7 @@ class UploadDetailView(TusView):
             )
         return response
 
-    @extend_schema(exclude=True)
+    @tus_schema.patch_schema
     def patch(self, request, pk):
         session = self._session(pk)
         session.check_not_ended()
@@ -287,7 +287,7 @@ class UploadDetailView(TusView):
             )
         return _offset_headers(_empty(204), session)
 
-    @extend_schema(exclude=True)
+    @tus_schema.delete_schema
     def delete(self, request, pk):
         session = self._session(pk)
         session.check_not_ended(advice="", already=True)
