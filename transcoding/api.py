@@ -17,7 +17,7 @@ from transcoding.costs import pricing
 from transcoding.costs.budget import budget_engage_kill_switch, budget_release_kill_switch, budget_update
 from transcoding.costs.selectors import (
     KINDS,
-    budget_status,
+    budget_representation,
     cost_daily_by_kind,
     cost_totals_by_kind,
     user_can_manage_budget,
@@ -114,26 +114,6 @@ class BudgetSerializer(serializers.Serializer):
     spike_threshold_pct = serializers.IntegerField(min_value=0, max_value=10_000)
 
 
-def _budget_payload() -> dict:
-    current = budget_status()
-    policy = current.policy
-    return {
-        "monthly_budget_usd": policy.monthly_budget_usd,
-        "month": current.day.strftime("%Y-%m"),
-        "month_to_date_usd": current.month_to_date_usd,
-        "forecast_usd": current.forecast_usd,
-        "used_pct": current.used_pct,
-        "kill_switch_engaged": policy.kill_switch_engaged,
-        "kill_switch_reason": policy.kill_switch_reason,
-        "kill_switch_by": policy.kill_switch_by.get_username() if policy.kill_switch_by else None,
-        "kill_switch_at": policy.kill_switch_at,
-        "kill_switch_auto": policy.kill_switch_auto,
-        "auto_engage": policy.auto_engage,
-        "auto_engage_on_forecast": policy.auto_engage_on_forecast,
-        "spike_threshold_pct": policy.spike_threshold_pct,
-    }
-
-
 class BudgetView(APIView):
     """The monthly budget, spend so far, forecast and the kill switch."""
 
@@ -141,7 +121,7 @@ class BudgetView(APIView):
 
     @extend_schema(responses=BudgetSerializer)
     def get(self, request):
-        return Response(BudgetSerializer(_budget_payload()).data)
+        return Response(BudgetSerializer(budget_representation()).data)
 
     @extend_schema(
         request=BudgetSerializer,
@@ -180,7 +160,7 @@ class BudgetView(APIView):
             budget_engage_kill_switch(by=request.user, reason=reason)
         elif data.get("kill_switch_engaged") is False:
             budget_release_kill_switch(by=request.user, reason=data.get("kill_switch_reason", ""))
-        return Response(BudgetSerializer(_budget_payload()).data)
+        return Response(BudgetSerializer(budget_representation()).data)
 
 
 class KindTotalsSerializer(serializers.Serializer):

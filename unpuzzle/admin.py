@@ -21,3 +21,7 @@ class SignInFailureAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+# Webhook endpoints, deliveries and attempts (their admin lives with their code).
+import unpuzzle.webhooks.admin  # noqa: E402,F401

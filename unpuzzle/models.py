@@ -49,3 +49,17 @@ class RateLimitLock(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+# The webhook outbox's tables belong to this app; their code lives in unpuzzle.webhooks.
+from unpuzzle.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent  # noqa: E402
+
+__all__ = [
+    "ClusterHeartbeat",
+    "RateLimitLock",
+    "SignInFailure",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
+]

@@ -299,3 +299,40 @@ def user_can_view_costs(*, user: User | AnonymousUser | None) -> bool:
 def user_can_manage_budget(*, user: User | AnonymousUser) -> bool:
     """Staff who may see costs and also hold ``transcoding.manage_budget``."""
     return user_can_view_costs(user=user) and bool(user.has_perm("transcoding.manage_budget"))
+
+
+def budget_representation() -> dict:
+    """The budget as ``GET /api/v1/costs/budget/`` shows it (what budget webhook events carry)."""
+    current = budget_status()
+    policy = current.policy
+    return {
+        "monthly_budget_usd": policy.monthly_budget_usd,
+        "month": current.day.strftime("%Y-%m"),
+        "month_to_date_usd": current.month_to_date_usd,
+        "forecast_usd": current.forecast_usd,
+        "used_pct": current.used_pct,
+        "kill_switch_engaged": policy.kill_switch_engaged,
+        "kill_switch_reason": policy.kill_switch_reason,
+        "kill_switch_by": policy.kill_switch_by.get_username() if policy.kill_switch_by else None,
+        "kill_switch_at": policy.kill_switch_at,
+        "kill_switch_auto": policy.kill_switch_auto,
+        "auto_engage": policy.auto_engage,
+        "auto_engage_on_forecast": policy.auto_engage_on_forecast,
+        "spike_threshold_pct": policy.spike_threshold_pct,
+    }
+
+
+def cost_alert_representation(*, alert: CostAlert) -> dict:
+    """A cost alert and the budget at that moment (what budget webhook events carry)."""
+    return {
+        "alert": {
+            "id": alert.id,
+            "kind": alert.kind,
+            "period": alert.period,
+            "subject": alert.subject,
+            "message": alert.message,
+            "actor": alert.actor.get_username() if alert.actor else None,
+            "created_at": alert.created_at,
+        },
+        "budget": budget_representation(),
+    }
