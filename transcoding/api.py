@@ -23,16 +23,12 @@ from transcoding.costs.selectors import (
     user_can_manage_budget,
     user_can_view_costs,
 )
+from transcoding.costs.serializers import BudgetSerializer, money_field
 from transcoding.selectors import videos_with_latest_job
 from transcoding.serializers import RetranscodeSerializer, VideoSerializer
 from transcoding.services.jobs import transcode_request
 from transcoding.services.videos import video_delete
 from unpuzzle.exceptions import DomainError
-
-
-def _money_field(*, read_only: bool = False, help_text: str | None = None) -> serializers.DecimalField:
-    """A USD amount as the ledger stores it: up to 14 digits, 6 of them decimal places."""
-    return serializers.DecimalField(max_digits=14, decimal_places=6, read_only=read_only, help_text=help_text)
 
 
 # No docstring of its own: the OpenAPI descriptions stay those of the videos API it extends.
@@ -98,22 +94,6 @@ class CostsRootView(APIView):
         )
 
 
-class BudgetSerializer(serializers.Serializer):
-    monthly_budget_usd = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
-    month = serializers.CharField(read_only=True, help_text="YYYY-MM the figures cover")
-    month_to_date_usd = _money_field(read_only=True)
-    forecast_usd = _money_field(read_only=True, help_text="Month-end spend at this month's daily rate")
-    used_pct = serializers.DecimalField(read_only=True, max_digits=10, decimal_places=1, allow_null=True)
-    kill_switch_engaged = serializers.BooleanField()
-    kill_switch_reason = serializers.CharField(allow_blank=True, required=False, help_text="Required to engage")
-    kill_switch_by = serializers.CharField(read_only=True, allow_null=True)
-    kill_switch_at = serializers.DateTimeField(read_only=True, allow_null=True)
-    kill_switch_auto = serializers.BooleanField(read_only=True, help_text="Engaged by the budget check")
-    auto_engage = serializers.BooleanField()
-    auto_engage_on_forecast = serializers.BooleanField()
-    spike_threshold_pct = serializers.IntegerField(min_value=0, max_value=10_000)
-
-
 class BudgetView(APIView):
     """The monthly budget, spend so far, forecast and the kill switch."""
 
@@ -164,15 +144,15 @@ class BudgetView(APIView):
 
 
 class KindTotalsSerializer(serializers.Serializer):
-    storage = _money_field()
-    egress = _money_field()
-    transcode = _money_field()
-    requests = _money_field()
+    storage = money_field()
+    egress = money_field()
+    transcode = money_field()
+    requests = money_field()
 
 
 class DaySerializer(serializers.Serializer):
     date = serializers.DateField()
-    total_usd = _money_field()
+    total_usd = money_field()
     by_kind = KindTotalsSerializer()
 
 
@@ -180,7 +160,7 @@ class SummarySerializer(serializers.Serializer):
     month = serializers.CharField()
     start = serializers.DateField()
     end = serializers.DateField()
-    total_usd = _money_field()
+    total_usd = money_field()
     by_kind = KindTotalsSerializer()
     by_day = DaySerializer(many=True)
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from media_library.models import MediaFile, Video
 from transcoding.costs import pricing
 from transcoding.costs.quotas import user_transcode_quota_reason
+from transcoding.costs.serializers import BudgetSerializer, CostAlertSerializer
 from transcoding.ffmpeg.ladder import parse_ladder, plan_renditions
 from transcoding.ffmpeg.sanity import REEXPORT_ADVICE, human_duration
 from transcoding.models import BudgetPolicy, CostAlert, CostLogEntry
@@ -323,16 +324,8 @@ def budget_representation() -> dict:
 
 
 def cost_alert_representation(*, alert: CostAlert) -> dict:
-    """A cost alert and the budget at that moment (what budget webhook events carry)."""
+    """A cost alert and the budget at that moment, as the API shows them (what budget webhook events carry)."""
     return {
-        "alert": {
-            "id": alert.id,
-            "kind": alert.kind,
-            "period": alert.period,
-            "subject": alert.subject,
-            "message": alert.message,
-            "actor": alert.actor.get_username() if alert.actor else None,
-            "created_at": alert.created_at,
-        },
-        "budget": budget_representation(),
+        "alert": dict(CostAlertSerializer(alert).data),
+        "budget": dict(BudgetSerializer(budget_representation()).data),
     }
