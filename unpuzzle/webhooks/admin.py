@@ -130,11 +130,16 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
 class WebhookAttemptInline(admin.TabularInline):
     model = WebhookAttempt
-    fields = ("started_at", "succeeded", "status_code", "latency_ms", "error", "response_body")
+    fields = ("started_at", "succeeded", "status_code", "latency_ms", "error", "answer")
     readonly_fields = fields
     extra = 0
     can_delete = False
     ordering = ("-started_at",)
+
+    @admin.display(description="Answer (first 512 bytes)")
+    def answer(self, attempt: WebhookAttempt) -> str:
+        # Wraps anywhere: an answer without spaces must not widen the page.
+        return format_html('<code style="overflow-wrap: anywhere">{}</code>', attempt.response_body or "-")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

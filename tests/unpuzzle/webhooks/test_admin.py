@@ -6,7 +6,8 @@ import pytest
 from django.urls import reverse
 from standardwebhooks import Webhook
 
-from tests.unpuzzle.webhooks.conftest import make_endpoint, run_queued_deliveries
+from tests.unpuzzle.webhooks.conftest import make_endpoint
+from tests.webhook_receiver import run_queued_deliveries
 from unpuzzle.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -14,6 +15,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def messages_of(response) -> list[str]:
     return [str(m) for m in response.context["messages"]]
+
+
+def run_action(client, model: str, action: str, objects) -> list[str]:
+    """Run an admin action on ``objects`` from the changelist; the messages it left."""
+    response = client.post(
+        reverse(f"admin:unpuzzle_{model}_changelist"),
+        {"action": action, "_selected_action": [str(obj.pk) for obj in objects]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return messages_of(response)
 
 
 def test_register_shows_the_secret_once(client, admin_user, receiver):
@@ -47,12 +59,10 @@ def test_register_refuses_a_loopback_url_without_the_allowance(client, admin_use
 def test_send_test_event_then_redeliver(client, admin_user, receiver):
     endpoint = make_endpoint(receiver.url("/status/404"))
     client.force_login(admin_user)
-    response = client.post(
-        reverse("admin:unpuzzle_webhookendpoint_changelist"),
-        {"action": "send_test_event", "_selected_action": [str(endpoint.pk)]},
-        follow=True,
+    assert any(
+        "Test event queued for 1 endpoint" in m
+        for m in run_action(client, "webhookendpoint", "send_test_event", [endpoint])
     )
-    assert any("Test event queued for 1 endpoint" in m for m in messages_of(response))
     assert run_queued_deliveries() == 1
     delivery = WebhookDelivery.objects.get(endpoint=endpoint)
     assert delivery.event.type == "webhook.test" and delivery.status == WebhookDelivery.Status.FAILED
@@ -66,12 +76,7 @@ def test_send_test_event_then_redeliver(client, admin_user, receiver):
     assert "404" in delivery_page and "received xxx" in delivery_page
 
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=receiver.url("/ok"))
-    response = client.post(
-        reverse("admin:unpuzzle_webhookdelivery_changelist"),
-        {"action": "redeliver", "_selected_action": [str(delivery.pk)]},
-        follow=True,
-    )
-    assert any("queued again" in m for m in messages_of(response))
+    assert any("queued again" in m for m in run_action(client, "webhookdelivery", "redeliver", [delivery]))
     assert run_queued_deliveries() == 1
     delivery.refresh_from_db()
     assert delivery.status == WebhookDelivery.Status.SUCCEEDED and delivery.attempt_rows.count() == 2
@@ -83,13 +88,9 @@ def test_send_test_event_then_redeliver(client, admin_user, receiver):
 def test_rotate_action_shows_the_new_secret(client, admin_user, receiver):
     endpoint = make_endpoint(receiver.url("/ok"))
     client.force_login(admin_user)
-    response = client.post(
-        reverse("admin:unpuzzle_webhookendpoint_changelist"),
-        {"action": "rotate_secret", "_selected_action": [str(endpoint.pk)]},
-        follow=True,
-    )
+    shown = run_action(client, "webhookendpoint", "rotate_secret", [endpoint])
     endpoint.refresh_from_db()
-    assert endpoint.previous_secret and any(endpoint.secret in m for m in messages_of(response))
+    assert endpoint.previous_secret and any(endpoint.secret in m for m in shown)
 
 
 def test_an_automatically_disabled_endpoint_is_pointed_out(client, admin_user, receiver):

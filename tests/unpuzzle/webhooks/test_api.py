@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 from standardwebhooks import Webhook
 
-from tests.unpuzzle.webhooks.conftest import run_queued_deliveries
+from tests.webhook_receiver import run_queued_deliveries
 from unpuzzle.webhooks.models import WebhookEndpoint
 
 pytestmark = pytest.mark.django_db

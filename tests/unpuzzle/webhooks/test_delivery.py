@@ -14,7 +14,8 @@ from django.utils import timezone
 from django_q.models import OrmQ
 from standardwebhooks import Webhook
 
-from tests.unpuzzle.webhooks.conftest import make_endpoint, queued_deliveries, run_queued_deliveries
+from tests.unpuzzle.webhooks.conftest import make_endpoint
+from tests.webhook_receiver import queued_deliveries, run_queued_deliveries
 from unpuzzle.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from unpuzzle.webhooks.retries import MAX_ATTEMPTS, RETRY_DELAYS_S
 from unpuzzle.webhooks.services import (

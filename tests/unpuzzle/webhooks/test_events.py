@@ -12,7 +12,8 @@ from standardwebhooks import Webhook
 
 from media_library.models import Video
 from tests.factories import make_cost_entry, make_media_file, make_stored_video, make_upload_session, make_video
-from tests.unpuzzle.webhooks.conftest import make_endpoint, run_queued_deliveries
+from tests.unpuzzle.webhooks.conftest import make_endpoint
+from tests.webhook_receiver import run_queued_deliveries
 from transcoding.costs.budget import budget_check_and_alert, budget_engage_kill_switch, budget_release_kill_switch
 from transcoding.costs.selectors import budget_policy_get
 from transcoding.services.jobs import transcode_cancel, transcode_enqueue
