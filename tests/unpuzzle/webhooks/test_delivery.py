@@ -141,7 +141,9 @@ def test_an_endpoint_failing_for_too_long_is_disabled_and_staff_told(receiver, s
         now = delivery.next_attempt_at
     endpoint.refresh_from_db()
     assert not endpoint.enabled and endpoint.disabled_reason.startswith("disabled automatically")
-    assert [m.subject for m in mailoutbox] == [f"[Django] Webhook endpoint disabled: {endpoint.url}"]
+    assert [m.subject for m in mailoutbox] == [
+        f"{settings.EMAIL_SUBJECT_PREFIX}Webhook endpoint disabled: {endpoint.url}"
+    ]
     # Its pending delivery is not tried again, and new events are not recorded for it.
     webhook_delivery_attempt(delivery_id=delivery.id, now=now)
     delivery.refresh_from_db()
