@@ -377,6 +377,12 @@ WEBHOOK_TIMEOUT_S = env.float("WEBHOOK_TIMEOUT_S", default=10.0)
 WEBHOOK_SECRET_OVERLAP_S = env.int("WEBHOOK_SECRET_OVERLAP_S", default=24 * 3600)
 # An endpoint every attempt to which has failed for this long is disabled and staff are told.
 WEBHOOK_DISABLE_AFTER_S = env.int("WEBHOOK_DISABLE_AFTER_S", default=3 * 24 * 3600)
+# Events (with their deliveries and attempts) are kept this many days, then the sweep deletes them.
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=30)
+if WEBHOOK_RETENTION_DAYS < 2:
+    raise environ.ImproperlyConfigured(
+        f"WEBHOOK_RETENTION_DAYS must be 2 or more (deliveries are retried for 1.3 days), not {WEBHOOK_RETENTION_DAYS}"
+    )
 if WEBHOOK_TIMEOUT_S <= 0 or WEBHOOK_TIMEOUT_S > 60:
     raise environ.ImproperlyConfigured(f"WEBHOOK_TIMEOUT_S must be more than 0 and at most 60, not {WEBHOOK_TIMEOUT_S}")
 if WEBHOOK_SECRET_OVERLAP_S < 0 or WEBHOOK_DISABLE_AFTER_S < 1:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
 
-from unpuzzle.webhooks.models import WebhookDelivery, WebhookEndpoint
+from unpuzzle.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 # A delivery whose task was queued this long ago without an attempt starting lost its task.
 DISPATCH_STALE = timedelta(minutes=2)
@@ -24,6 +24,11 @@ def webhook_deliveries_due(*, now: datetime) -> QuerySet[WebhookDelivery]:
         .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - DISPATCH_STALE))
         .order_by("next_attempt_at")
     )
+
+
+def webhook_events_expired(*, before: datetime) -> QuerySet[WebhookEvent]:
+    """Events recorded before ``before`` none of whose deliveries is still pending."""
+    return WebhookEvent.objects.filter(created_at__lt=before).exclude(deliveries__status=WebhookDelivery.Status.PENDING)
 
 
 def webhook_secrets_in_use(*, endpoint: WebhookEndpoint, now: datetime) -> list[str]:

@@ -30,7 +30,12 @@ from unpuzzle.webhooks import retries, transport
 from unpuzzle.webhooks.addresses import AddressRefused, url_check_registration, url_resolve_for_send
 from unpuzzle.webhooks.events import EVENT_TYPES, TEST_EVENT_TYPE
 from unpuzzle.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from unpuzzle.webhooks.selectors import webhook_deliveries_due, webhook_endpoints_subscribed, webhook_secrets_in_use
+from unpuzzle.webhooks.selectors import (
+    webhook_deliveries_due,
+    webhook_endpoints_subscribed,
+    webhook_events_expired,
+    webhook_secrets_in_use,
+)
 from unpuzzle.webhooks.signing import secret_generate, webhook_headers
 
 if TYPE_CHECKING:
@@ -224,13 +229,21 @@ def webhook_delivery_dispatch(*, delivery_id: uuid.UUID) -> None:
 
 
 def webhook_deliveries_sweep(*, now: datetime | None = None) -> int:
-    """Queue every due delivery without a recent task (the scheduled sweep); returns how many."""
+    """Queue every due delivery without a recent task (the scheduled sweep); returns how many.
+
+    Also deletes events older than WEBHOOK_RETENTION_DAYS that have no pending delivery, with
+    their deliveries and attempts.
+    """
     now = now or timezone.now()
     due = list(webhook_deliveries_due(now=now).values_list("id", flat=True)[:SWEEP_BATCH])
     for delivery_id in due:
         webhook_delivery_dispatch(delivery_id=delivery_id)
     if due:
         logger.info("webhook sweep queued %d deliveries", len(due))
+    expired = webhook_events_expired(before=now - timedelta(days=settings.WEBHOOK_RETENTION_DAYS))
+    deleted, _ = WebhookEvent.objects.filter(pk__in=list(expired.values_list("pk", flat=True)[:SWEEP_BATCH])).delete()
+    if deleted:
+        logger.info("webhook sweep deleted %d old rows", deleted)
     return len(due)
 
 

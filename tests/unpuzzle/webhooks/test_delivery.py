@@ -262,3 +262,18 @@ def test_after_rotation_both_secrets_verify_until_the_overlap_ends(receiver, set
     assert json.loads(got.body)["type"] == Webhook(rotated.secret).verify(got.body, got.headers)["type"]
     with pytest.raises(Exception, match="No matching signature"):
         Webhook(old_secret).verify(got.body, got.headers)
+
+
+def test_the_sweep_deletes_old_finished_events_only(receiver, settings):
+    settings.WEBHOOK_RETENTION_DAYS = 30
+    make_endpoint(receiver.url("/ok"))
+    done, pending = record(), record()
+    run_queued_deliveries()
+    WebhookDelivery.objects.filter(event=pending).update(
+        status=D.PENDING, next_attempt_at=timezone.now() + timedelta(days=40)
+    )
+    webhook_deliveries_sweep(now=timezone.now() + timedelta(days=29))
+    assert WebhookEvent.objects.count() == 2
+    webhook_deliveries_sweep(now=timezone.now() + timedelta(days=31))
+    assert list(WebhookEvent.objects.all()) == [pending], "a pending delivery keeps its event"
+    assert not WebhookAttempt.objects.filter(delivery__event=done).exists()
