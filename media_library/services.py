@@ -12,7 +12,9 @@ from django.utils import timezone
 
 from media_library.filenames import safe_filename
 from media_library.models import MediaFile, Video
+from media_library.serializers import VideoSerializer
 from unpuzzle.storage import delete_key, delete_prefix
+from unpuzzle.webhooks.services import webhook_event_record
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -46,6 +48,7 @@ def video_delete(*, video: Video, deleted_by: AbstractBaseUser | AnonymousUser |
     it; ``transcoding.services.videos.video_delete`` cancels the active ones first.
     """
     video = Video.objects.select_for_update().get(pk=video.pk)
+    webhook_event_record(type="video.deleted", data=VideoSerializer(video).data)
     video_id = video.id
     media_file = video.media_file
     video.delete()

@@ -17,23 +17,19 @@ from transcoding.costs import pricing
 from transcoding.costs.budget import budget_engage_kill_switch, budget_release_kill_switch, budget_update
 from transcoding.costs.selectors import (
     KINDS,
-    budget_status,
+    budget_representation,
     cost_daily_by_kind,
     cost_totals_by_kind,
     user_can_manage_budget,
     user_can_view_costs,
 )
+from transcoding.costs.serializers import BudgetSerializer, money_field
 from transcoding.selectors import videos_with_latest_job
 from transcoding.serializers import RetranscodeSerializer, VideoSerializer
 from transcoding.services.jobs import transcode_request
 from transcoding.services.videos import video_delete
 from unpuzzle.exceptions import DomainError
 from unpuzzle.openapi import ErrorSerializer
-
-
-def _money_field(*, read_only: bool = False, help_text: str | None = None) -> serializers.DecimalField:
-    """A USD amount as the ledger stores it: up to 14 digits, 6 of them decimal places."""
-    return serializers.DecimalField(max_digits=14, decimal_places=6, read_only=read_only, help_text=help_text)
 
 
 # No docstring of its own: the OpenAPI descriptions stay those of the videos API it extends.
@@ -104,42 +100,6 @@ class CostsRootView(APIView):
         )
 
 
-class BudgetSerializer(serializers.Serializer):
-    monthly_budget_usd = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
-    month = serializers.CharField(read_only=True, help_text="YYYY-MM the figures cover")
-    month_to_date_usd = _money_field(read_only=True)
-    forecast_usd = _money_field(read_only=True, help_text="Month-end spend at this month's daily rate")
-    used_pct = serializers.DecimalField(read_only=True, max_digits=10, decimal_places=1, allow_null=True)
-    kill_switch_engaged = serializers.BooleanField()
-    kill_switch_reason = serializers.CharField(allow_blank=True, required=False, help_text="Required to engage")
-    kill_switch_by = serializers.CharField(read_only=True, allow_null=True)
-    kill_switch_at = serializers.DateTimeField(read_only=True, allow_null=True)
-    kill_switch_auto = serializers.BooleanField(read_only=True, help_text="Engaged by the budget check")
-    auto_engage = serializers.BooleanField()
-    auto_engage_on_forecast = serializers.BooleanField()
-    spike_threshold_pct = serializers.IntegerField(min_value=0, max_value=10_000)
-
-
-def _budget_payload() -> dict:
-    current = budget_status()
-    policy = current.policy
-    return {
-        "monthly_budget_usd": policy.monthly_budget_usd,
-        "month": current.day.strftime("%Y-%m"),
-        "month_to_date_usd": current.month_to_date_usd,
-        "forecast_usd": current.forecast_usd,
-        "used_pct": current.used_pct,
-        "kill_switch_engaged": policy.kill_switch_engaged,
-        "kill_switch_reason": policy.kill_switch_reason,
-        "kill_switch_by": policy.kill_switch_by.get_username() if policy.kill_switch_by else None,
-        "kill_switch_at": policy.kill_switch_at,
-        "kill_switch_auto": policy.kill_switch_auto,
-        "auto_engage": policy.auto_engage,
-        "auto_engage_on_forecast": policy.auto_engage_on_forecast,
-        "spike_threshold_pct": policy.spike_threshold_pct,
-    }
-
-
 class BudgetView(APIView):
     """The monthly budget, spend so far, forecast and the kill switch."""
 
@@ -147,7 +107,7 @@ class BudgetView(APIView):
 
     @extend_schema(responses=BudgetSerializer)
     def get(self, request):
-        return Response(BudgetSerializer(_budget_payload()).data)
+        return Response(BudgetSerializer(budget_representation()).data)
 
     @extend_schema(
         request=BudgetSerializer,
@@ -191,19 +151,19 @@ class BudgetView(APIView):
             budget_engage_kill_switch(by=request.user, reason=reason)
         elif data.get("kill_switch_engaged") is False:
             budget_release_kill_switch(by=request.user, reason=data.get("kill_switch_reason", ""))
-        return Response(BudgetSerializer(_budget_payload()).data)
+        return Response(BudgetSerializer(budget_representation()).data)
 
 
 class KindTotalsSerializer(serializers.Serializer):
-    storage = _money_field()
-    egress = _money_field()
-    transcode = _money_field()
-    requests = _money_field()
+    storage = money_field()
+    egress = money_field()
+    transcode = money_field()
+    requests = money_field()
 
 
 class DaySerializer(serializers.Serializer):
     date = serializers.DateField()
-    total_usd = _money_field()
+    total_usd = money_field()
     by_kind = KindTotalsSerializer()
 
 
@@ -211,7 +171,7 @@ class SummarySerializer(serializers.Serializer):
     month = serializers.CharField()
     start = serializers.DateField()
     end = serializers.DateField()
-    total_usd = _money_field()
+    total_usd = money_field()
     by_kind = KindTotalsSerializer()
     by_day = DaySerializer(many=True)
 

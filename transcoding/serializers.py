@@ -8,6 +8,7 @@ from rest_framework import serializers
 from media_library import serializers as media_serializers
 from media_library.models import Video
 from transcoding.costs.selectors import video_monthly_storage_estimate_usd
+from transcoding.selectors import videos_with_latest_job
 
 
 # Adds the latest transcode job (rows from ``videos_with_latest_job(prefix="current_job_")``) and the
@@ -65,6 +66,13 @@ class VideoSerializer(media_serializers.VideoSerializer):
     def get_monthly_storage_estimate_usd(self, video: Video) -> str | None:
         estimate = video_monthly_storage_estimate_usd(video=video)
         return None if estimate is None else str(estimate)
+
+
+def video_representation(*, video: Video) -> dict:
+    """The video as ``GET /api/v1/videos/<id>/`` shows it (what webhook events carry), read from the database."""
+    queryset = Video.objects.filter(pk=video.pk).select_related("owner", "media_file")
+    annotated = videos_with_latest_job(queryset=queryset, prefix="current_job_", fields=("status", "progress"))
+    return dict(VideoSerializer(annotated.get()).data)
 
 
 class RetranscodeSerializer(serializers.Serializer):

@@ -108,3 +108,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             api_token_revoke(token=token)
             revoked += 1
         self.message_user(request, f"Revoked {revoked} token{'' if revoked == 1 else 's'}.", messages.SUCCESS)
+
+
+# Webhook endpoints, deliveries and attempts (their admin lives with their code).
+import unpuzzle.webhooks.admin  # noqa: E402,F401

@@ -23,6 +23,7 @@ API_SECTIONS = {
     "direct_uploads": "/api/v1/direct-uploads/",
     "videos": "/api/v1/videos/",
     "costs": "/api/v1/costs/",
+    "webhooks": "/api/v1/webhooks/",
     "schema": "/api/schema/",
     "docs": "/api/docs/",
     "redoc": "/api/redoc/",

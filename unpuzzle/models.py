@@ -73,3 +73,18 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+# The webhook outbox's tables belong to this app; their code lives in unpuzzle.webhooks.
+from unpuzzle.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent  # noqa: E402
+
+__all__ = [
+    "ApiToken",
+    "ClusterHeartbeat",
+    "RateLimitLock",
+    "SignInFailure",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
+]

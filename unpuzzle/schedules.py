@@ -28,4 +28,5 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
     ScheduleSpec(name="uploads-cleanup", func="uploads.tasks.cleanup_uploads", minutes=30),
     ScheduleSpec(name="uploads-abort-stale-multipart", func="uploads.tasks.abort_stale_direct_uploads", minutes=60),
     ScheduleSpec(name="uploads-retry-finalization", func="uploads.tasks.retry_finalization", minutes=5),
+    ScheduleSpec(name="webhooks-sweep", func="unpuzzle.webhooks.tasks.webhooks_sweep", minutes=1),
 )

@@ -366,6 +366,32 @@ Q_CLUSTER = {
     },
 }
 
+# --- Webhooks -------------------------------------------------------------------------
+# Outgoing webhooks (unpuzzle.webhooks): signed per Standard Webhooks, retried with backoff for ~1.3 days.
+# Host names allowed past the SSRF guard (loopback, private, link-local, ... addresses); exact names.
+WEBHOOK_ALLOWED_HOSTS = [h.strip().lower() for h in env.list("WEBHOOK_ALLOWED_HOSTS", default=[]) if h.strip()]
+# Accept http:// endpoint URLs (development only; production endpoints use https).
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+# One attempt (connect, send, answer) ends after this many seconds.
+WEBHOOK_TIMEOUT_S = env.float("WEBHOOK_TIMEOUT_S", default=10.0)
+# After a secret rotation the previous secret still signs deliveries (a second signature) this long.
+WEBHOOK_SECRET_OVERLAP_S = env.int("WEBHOOK_SECRET_OVERLAP_S", default=24 * 3600)
+# An endpoint every attempt to which has failed for this long is disabled and staff are told.
+WEBHOOK_DISABLE_AFTER_S = env.int("WEBHOOK_DISABLE_AFTER_S", default=3 * 24 * 3600)
+# Events (with their deliveries and attempts) are kept this many days, then the sweep deletes them.
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=30)
+if WEBHOOK_RETENTION_DAYS < 2:
+    raise environ.ImproperlyConfigured(
+        f"WEBHOOK_RETENTION_DAYS must be 2 or more (deliveries are retried for 1.3 days), not {WEBHOOK_RETENTION_DAYS}"
+    )
+if WEBHOOK_TIMEOUT_S <= 0 or WEBHOOK_TIMEOUT_S > 60:
+    raise environ.ImproperlyConfigured(f"WEBHOOK_TIMEOUT_S must be more than 0 and at most 60, not {WEBHOOK_TIMEOUT_S}")
+if WEBHOOK_SECRET_OVERLAP_S < 0 or WEBHOOK_DISABLE_AFTER_S < 1:
+    raise environ.ImproperlyConfigured(
+        "WEBHOOK_SECRET_OVERLAP_S must be 0 or more and WEBHOOK_DISABLE_AFTER_S 1 or more seconds, "
+        f"not {WEBHOOK_SECRET_OVERLAP_S} and {WEBHOOK_DISABLE_AFTER_S}"
+    )
+
 # --- Email ----------------------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="unpuzzle@localhost")

@@ -9,10 +9,13 @@ from transcoding.api import VideoViewSet
 from unpuzzle.api import ApiRootView, MeView, TokenView
 from unpuzzle.forms import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 from unpuzzle.health import healthz
+from unpuzzle.webhooks.api import WebhookEndpointViewSet
 
 # The videos API of media_library with what transcoding adds (retranscode, job fields, cost estimate).
 videos = SimpleRouter()
 videos.register("videos", VideoViewSet, basename="video")
+webhooks = SimpleRouter()
+webhooks.register("webhooks", WebhookEndpointViewSet, basename="webhook")
 
 api_v1 = [
     path("", ApiRootView.as_view(), name="api-root"),
@@ -22,6 +25,7 @@ api_v1 = [
     path("", include("media_library.urls")),
     *videos.urls,
     path("", include("transcoding.urls")),
+    *webhooks.urls,
 ]
 
 # Both sign-in forms count failed sign-ins per username and per address (unpuzzle.sign_in).

@@ -14,16 +14,29 @@ from django.db import transaction
 from django.utils import timezone
 
 from media_library.models import Video
-from transcoding.costs.selectors import budget_forecast_usd, budget_limit_reason, cost_total_usd, month_to_date_usd
+from transcoding.costs.selectors import (
+    budget_forecast_usd,
+    budget_limit_reason,
+    cost_alert_representation,
+    cost_total_usd,
+    month_to_date_usd,
+)
 from transcoding.models import BudgetPolicy, CostAlert
 from unpuzzle.exceptions import Conflict, DomainError
 from unpuzzle.money import format_usd
+from unpuzzle.webhooks.services import webhook_event_record
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
     from django.contrib.auth.models import AnonymousUser, User
 
 logger = logging.getLogger(__name__)
+
+# The webhook event each alert kind sends; every other kind is a budget.alert.
+_ALERT_EVENT_TYPES: dict[str, str] = {
+    CostAlert.Kind.KILL_SWITCH_ENGAGED: "budget.kill_switch.engaged",
+    CostAlert.Kind.KILL_SWITCH_RELEASED: "budget.kill_switch.released",
+}
 
 
 def _policy_for_update() -> BudgetPolicy:
@@ -41,6 +54,7 @@ def _alert_once(*, kind: str, period: str, subject: str, message: str, actor: Us
     if not created:
         return None
     logger.warning("cost alert %s %s: %s", kind, period, subject)
+    webhook_event_record(type=_ALERT_EVENT_TYPES.get(kind, "budget.alert"), data=cost_alert_representation(alert=alert))
     transaction.on_commit(lambda: _send_alert(subject=subject, message=message))
     return alert
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from media_library.models import MediaFile, Video
 from transcoding.costs import pricing
 from transcoding.costs.quotas import user_transcode_quota_reason
+from transcoding.costs.serializers import BudgetSerializer, CostAlertSerializer
 from transcoding.ffmpeg.ladder import parse_ladder, plan_renditions
 from transcoding.ffmpeg.sanity import REEXPORT_ADVICE, human_duration
 from transcoding.models import BudgetPolicy, CostAlert, CostLogEntry
@@ -295,3 +296,32 @@ def user_can_view_costs(*, user: User | AnonymousUser | None) -> bool:
 def user_can_manage_budget(*, user: User | AnonymousUser) -> bool:
     """Staff who may see costs and also hold ``transcoding.manage_budget``."""
     return user_can_view_costs(user=user) and bool(user.has_perm("transcoding.manage_budget"))
+
+
+def budget_representation() -> dict:
+    """The budget as ``GET /api/v1/costs/budget/`` shows it (what budget webhook events carry)."""
+    current = budget_status()
+    policy = current.policy
+    return {
+        "monthly_budget_usd": policy.monthly_budget_usd,
+        "month": current.day.strftime("%Y-%m"),
+        "month_to_date_usd": current.month_to_date_usd,
+        "forecast_usd": current.forecast_usd,
+        "used_pct": current.used_pct,
+        "kill_switch_engaged": policy.kill_switch_engaged,
+        "kill_switch_reason": policy.kill_switch_reason,
+        "kill_switch_by": policy.kill_switch_by.get_username() if policy.kill_switch_by else None,
+        "kill_switch_at": policy.kill_switch_at,
+        "kill_switch_auto": policy.kill_switch_auto,
+        "auto_engage": policy.auto_engage,
+        "auto_engage_on_forecast": policy.auto_engage_on_forecast,
+        "spike_threshold_pct": policy.spike_threshold_pct,
+    }
+
+
+def cost_alert_representation(*, alert: CostAlert) -> dict:
+    """A cost alert and the budget at that moment, as the API shows them (what budget webhook events carry)."""
+    return {
+        "alert": dict(CostAlertSerializer(alert).data),
+        "budget": dict(BudgetSerializer(budget_representation()).data),
+    }

@@ -15,9 +15,11 @@ from django_q.tasks import async_task
 from media_library.models import Video
 from transcoding.costs.selectors import spending_allowed
 from transcoding.models import TranscodeJob
+from transcoding.serializers import video_representation
 from unpuzzle.exceptions import Conflict, NotFound, PermissionDenied
 from unpuzzle.permissions import user_sees_all_videos
 from unpuzzle.redact import redact_server_details
+from unpuzzle.webhooks.services import webhook_event_record
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -62,10 +64,13 @@ def transcode_enqueue(*, video: Video, requested_by: User | None = None) -> Tran
 
     decision = spending_allowed(owner=video.owner)
     if not decision.allowed:
-        if video.status != Video.Status.BLOCKED:
+        newly_blocked = video.status != Video.Status.BLOCKED
+        if newly_blocked:
             video.transition(Video.Status.BLOCKED)
         video.status_reason = decision.reason
         video.save(update_fields=["status", "status_reason", "updated_at"])
+        if newly_blocked:
+            webhook_event_record(type="video.blocked", data=video_representation(video=video))
         logger.info("video_id=%s blocked: %s", video.id, decision.reason)
         return None
 
@@ -167,6 +172,7 @@ def video_job_ended(*, video: Video, reason: str) -> None:
         video_move_to(video=video, status=Video.Status.FAILED)
         video.status_reason = reason
     video.save(update_fields=["status", "status_reason", "updated_at"])
+    webhook_event_record(type=f"video.{video.status}", data=video_representation(video=video))
 
 
 def transcode_requeue(*, job: TranscodeJob, video: Video, reason: str, not_before: datetime | None = None) -> None:

@@ -36,6 +36,7 @@ from transcoding.ffmpeg.process import (
 from transcoding.hls.playlists import MASTER_PLAYLIST_NAME, HlsOutput, rewrite_master_playlist
 from transcoding.hls.ts import HlsOutputError, HlsOutputIncomplete
 from transcoding.models import TranscodeJob
+from transcoding.serializers import video_representation
 from transcoding.services.jobs import (
     transcode_job_finish,
     transcode_lock,
@@ -53,6 +54,7 @@ from transcoding.services.maintenance import (
 )
 from transcoding.services.media_files import media_file_probe_update, original_probe
 from unpuzzle.storage import StoredObjectMissing, delete_prefix, is_storage_outage, open_local_copy, save_directory
+from unpuzzle.webhooks.services import webhook_event_record
 from unpuzzle.workers import cluster_beat
 
 if TYPE_CHECKING:
@@ -112,6 +114,7 @@ def _transcode_claim(*, job_id: uuid.UUID | str) -> _Claim | None:
         video_move_to(video=video, status=Video.Status.BLOCKED)
         video.status_reason = decision.reason
         video.save(update_fields=["status", "status_reason", "updated_at"])
+        webhook_event_record(type="video.blocked", data=video_representation(video=video))
         logger.info("job_id=%s video_id=%s blocked before start: %s", job.id, video.id, decision.reason)
         return None
 
@@ -406,6 +409,7 @@ def _transcode_switch(*, claim: _Claim, encoded: _Encoded, stored: list[tuple[st
     )
     output_minutes = Decimal(str(probe.duration)) / 60 * len(output.renditions)
     cost_record_transcode(job=job, output_minutes=output_minutes, cpu_seconds=encoded.cpu_seconds)
+    webhook_event_record(type="video.ready", data=video_representation(video=video))
     # robust: a storage error while cleaning up must not reach transcode_run, whose error path
     # would delete this attempt's folder, now the video's output.
     transaction.on_commit(

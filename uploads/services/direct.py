@@ -23,6 +23,7 @@ from media_library.services import original_key
 from unpuzzle.content_types import content_headers_for_key
 from unpuzzle.exceptions import Conflict, DomainError, Gone
 from unpuzzle.storage import delete_key
+from unpuzzle.webhooks.services import webhook_event_record
 from uploads.bucket import (
     MISSING_UPLOAD_CODES,
     abort_quietly,
@@ -34,6 +35,7 @@ from uploads.bucket import (
 from uploads.models import UploadSession
 from uploads.multipart import MultipartBucket, StoredPart, choose_part_size, normalize_etag, part_count
 from uploads.selectors import direct_upload_part_count, direct_upload_stored_parts
+from uploads.serializers import UploadProgressSerializer
 from uploads.services.admission import upload_admission_check, upload_expiry
 from uploads.services.finalize import upload_finalize_enqueue
 
@@ -236,6 +238,7 @@ def _mark_failed_open(*, session_id: uuid.UUID, reason: str) -> None:
         session.error = reason
         session.expires_at = None
         session.save(update_fields=["status", "error", "expires_at", "updated_at"])
+        webhook_event_record(type="upload.failed", data=UploadProgressSerializer(session).data)
         logger.info("upload_id=%s failed: %s", session.id, reason)
 
 

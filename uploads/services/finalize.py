@@ -33,10 +33,12 @@ from transcoding.services.media_files import media_file_create_from_path, origin
 from unpuzzle.exceptions import Gone, Locked, NotFound, StorageUnavailable
 from unpuzzle.redact import redact_server_details
 from unpuzzle.storage import delete_key, is_storage_outage, open_local_copy
+from unpuzzle.webhooks.services import webhook_event_record
 from uploads.bucket import MISSING_OBJECT_CODES, error_code
 from uploads.formats import container_allowed
 from uploads.models import UploadSession
 from uploads.partfiles import BUFFER_BYTES, locked_part_file, remove_part_file
+from uploads.serializers import UploadProgressSerializer
 from uploads.services.admission import upload_admission_check
 
 if TYPE_CHECKING:
@@ -86,6 +88,7 @@ def upload_session_fail(*, session_id: uuid.UUID, reason: str) -> None:
     session.transition(S.FAILED)
     session.error = redact_server_details(reason)
     session.save(update_fields=["status", "error", "updated_at"])
+    webhook_event_record(type="upload.failed", data=UploadProgressSerializer(session).data)
     transaction.on_commit(lambda: remove_part_file(session.temp_path))
     logger.info("upload_id=%s failed: %s", session.id, reason)
 
@@ -263,6 +266,7 @@ def _link_video(*, session_id: uuid.UUID, media_file: MediaFile, media_created: 
     session.error = ""
     session.finalized_at = timezone.now()
     session.save(update_fields=["status", "media_file", "video", "error", "finalized_at", "updated_at"])
+    webhook_event_record(type="upload.completed", data=UploadProgressSerializer(session).data)
     transaction.on_commit(lambda: remove_part_file(session.temp_path))
     if video.status in (Video.Status.UPLOADED, Video.Status.FAILED, Video.Status.BLOCKED):
         transcode_enqueue(video=video)
