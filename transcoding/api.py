@@ -24,8 +24,7 @@ from transcoding.costs.selectors import (
     user_can_view_costs,
 )
 from transcoding.costs.serializers import BudgetSerializer, money_field
-from transcoding.selectors import videos_with_latest_job
-from transcoding.serializers import RetranscodeSerializer, VideoSerializer
+from transcoding.serializers import RetranscodeSerializer, VideoSerializer, videos_for_representation
 from transcoding.services.jobs import transcode_request
 from transcoding.services.videos import video_delete
 from unpuzzle.exceptions import DomainError
@@ -40,9 +39,7 @@ class VideoViewSet(media_api.VideoViewSet):
         queryset = super().get_queryset()
         if self.action == "playback":
             return queryset
-        return videos_with_latest_job(
-            queryset=queryset, prefix="current_job_", fields=("status", "progress", "attempts")
-        )
+        return videos_for_representation(queryset=queryset)
 
     def perform_destroy(self, instance):
         video_delete(video=instance, deleted_by=self.request.user)

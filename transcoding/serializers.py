@@ -68,11 +68,15 @@ class VideoSerializer(media_serializers.VideoSerializer):
         return None if estimate is None else str(estimate)
 
 
+def videos_for_representation(*, queryset):
+    """``queryset`` with what VideoSerializer reads of each video's latest job (the API and webhook events)."""
+    return videos_with_latest_job(queryset=queryset, prefix="current_job_", fields=("status", "progress", "attempts"))
+
+
 def video_representation(*, video: Video) -> dict:
     """The video as ``GET /api/v1/videos/<id>/`` shows it (what webhook events carry), read from the database."""
     queryset = Video.objects.filter(pk=video.pk).select_related("owner", "media_file")
-    annotated = videos_with_latest_job(queryset=queryset, prefix="current_job_", fields=("status", "progress"))
-    return dict(VideoSerializer(annotated.get()).data)
+    return dict(VideoSerializer(videos_for_representation(queryset=queryset).get()).data)
 
 
 class RetranscodeSerializer(serializers.Serializer):

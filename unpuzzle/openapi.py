@@ -6,7 +6,12 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.generators import EndpointEnumerator, SchemaGenerator
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    OpenApiWebhook,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
@@ -109,3 +114,37 @@ class ApiEndpointEnumerator(EndpointEnumerator):
 
 class ApiSchemaGenerator(SchemaGenerator):
     endpoint_inspector_cls = ApiEndpointEnumerator
+
+
+def webhook_doc(event_type: str, data: serializers.BaseSerializer) -> OpenApiWebhook:
+    """The OpenAPI description of one webhook event: the signed POST a receiver gets, its envelope
+    ``{"id", "type", "created_at", "data"}`` with ``data`` as the API shows that object."""
+    from unpuzzle.webhooks.events import EVENT_TYPES
+
+    component = "Webhook" + "".join(part.capitalize() for part in event_type.replace("_", ".").split("."))
+    envelope = inline_serializer(
+        component,
+        {
+            "id": serializers.CharField(
+                help_text="Unique per event: receivers drop repeats (delivery is at least once)"
+            ),
+            "type": serializers.ChoiceField(choices=[event_type]),
+            "created_at": serializers.DateTimeField(),
+            "data": data,
+        },
+    )
+    return OpenApiWebhook(
+        name=event_type,
+        decorator=extend_schema(
+            summary=EVENT_TYPES[event_type],
+            description=(
+                "Headers: `webhook-id` (the event's id), `webhook-timestamp` (Unix seconds when signed) and "
+                "`webhook-signature` (space-separated `v1,<signature>` entries; two while a rotated secret "
+                "overlaps), as the Standard Webhooks specification says. Verify the signature "
+                '(`v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>">`, with the endpoint\'s '
+                "secret) before trusting the body. Answer 2xx within 10 s; anything else is retried with backoff."
+            ),
+            request=envelope,
+            responses={200: OpenApiResponse(description="Received (any 2xx)")},
+        ),
+    )

@@ -444,6 +444,19 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # OpenAPI 3.1 for its `webhooks`: the events this server POSTs to registered endpoints.
+    "OAS_VERSION": "3.1.0",
+    "WEBHOOKS": [
+        "uploads.webhook_docs.upload_completed",
+        "uploads.webhook_docs.upload_failed",
+        "transcoding.webhook_docs.video_ready",
+        "transcoding.webhook_docs.video_failed",
+        "transcoding.webhook_docs.video_blocked",
+        "transcoding.webhook_docs.video_deleted",
+        "transcoding.webhook_docs.budget_alert",
+        "transcoding.webhook_docs.kill_switch_engaged",
+        "transcoding.webhook_docs.kill_switch_released",
+    ],
 }
 
 # --- Security (production) ------------------------------------------------------------
