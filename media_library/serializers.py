@@ -46,6 +46,14 @@ class VideoSerializer(serializers.ModelSerializer):
     poster_url = serializers.SerializerMethodField()
     media = MediaProbeSerializer(source="media_file", read_only=True, allow_null=True)
     renditions = RenditionSerializer(many=True, read_only=True)
+    duplicate_of: serializers.PrimaryKeyRelatedField[Video] = serializers.PrimaryKeyRelatedField(
+        read_only=True,
+        allow_null=True,
+        help_text="The video whose output this one shares (the same file uploaded again: no new transcode), else null",
+    )
+    duplicate_of_title = serializers.CharField(
+        source="duplicate_of.title", read_only=True, allow_null=True, default=None, help_text="That video's title"
+    )
 
     class Meta:
         model = Video
@@ -63,6 +71,8 @@ class VideoSerializer(serializers.ModelSerializer):
             "renditions",
             "video_url",
             "video_provider",
+            "duplicate_of",
+            "duplicate_of_title",
             "created_at",
             "updated_at",
             "ready_at",

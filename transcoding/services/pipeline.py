@@ -40,6 +40,7 @@ from transcoding.services.jobs import (
     transcode_job_finish,
     transcode_lock,
     transcode_requeue,
+    video_duplicates_settle,
     video_job_ended,
     video_move_to,
 )
@@ -379,6 +380,8 @@ def _transcode_switch(*, claim: _Claim, encoded: _Encoded, stored: list[tuple[st
     video.duration = probe.duration
     video.max_quality = max(output.renditions, key=lambda r: min(r.width, r.height)).name
     video.ready_at = now
+    # Its own output now: a duplicate no longer shares the other video's.
+    video.duplicate_of = None
     video.save(
         update_fields=[
             "status",
@@ -388,9 +391,11 @@ def _transcode_switch(*, claim: _Claim, encoded: _Encoded, stored: list[tuple[st
             "duration",
             "max_quality",
             "ready_at",
+            "duplicate_of",
             "updated_at",
         ]
     )
+    video_duplicates_settle(video=video)
 
     transcode_job_finish(
         job=job,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import struct
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,13 +33,6 @@ S = UploadSession.Status
 def five_mib_parts(settings):
     """Parts of S3's real 5 MiB minimum, so an 11 MiB file spans three parts."""
     settings.CHUNK_SIZE_MB = 5
-
-
-@pytest.fixture(scope="session")
-def big_clip(small_clip) -> bytes:
-    """A valid MP4 of about 11 MiB: a tiny clip followed by a top-level 'free' box of random bytes."""
-    padding = os.urandom(11 * MIB - small_clip.stat().st_size)
-    return small_clip.read_bytes() + struct.pack(">I", len(padding) + 8) + b"free" + padding
 
 
 def s3_client(s3_server):
