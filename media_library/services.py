@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db import transaction
@@ -124,6 +125,50 @@ def video_duplicates_waiting(*, video: Video) -> QuerySet[Video]:
     return Video.objects.select_for_update().filter(duplicate_of=video, status=Video.Status.QUEUED, hls_master_key="")
 
 
+def video_output_switch(
+    *,
+    video: Video,
+    master_key: str,
+    poster_key: str,
+    duration: float | None,
+    renditions: list[Rendition],
+    duplicate_of: Video | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Make an HLS output the video's and mark it ready (caller holds the video's lock).
+
+    ``renditions`` (unsaved rows) replace the video's; ``max_quality`` is the one with the
+    largest short side. ``duplicate_of`` names the video whose output this is, None for its own.
+    """
+    Rendition.objects.filter(video=video).delete()
+    for rendition in renditions:
+        rendition.video = video
+    Rendition.objects.bulk_create(renditions)
+    if video.status == Video.Status.UPLOADED:
+        video.transition(Video.Status.QUEUED)
+    video.transition(Video.Status.READY)
+    video.status_reason = ""
+    video.hls_master_key = master_key
+    video.poster_key = poster_key
+    video.duration = duration
+    video.max_quality = max(renditions, key=lambda r: min(r.width, r.height)).name if renditions else ""
+    video.ready_at = now or timezone.now()
+    video.duplicate_of = duplicate_of
+    video.save(
+        update_fields=[
+            "status",
+            "status_reason",
+            "hls_master_key",
+            "poster_key",
+            "duration",
+            "max_quality",
+            "ready_at",
+            "duplicate_of",
+            "updated_at",
+        ]
+    )
+
+
 @transaction.atomic
 def video_output_share(*, video: Video, source: Video) -> Video:
     """Give ``video`` the current HLS output of ``source`` (the same original): ready at once, nothing transcoded.
@@ -131,46 +176,16 @@ def video_output_share(*, video: Video, source: Video) -> Video:
     The renditions are copied as rows pointing at the same stored playlists; the objects
     stay where ``source`` wrote them and are deleted with the last video that plays them.
     """
-    Rendition.objects.filter(video=video).delete()
-    Rendition.objects.bulk_create(
-        [
-            Rendition(
-                video=video,
-                name=r.name,
-                width=r.width,
-                height=r.height,
-                bandwidth=r.bandwidth,
-                average_bandwidth=r.average_bandwidth,
-                codecs=r.codecs,
-                playlist_key=r.playlist_key,
-                bytes=r.bytes,
-                segment_count=r.segment_count,
-            )
-            for r in source.renditions.all()
-        ]
-    )
-    if video.status == Video.Status.UPLOADED:
-        video.transition(Video.Status.QUEUED)
-    video.transition(Video.Status.READY)
-    video.status_reason = ""
-    video.duplicate_of = source
-    video.hls_master_key = source.hls_master_key
-    video.poster_key = source.poster_key
-    video.duration = source.duration
-    video.max_quality = source.max_quality
-    video.ready_at = timezone.now()
-    video.save(
-        update_fields=[
-            "status",
-            "status_reason",
-            "duplicate_of",
-            "hls_master_key",
-            "poster_key",
-            "duration",
-            "max_quality",
-            "ready_at",
-            "updated_at",
-        ]
+    copies = list(source.renditions.all())
+    for rendition in copies:
+        rendition.pk = None
+    video_output_switch(
+        video=video,
+        master_key=source.hls_master_key,
+        poster_key=source.poster_key,
+        duration=source.duration,
+        renditions=copies,
+        duplicate_of=source,
     )
     logger.info("video_id=%s shares the output %s of video_id=%s", video.id, video.hls_master_key, source.id)
     return video

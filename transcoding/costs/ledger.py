@@ -146,10 +146,10 @@ def cost_snapshot_storage(*, day: date) -> list[CostLogEntry]:
     # A duplicate's renditions are the stored objects of the video it shares them with: counted once, for the oldest.
     rendition_bytes: dict[uuid.UUID, int] = {}
     counted_playlists: set[str] = set()
-    renditions = Rendition.objects.order_by("video__created_at", "video_id").values_list(
+    rendition_rows = Rendition.objects.order_by("video__created_at", "video_id").values_list(
         "video_id", "playlist_key", "bytes"
     )
-    for rendition_video_id, playlist_key, size in renditions.iterator():
+    for rendition_video_id, playlist_key, size in rendition_rows.iterator():
         if playlist_key not in counted_playlists:
             counted_playlists.add(playlist_key)
             rendition_bytes[rendition_video_id] = rendition_bytes.get(rendition_video_id, 0) + size
