@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from media_library.models import Video
@@ -70,3 +72,38 @@ def test_the_same_clip_uploaded_twice_makes_two_videos_and_one_transcode(
     listing = page.locator("#result_list").inner_text()
     assert "Week 1 (section B)" in listing and "Week 1" in listing
     screenshot(page, "video-list-duplicates")
+
+
+def test_the_same_clip_added_twice_at_once_waits_for_the_one_transcode(
+    page, browser_settings, task_worker, make_member, clip_copy
+):
+    make_member("ines", INSTRUCTORS)
+    clips = {clip_copy("week2-lecture.mp4"): "Week 2", clip_copy("week2-lecture-copy.mp4"): "Week 2 (copy)"}
+    login(page, "ines")
+    page.goto("/admin/media_library/video/upload/")
+    page.set_input_files("#upload-input", [str(clip) for clip in clips])
+    for clip, title in clips.items():
+        _row(page, clip.name).locator(".upload-title").fill(title)
+    page.click("#upload-start-all")
+
+    # The one finalized second waits for the other's transcode instead of starting its own.
+    waiting = page.locator(".upload-message", has_text="(same file) to finish processing")
+    waiting.first.wait_for(timeout=60_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('tr.upload-row')].every(r => r.dataset.final !== undefined)",
+        timeout=90_000,
+    )
+    plain, same = sorted(
+        (_row(page, clip.name).locator(".upload-message").inner_text() for clip in clips),
+        key=lambda message: "same file" in message,
+    )
+    assert plain == "Ready: watch · edit"
+    assert re.fullmatch(r"Ready \(same file as “Week 2( \(copy\))?”: no new processing\) · watch · edit", same)
+    screenshot(page, "upload-duplicate-at-once")
+    videos = {video.title: video for video in Video.objects.all()}
+    assert set(videos) == {"Week 2", "Week 2 (copy)"}
+    assert TranscodeJob.objects.count() == 1
+    assert all(v.status == Video.Status.READY for v in videos.values())
+    assert sorted(str(v.duplicate_of_id) for v in videos.values()) == sorted(
+        ["None", str(TranscodeJob.objects.get().video_id)]
+    )
