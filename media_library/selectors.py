@@ -17,7 +17,9 @@ The two app-served modes put a short-lived HMAC token into the URL path
 (``/api/v1/videos/<id>/hls/<token>/master.m3u8``), so relative URIs inherit it and
 players need no cookies. A token opens one output folder; after a re-transcode the
 replaced folder (``PreviousHlsOutput``) stays open to its tokens, and stored, for
-``HLS_PREVIOUS_OUTPUT_GRACE_S``, so players that started on it can finish.
+``HLS_PREVIOUS_OUTPUT_GRACE_S``, so players that started on it can finish. A duplicate (the
+same original uploaded again) plays the folder of the video it shares the output with: its
+URLs and tokens carry its own id and open that folder only.
 """
 
 from __future__ import annotations
