@@ -163,6 +163,7 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         "poster_key",
         "duration",
         "max_quality",
+        "duplicate_of",
         "created_at",
         "updated_at",
         "ready_at",

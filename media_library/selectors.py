@@ -17,7 +17,9 @@ The two app-served modes put a short-lived HMAC token into the URL path
 (``/api/v1/videos/<id>/hls/<token>/master.m3u8``), so relative URIs inherit it and
 players need no cookies. A token opens one output folder; after a re-transcode the
 replaced folder (``PreviousHlsOutput``) stays open to its tokens, and stored, for
-``HLS_PREVIOUS_OUTPUT_GRACE_S``, so players that started on it can finish.
+``HLS_PREVIOUS_OUTPUT_GRACE_S``, so players that started on it can finish. A duplicate (the
+same original uploaded again) plays the folder of the video it shares the output with: its
+URLs and tokens carry its own id and open that folder only.
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from __future__ import annotations
 import posixpath
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -72,7 +74,7 @@ class PlaybackGrant:
 def videos_visible_to(*, user: User) -> QuerySet[Video]:
     """Videos a user may see and manage: staff who see all videos (``user_sees_all_videos``) see
     all, everyone else (instructors included) their own."""
-    qs = Video.objects.select_related("media_file", "owner").prefetch_related("renditions")
+    qs = Video.objects.select_related("media_file", "owner", "duplicate_of").prefetch_related("renditions")
     if user_sees_all_videos(user):
         return qs
     return qs.filter(owner=user)
@@ -98,6 +100,28 @@ def video_hls_prefix(*, video: Video) -> str:
     if not video.hls_master_key:
         raise ValueError(f"video {video.id} has no HLS output")
     return posixpath.dirname(video.hls_master_key) + "/"
+
+
+def hls_folders_in_use(*, under: Iterable[str], exclude_previous_id: int | None = None) -> set[str]:
+    """The HLS output folders under the ``under`` prefixes that some video still plays or keeps.
+
+    A folder is in use while a video's current output is in it (a duplicate shares the
+    output of the video it was uploaded again from) or while a ``PreviousHlsOutput`` keeps
+    it for its grace period (``exclude_previous_id`` leaves one such row out, the one being swept).
+    """
+    prefixes = [prefix for prefix in under if prefix]
+    if not prefixes:
+        return set()
+    current, previous = Q(), Q()
+    for prefix in prefixes:
+        current |= Q(hls_master_key__startswith=prefix)
+        previous |= Q(master_key__startswith=prefix)
+    keys = set(Video.objects.filter(current).values_list("hls_master_key", flat=True))
+    rows = PreviousHlsOutput.objects.filter(previous)
+    if exclude_previous_id is not None:
+        rows = rows.exclude(pk=exclude_previous_id)
+    keys |= set(rows.values_list("master_key", flat=True))
+    return {posixpath.dirname(key) + "/" for key in keys}
 
 
 def video_playable_hls(*, video: Video) -> bool:

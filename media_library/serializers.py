@@ -48,6 +48,14 @@ class VideoSerializer(serializers.ModelSerializer):
     renditions = RenditionSerializer(many=True, read_only=True)
     # Empty for videos we host (not a URL then, so no uri format).
     video_url = serializers.CharField(read_only=True, help_text="Legacy provider URL (e.g. Vimeo), or empty")
+    duplicate_of: serializers.PrimaryKeyRelatedField[Video] = serializers.PrimaryKeyRelatedField(
+        read_only=True,
+        allow_null=True,
+        help_text="The video whose output this one shares (the same file uploaded again: no new transcode), else null",
+    )
+    duplicate_of_title = serializers.CharField(
+        source="duplicate_of.title", read_only=True, allow_null=True, default=None, help_text="That video's title"
+    )
 
     class Meta:
         model = Video
@@ -65,6 +73,8 @@ class VideoSerializer(serializers.ModelSerializer):
             "renditions",
             "video_url",
             "video_provider",
+            "duplicate_of",
+            "duplicate_of_title",
             "created_at",
             "updated_at",
             "ready_at",

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import posixpath
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from media_library.filenames import safe_filename
-from media_library.models import MediaFile, Video
+from media_library.models import MediaFile, Rendition, Video
+from media_library.selectors import hls_folders_in_use
 from media_library.serializers import VideoSerializer
-from unpuzzle.storage import delete_key, delete_prefix
+from unpuzzle.storage import delete_key, delete_prefix, iter_objects
 from unpuzzle.webhooks.services import webhook_event_record
 
 if TYPE_CHECKING:
@@ -42,16 +45,33 @@ def video_update(*, video: Video, title: str | None = None, description: str | N
 def video_delete(*, video: Video, deleted_by: AbstractBaseUser | AnonymousUser | None) -> None:
     """Delete a video with every object it stored, and its original when no other video uses it.
 
-    Rows go in this transaction; the stored objects (``videos/<id>/`` and, when the
-    original is no longer used, ``originals/<media_file_id>/``) are removed after commit,
-    so a rollback never leaves rows pointing at deleted objects. Its transcode jobs go with
-    it; ``transcoding.services.videos.video_delete`` cancels the active ones first.
+    Rows go in this transaction; the stored objects are removed after commit, so a rollback
+    never leaves rows pointing at deleted objects: ``videos/<id>/`` except HLS folders another
+    video still plays (a duplicate shares the output of the video it was uploaded again from),
+    the shared folders this video played from when it was the last one using them, and
+    ``originals/<media_file_id>/`` when no other video uses the original. Duplicates still
+    waiting for this video's transcode fail with a reason (``transcoding.services.videos.video_delete``
+    gives them their own transcode instead). Its transcode jobs go with it; the transcoding
+    layer's ``video_delete`` cancels the active ones first.
     """
     video = Video.objects.select_for_update().get(pk=video.pk)
     webhook_event_record(type="video.deleted", data=VideoSerializer(video).data)
     video_id = video.id
     media_file = video.media_file
+    root = f"videos/{video_id}/"
+    played = {
+        posixpath.dirname(key) + "/"
+        for key in [video.hls_master_key, *video.previous_outputs.values_list("master_key", flat=True)]
+        if key
+    }
+    shared = sorted(folder for folder in played if not folder.startswith(root))
+    waiting = list(video_duplicates_waiting(video=video))
     video.delete()
+    for duplicate in waiting:
+        duplicate.transition(Video.Status.FAILED)
+        duplicate.status_reason = f"the video with the same file (“{video.title}”) was deleted before its transcode finished; transcode this one again"
+        duplicate.save(update_fields=["status", "status_reason", "updated_at"])
+    in_use = hls_folders_in_use(under=[root, *shared])
     original_keys: list[str] = []
     if media_file is not None and not Video.objects.filter(media_file=media_file).exists():
         original_keys = [media_file.storage_key]
@@ -61,18 +81,117 @@ def video_delete(*, video: Video, deleted_by: AbstractBaseUser | AnonymousUser |
     else:
         media_file_id = None
     logger.info("video_id=%s deleted by user_id=%s", video_id, getattr(deleted_by, "pk", None))
-    transaction.on_commit(lambda: _delete_video_objects(video_id, media_file_id, original_keys))
+    removable_shared = [folder for folder in shared if folder not in in_use]
+    transaction.on_commit(
+        lambda: _delete_video_objects(
+            video_id, media_file_id, original_keys, keep=sorted(in_use), shared=removable_shared
+        )
+    )
 
 
-def _delete_video_objects(video_id: uuid.UUID, media_file_id: uuid.UUID | None, original_keys: list[str]) -> None:
-    """Remove the stored objects of a deleted video (runs after commit)."""
-    removed = delete_prefix(f"videos/{video_id}/")
+def _delete_video_objects(
+    video_id: uuid.UUID,
+    media_file_id: uuid.UUID | None,
+    original_keys: list[str],
+    *,
+    keep: list[str],
+    shared: list[str],
+) -> None:
+    """Remove the stored objects of a deleted video (runs after commit).
+
+    Its own folder goes except the HLS folders in ``keep`` (other videos play them); the
+    ``shared`` folders of other videos it was the last to play go too.
+    """
+    root = f"videos/{video_id}/"
+    kept = [folder for folder in keep if folder.startswith(root)]
+    if kept:
+        removed = 0
+        for key, _ in list(iter_objects(root)):
+            if not any(key.startswith(folder) for folder in kept):
+                delete_key(key)
+                removed += 1
+        logger.info("video_id=%s kept %s: other videos play them", video_id, ", ".join(kept))
+    else:
+        removed = delete_prefix(root)
+    for folder in shared:
+        removed += delete_prefix(folder)
     if media_file_id is not None:
         removed += delete_prefix(f"originals/{media_file_id}/")
         for key in original_keys:
             # An original stored outside its own folder (older layouts) goes too.
             delete_key(key)
     logger.info("video_id=%s removed %d stored objects", video_id, removed)
+
+
+def video_duplicates_waiting(*, video: Video) -> QuerySet[Video]:
+    """Duplicates of ``video`` waiting for its first output (queued, nothing of their own to play), locked."""
+    return Video.objects.select_for_update().filter(duplicate_of=video, status=Video.Status.QUEUED, hls_master_key="")
+
+
+def video_output_switch(
+    *,
+    video: Video,
+    master_key: str,
+    poster_key: str,
+    duration: float | None,
+    renditions: list[Rendition],
+    duplicate_of: Video | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Make an HLS output the video's and mark it ready (caller holds the video's lock).
+
+    ``renditions`` (unsaved rows) replace the video's; ``max_quality`` is the one with the
+    largest short side. ``duplicate_of`` names the video whose output this is, None for its own.
+    """
+    Rendition.objects.filter(video=video).delete()
+    for rendition in renditions:
+        rendition.video = video
+    Rendition.objects.bulk_create(renditions)
+    if video.status == Video.Status.UPLOADED:
+        video.transition(Video.Status.QUEUED)
+    video.transition(Video.Status.READY)
+    video.status_reason = ""
+    video.hls_master_key = master_key
+    video.poster_key = poster_key
+    video.duration = duration
+    video.max_quality = max(renditions, key=lambda r: min(r.width, r.height)).name if renditions else ""
+    video.ready_at = now or timezone.now()
+    video.duplicate_of = duplicate_of
+    video.save(
+        update_fields=[
+            "status",
+            "status_reason",
+            "hls_master_key",
+            "poster_key",
+            "duration",
+            "max_quality",
+            "ready_at",
+            "duplicate_of",
+            "updated_at",
+        ]
+    )
+
+
+@transaction.atomic
+def video_output_share(*, video: Video, source: Video) -> Video:
+    """Give ``video`` the current HLS output of ``source`` (the same original): ready at once, nothing transcoded.
+
+    The renditions are copied as rows pointing at the same stored playlists; the objects
+    stay where ``source`` wrote them and are deleted with the last video that plays them.
+    """
+    copies = list(source.renditions.all())
+    for rendition in copies:
+        rendition.pk = None
+    video_output_switch(
+        video=video,
+        master_key=source.hls_master_key,
+        poster_key=source.poster_key,
+        duration=source.duration,
+        renditions=copies,
+        duplicate_of=source,
+    )
+    logger.info("video_id=%s shares the output %s of video_id=%s", video.id, video.hls_master_key, source.id)
+    return video
 
 
 def media_file_record_access(*, media_file_id: uuid.UUID | None) -> None:

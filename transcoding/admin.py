@@ -157,6 +157,7 @@ class VideoAdmin(media_admin.VideoAdmin):
         "poster_key",
         "duration",
         "max_quality",
+        "duplicate_of",
         "created_at",
         "updated_at",
         "ready_at",

@@ -44,6 +44,8 @@ class VideoSerializer(media_serializers.VideoSerializer):
             "monthly_storage_estimate_usd",
             "video_url",
             "video_provider",
+            "duplicate_of",
+            "duplicate_of_title",
             "created_at",
             "updated_at",
             "ready_at",

@@ -93,6 +93,7 @@ def direct_upload_state(*, session: UploadSession) -> dict[str, Any]:
         "parts": [{"part_number": p.part_number, "size": p.size, "etag": p.etag} for p in stored],
         "missing_parts": missing,
         "video_id": session.video_id,
+        "duplicate_of": session.video.duplicate_of_id if session.video is not None else None,
         "media_file_id": session.media_file_id,
         "error": session.error,
         "expires_at": session.expires_at,

@@ -6,14 +6,32 @@ from rest_framework import serializers
 
 from uploads.models import UploadSession
 
+DUPLICATE_OF_HELP = (
+    "The file was uploaded before: the id of the video whose output video_id shares (no new transcode), else null"
+)
+
 
 class UploadProgressSerializer(serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True, allow_null=True, help_text="Percent stored")
     video_id = serializers.UUIDField(read_only=True, allow_null=True)
+    duplicate_of = serializers.UUIDField(
+        source="video.duplicate_of_id", read_only=True, allow_null=True, default=None, help_text=DUPLICATE_OF_HELP
+    )
 
     class Meta:
         model = UploadSession
-        fields = ["id", "status", "offset", "length", "progress", "filename", "video_id", "error", "expires_at"]
+        fields = [
+            "id",
+            "status",
+            "offset",
+            "length",
+            "progress",
+            "filename",
+            "video_id",
+            "duplicate_of",
+            "error",
+            "expires_at",
+        ]
         read_only_fields = fields
 
 
@@ -78,6 +96,7 @@ class DirectUploadSerializer(serializers.Serializer):
     parts = StoredPartSerializer(many=True, help_text="Parts the bucket holds (ListParts) while the upload is open")
     missing_parts = serializers.ListField(child=serializers.IntegerField(), help_text="Part numbers not stored yet")
     video_id = serializers.UUIDField(allow_null=True)
+    duplicate_of = serializers.UUIDField(allow_null=True, help_text=DUPLICATE_OF_HELP)
     media_file_id = serializers.UUIDField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
     expires_at = serializers.DateTimeField(allow_null=True)

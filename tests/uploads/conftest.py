@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import struct
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,13 @@ def upload_clip(tmp_path_factory) -> Path:
 def small_clip(tmp_path_factory) -> Path:
     """A 1 s 160x120 clip of a few KB, for tests that only need a valid video."""
     return make_clip(tmp_path_factory.mktemp("clips") / "small.mp4", width=160, height=120, duration=1, fps=25)
+
+
+@pytest.fixture(scope="session")
+def big_clip(small_clip) -> bytes:
+    """A valid MP4 of about 11 MiB: a tiny clip followed by a top-level 'free' box of random bytes."""
+    padding = os.urandom(11 * 1024 * 1024 - small_clip.stat().st_size)
+    return small_clip.read_bytes() + struct.pack(">I", len(padding) + 8) + b"free" + padding
 
 
 def b64(text: str) -> str:

@@ -8,6 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from media_library.models import MediaFile, Video
+from transcoding.models import TranscodeJob
 from uploads.models import UploadSession
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,12 +43,25 @@ def test_ingest_wait_transcodes_and_prints_playback(user, no_audio_clip, capsys)
     assert video.status == Video.Status.READY
     assert "playback:" in out and video.hls_master_key.rsplit("/", 1)[0] in out
 
-    # The same file again is the same video, already ready: nothing is stored or transcoded twice.
-    call_command("ingest", str(no_audio_clip), "--owner", user.username, "--wait")
+    # The same file again is a video of its own, ready at once: nothing is stored or transcoded twice.
+    call_command("ingest", str(no_audio_clip), "--owner", user.username, "--title", "Again", "--wait")
     again = capsys.readouterr().out
-    assert again.splitlines()[0].strip() == str(video.id)
-    assert "already" in again or "ready" in again
-    assert MediaFile.objects.count() == 1
+    duplicate = Video.objects.get(pk=again.splitlines()[0].strip())
+    assert duplicate.pk != video.pk and duplicate.title == "Again" and duplicate.duplicate_of == video
+    assert f"is ready (same file as video {video.id})" in again
+    assert MediaFile.objects.count() == 1 and TranscodeJob.objects.count() == 1
+
+
+def test_ingest_wait_of_a_file_still_transcoding_waits_for_that_transcode(user, no_audio_clip, capsys):
+    call_command("ingest", str(no_audio_clip), "--owner", user.username)
+    first = Video.objects.get(pk=capsys.readouterr().out.splitlines()[0].strip())
+    call_command("ingest", str(no_audio_clip), "--owner", user.username, "--title", "Again", "--wait")
+    out = capsys.readouterr().out
+    duplicate = Video.objects.get(pk=out.splitlines()[0].strip())
+    first.refresh_from_db()
+    assert first.status == duplicate.status == Video.Status.READY
+    assert duplicate.hls_master_key == first.hls_master_key and TranscodeJob.objects.count() == 1
+    assert f"is ready (same file as video {first.id})" in out
 
 
 def test_ingest_refuses_a_non_video_with_the_reason(user, not_video_clip):

@@ -137,15 +137,22 @@ def cost_snapshot_storage(*, day: date) -> list[CostLogEntry]:
     """Write ``day``'s storage cost: one line per video (its stored original and renditions).
 
     Prorated: GB × B2_STORAGE_USD_PER_GB_MONTH / days in the month. An original shared by
-    several videos counts for the oldest one; stored originals with no video go on one
+    several videos counts for the oldest one, and so does an HLS output duplicates share; stored originals with no video go on one
     line without a video. Re-running a day replaces that day's storage lines.
     """
     CostLogEntry.objects.filter(date=day, kind=Kind.STORAGE).delete()
     month_price = _price("B2_STORAGE_USD_PER_GB_MONTH")
     day_price = pricing.storage_day_price(price_per_gb_month=month_price, day=day)
-    rendition_bytes = dict(
-        Rendition.objects.values("video_id").annotate(total=Sum("bytes")).values_list("video_id", "total")
+    # A duplicate's renditions are the stored objects of the video it shares them with: counted once, for the oldest.
+    rendition_bytes: dict[uuid.UUID, int] = {}
+    counted_playlists: set[str] = set()
+    rendition_rows = Rendition.objects.order_by("video__created_at", "video_id").values_list(
+        "video_id", "playlist_key", "bytes"
     )
+    for rendition_video_id, playlist_key, size in rendition_rows.iterator():
+        if playlist_key not in counted_playlists:
+            counted_playlists.add(playlist_key)
+            rendition_bytes[rendition_video_id] = rendition_bytes.get(rendition_video_id, 0) + size
     counted_media: set[uuid.UUID] = set()
     lines = []
     videos = Video.objects.order_by("created_at", "id").values_list(

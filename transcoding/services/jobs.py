@@ -13,6 +13,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from media_library.models import Video
+from media_library.services import video_duplicates_waiting, video_output_share
 from transcoding.costs.selectors import spending_allowed
 from transcoding.models import TranscodeJob
 from transcoding.serializers import video_representation
@@ -61,6 +62,9 @@ def transcode_enqueue(*, video: Video, requested_by: User | None = None) -> Tran
         return active
     if video.media_file_id is None:
         raise ValueError(f"video {video.id} has no original file to transcode")
+    if not video.hls_master_key:
+        # A duplicate that gets its own transcode no longer waits for the other video's.
+        video.duplicate_of = None
 
     decision = spending_allowed(owner=video.owner)
     if not decision.allowed:
@@ -68,15 +72,17 @@ def transcode_enqueue(*, video: Video, requested_by: User | None = None) -> Tran
         if newly_blocked:
             video.transition(Video.Status.BLOCKED)
         video.status_reason = decision.reason
-        video.save(update_fields=["status", "status_reason", "updated_at"])
+        video.save(update_fields=["status", "status_reason", "duplicate_of", "updated_at"])
         if newly_blocked:
             webhook_event_record(type="video.blocked", data=video_representation(video=video))
         logger.info("video_id=%s blocked: %s", video.id, decision.reason)
         return None
 
-    video.transition(Video.Status.QUEUED)
+    # A duplicate waiting for another video's transcode is already queued, without a job of its own.
+    if video.status != Video.Status.QUEUED:
+        video.transition(Video.Status.QUEUED)
     video.status_reason = ""
-    video.save(update_fields=["status", "status_reason", "updated_at"])
+    video.save(update_fields=["status", "status_reason", "duplicate_of", "updated_at"])
     job = TranscodeJob.objects.create(video=video, requested_by=requested_by)
     transaction.on_commit(lambda: transcode_dispatch(job_id=job.id))
     logger.info("video_id=%s queued as job_id=%s", video.id, job.id)
@@ -173,6 +179,33 @@ def video_job_ended(*, video: Video, reason: str) -> None:
         video.status_reason = reason
     video.save(update_fields=["status", "status_reason", "updated_at"])
     webhook_event_record(type=f"video.{video.status}", data=video_representation(video=video))
+    video_duplicates_settle(video=video)
+
+
+def video_duplicates_settle(*, video: Video) -> int:
+    """Hand the duplicates waiting for ``video``'s first output its outcome; returns how many settled.
+
+    Ready: they share its output (no transcode of their own). Failed: they fail with its
+    reason, and their owner may transcode them again. Otherwise (still queued, processing or
+    blocked by the budget) they keep waiting. The caller holds ``video``'s lock.
+    """
+    if video.status not in (Video.Status.READY, Video.Status.FAILED):
+        return 0
+    settled = 0
+    for duplicate in video_duplicates_waiting(video=video):
+        if video.status == Video.Status.READY:
+            video_output_share(video=duplicate, source=video)
+        else:
+            duplicate.transition(Video.Status.FAILED)
+            duplicate.duplicate_of = None
+            duplicate.status_reason = (
+                f"the same file uploaded as “{video.title}” could not be transcoded: {video.status_reason}"
+            )
+            duplicate.save(update_fields=["status", "status_reason", "duplicate_of", "updated_at"])
+        webhook_event_record(type=f"video.{duplicate.status}", data=video_representation(video=duplicate))
+        settled += 1
+        logger.info("video_id=%s %s with video_id=%s", duplicate.id, duplicate.status, video.id)
+    return settled
 
 
 def transcode_requeue(*, job: TranscodeJob, video: Video, reason: str, not_before: datetime | None = None) -> None:

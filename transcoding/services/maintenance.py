@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from media_library.models import PreviousHlsOutput, Video
-from media_library.selectors import previous_output_grace_cutoff
+from media_library.selectors import hls_folders_in_use, previous_output_grace_cutoff
 from transcoding.models import TranscodeJob
 from transcoding.services.jobs import transcode_job_finish, transcode_lock, transcode_requeue, video_job_ended
 from unpuzzle.storage import delete_prefix, iter_objects
@@ -56,13 +56,20 @@ def previous_output_keep(*, video: Video, new_folder: int, now: datetime) -> Non
 
     Nothing is recorded with ``HLS_PREVIOUS_OUTPUT_GRACE_S=0`` (the folder is then deleted
     after commit with the other earlier folders), for a video without own output yet, or
-    for an output outside the numbered ``videos/<id>/hls/<n>/`` layout.
+    for an output outside the numbered ``videos/<id>/hls/<n>/`` layout. A duplicate's shared
+    output (another video's folder) is always recorded, already past its grace when the
+    grace is 0: the sweep deletes it once no video plays it any more.
     """
     previous_folder = hls_folder_number(video.hls_master_key)
-    if settings.HLS_PREVIOUS_OUTPUT_GRACE_S <= 0 or not 0 < previous_folder < new_folder:
+    shared = previous_folder > 0 and not video.hls_master_key.startswith(f"videos/{video.id}/")
+    if shared:
+        superseded_at = now if settings.HLS_PREVIOUS_OUTPUT_GRACE_S > 0 else previous_output_grace_cutoff(now=now)
+    elif settings.HLS_PREVIOUS_OUTPUT_GRACE_S <= 0 or not 0 < previous_folder < new_folder:
         return
+    else:
+        superseded_at = now
     PreviousHlsOutput.objects.update_or_create(
-        video=video, master_key=video.hls_master_key, defaults={"superseded_at": now}
+        video=video, master_key=video.hls_master_key, defaults={"superseded_at": superseded_at}
     )
     logger.info(
         "video_id=%s output %s kept for %d s after its replacement",
@@ -74,12 +81,10 @@ def previous_output_keep(*, video: Video, new_folder: int, now: datetime) -> Non
 
 def older_outputs_delete(*, video_id: uuid.UUID, keep: int) -> None:
     """Delete the video's HLS folders numbered below ``keep`` (leftovers of lost attempts, and the
-    replaced output when it is not kept), except previous outputs still waiting for the sweep."""
+    replaced output when it is not kept), except folders still in use: previous outputs waiting
+    for the sweep, and outputs duplicates of the video play."""
     root = f"videos/{video_id}/hls/"
-    kept = {
-        hls_folder_number(master_key)
-        for master_key in PreviousHlsOutput.objects.filter(video_id=video_id).values_list("master_key", flat=True)
-    }
+    kept = {hls_folder_number(folder) for folder in hls_folders_in_use(under=[root])}
     folders = {key[len(root) :].split("/", 1)[0] for key, _ in iter_objects(root)}
     for folder in sorted(folders):
         if folder.isdigit() and int(folder) < keep and int(folder) not in kept:
@@ -93,7 +98,9 @@ def transcode_previous_outputs_sweep(*, now: datetime | None = None) -> int:
     Runs with the reaper schedule. Each folder is deleted, then its ``PreviousHlsOutput``
     row; a storage error keeps the row for the next run. A video deleted meanwhile is fine
     (``video_delete`` removed its objects; deleting nothing recreates nothing), and a
-    video's current folder is never deleted. Returns how many folders were deleted.
+    video's current folder is never deleted. A folder another video still uses (a duplicate
+    sharing it, or that video's own grace period) stays: only the row goes, and the last
+    video using it deletes it. Returns how many folders were deleted.
     """
     due = PreviousHlsOutput.objects.filter(superseded_at__lte=previous_output_grace_cutoff(now=now)).select_related(
         "video"
@@ -105,6 +112,8 @@ def transcode_previous_outputs_sweep(*, now: datetime | None = None) -> int:
             logger.error(
                 "video_id=%s %s is the current output or not an attempt folder; not deleted", previous.video_id, prefix
             )
+        elif prefix in hls_folders_in_use(under=[prefix], exclude_previous_id=previous.pk):
+            logger.info("video_id=%s %s is still used by another video; kept", previous.video_id, prefix)
         else:
             try:
                 count = delete_prefix(prefix)

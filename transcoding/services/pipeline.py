@@ -20,6 +20,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from media_library.models import Rendition, Video
+from media_library.services import video_output_switch
 from transcoding.costs.ledger import cost_record_transcode
 from transcoding.costs.selectors import spending_allowed, transcode_ceiling_reason, transcode_running_ceiling_reason
 from transcoding.ffmpeg.commands import build_hls_command, poster_command
@@ -41,6 +42,7 @@ from transcoding.services.jobs import (
     transcode_job_finish,
     transcode_lock,
     transcode_requeue,
+    video_duplicates_settle,
     video_job_ended,
     video_move_to,
 )
@@ -357,11 +359,14 @@ def _transcode_switch(*, claim: _Claim, encoded: _Encoded, stored: list[tuple[st
     probe, output = encoded.probe, encoded.output
     now = timezone.now()
     previous_output_keep(video=video, new_folder=hls_folder_number(claim.prefix), now=now)
-    Rendition.objects.filter(video=video).delete()
-    Rendition.objects.bulk_create(
-        [
+    # Its own output now: a duplicate no longer shares the other video's.
+    video_output_switch(
+        video=video,
+        master_key=claim.prefix + MASTER_PLAYLIST_NAME,
+        poster_key=claim.prefix + "poster.jpg" if encoded.has_poster else "",
+        duration=probe.duration,
+        renditions=[
             Rendition(
-                video=video,
                 name=r.name,
                 width=r.width,
                 height=r.height,
@@ -373,27 +378,10 @@ def _transcode_switch(*, claim: _Claim, encoded: _Encoded, stored: list[tuple[st
                 segment_count=len(r.segment_durations),
             )
             for r in output.renditions
-        ]
+        ],
+        now=now,
     )
-    video.transition(Video.Status.READY)
-    video.status_reason = ""
-    video.hls_master_key = claim.prefix + MASTER_PLAYLIST_NAME
-    video.poster_key = claim.prefix + "poster.jpg" if encoded.has_poster else ""
-    video.duration = probe.duration
-    video.max_quality = max(output.renditions, key=lambda r: min(r.width, r.height)).name
-    video.ready_at = now
-    video.save(
-        update_fields=[
-            "status",
-            "status_reason",
-            "hls_master_key",
-            "poster_key",
-            "duration",
-            "max_quality",
-            "ready_at",
-            "updated_at",
-        ]
-    )
+    video_duplicates_settle(video=video)
 
     transcode_job_finish(
         job=job,

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from uploads.bucket import multipart_bucket
 from uploads.selectors import direct_upload_get_for_owner, direct_upload_part_count, direct_upload_state
 from uploads.serializers import (
+    DUPLICATE_OF_HELP,
     CompleteSerializer,
     DirectUploadCreateSerializer,
     DirectUploadSerializer,
@@ -39,6 +40,7 @@ CompletedSerializer = inline_serializer(
         "id": serializers.UUIDField(),
         "status": serializers.CharField(help_text="'complete' while finalization runs, then 'finalized' or 'failed'"),
         "video_id": serializers.UUIDField(allow_null=True),
+        "duplicate_of": serializers.UUIDField(allow_null=True, help_text=DUPLICATE_OF_HELP),
         "media_file_id": serializers.UUIDField(allow_null=True),
     },
 )
@@ -130,6 +132,7 @@ class DirectUploadCompleteView(DirectUploadView):
             "id": session.id,
             "status": session.status,
             "video_id": session.video_id,
+            "duplicate_of": session.video.duplicate_of_id if session.video is not None else None,
             "media_file_id": session.media_file_id,
         }
         return Response(body, status=status.HTTP_200_OK if session.video_id else status.HTTP_202_ACCEPTED)

@@ -1,6 +1,7 @@
 """Finalization: a complete upload becomes MediaFile + Video with transcoding queued.
 
-sha256 and size, ffprobe validation, the owner's duplicate reused, the original moved into
+sha256 and size, ffprobe validation, the owner's stored copy reused for a file uploaded again (a new
+video sharing the existing output), the original moved into
 storage (or already there, for direct uploads), MediaFile + Video created, transcoding
 enqueued; and the scheduled retry of finalizations that did not happen, and ``manage.py ingest``.
 """
@@ -24,12 +25,13 @@ from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from media_library.models import MediaFile, Video
+from media_library.models import MediaFile
 from media_library.services import video_create
 from transcoding.costs.selectors import transcode_ceiling_reason
 from transcoding.ffmpeg.probe import ProbeError, ProbeResult
 from transcoding.services.jobs import transcode_enqueue
 from transcoding.services.media_files import media_file_create_from_path, original_probe
+from transcoding.services.videos import duplicate_video_create
 from unpuzzle.exceptions import Gone, Locked, NotFound, StorageUnavailable
 from unpuzzle.redact import redact_server_details
 from unpuzzle.storage import delete_key, is_storage_outage, open_local_copy
@@ -255,11 +257,13 @@ def _link_video(*, session_id: uuid.UUID, media_file: MediaFile, media_created: 
     session = UploadSession.objects.select_for_update().get(pk=session_id)
     if session.status != S.COMPLETE:
         return session
-    # The same lecture uploaded twice: one stored original and its existing video, not a second transcode.
-    video = None if media_created else media_file.videos.filter(owner=session.owner).order_by("-created_at").first()
-    if video is None:
-        title = (session.metadata or {}).get("title") or Path(session.filename or "").stem or "Untitled video"
+    title = (session.metadata or {}).get("title") or Path(session.filename or "").stem or "Untitled video"
+    if media_created:
         video = video_create(owner=session.owner, title=title, media_file=media_file)
+        transcode_enqueue(video=video)
+    else:
+        # The same file uploaded again: a video of its own, sharing the stored original and its output.
+        video = duplicate_video_create(owner=session.owner, title=title, media_file=media_file)
     session.transition(S.FINALIZED)
     session.media_file = media_file
     session.video = video
@@ -268,13 +272,11 @@ def _link_video(*, session_id: uuid.UUID, media_file: MediaFile, media_created: 
     session.save(update_fields=["status", "media_file", "video", "error", "finalized_at", "updated_at"])
     webhook_event_record(type="upload.completed", data=UploadProgressSerializer(session).data)
     transaction.on_commit(lambda: remove_part_file(session.temp_path))
-    if video.status in (Video.Status.UPLOADED, Video.Status.FAILED, Video.Status.BLOCKED):
-        transcode_enqueue(video=video)
     logger.info(
         "upload_id=%s finalized: media_file_id=%s (%s) video_id=%s",
         session.id,
         media_file.id,
-        "new" if media_created else "duplicate",
+        "new" if media_created else f"duplicate of video_id={video.duplicate_of_id}",
         video.id,
     )
     return session

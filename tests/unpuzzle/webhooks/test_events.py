@@ -135,3 +135,17 @@ def test_video_deleted_carries_the_video_as_it_was(everything, user, owner_api):
     [event] = events_of("video.deleted")
     assert event.data["id"] == str(video.id) and event.data["title"] == "Old lecture"
     assert {k: v for k, v in shown.items() if k in event.data} == event.data
+
+
+def test_a_file_uploaded_again_is_ready_at_once_and_says_so(everything, user, owner_api, landscape_clip, settings):
+    settings.HLS_LADDER = "180p:300k"
+    settings.HLS_SEGMENT_SECONDS = 2
+    first = upload_session_ingest(owner=user, path=landscape_clip, title="Week 1")
+    transcode_run(job_id=first.video.jobs.get().id)
+    again = upload_session_ingest(owner=user, path=landscape_clip, title="Week 1 (section B)")
+    assert again.video_id != first.video_id
+    ready = {event.data["id"]: event.data for event in events_of("video.ready")}
+    assert set(ready) == {str(first.video_id), str(again.video_id)}
+    copy = ready[str(again.video_id)]
+    assert copy["title"] == "Week 1 (section B)" and copy["duplicate_of"] == str(first.video_id)
+    assert copy == {**owner_api.get(f"/api/v1/videos/{again.video_id}/").json(), "poster_url": copy["poster_url"]}

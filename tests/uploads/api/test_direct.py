@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import struct
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,13 +33,6 @@ S = UploadSession.Status
 def five_mib_parts(settings):
     """Parts of S3's real 5 MiB minimum, so an 11 MiB file spans three parts."""
     settings.CHUNK_SIZE_MB = 5
-
-
-@pytest.fixture(scope="session")
-def big_clip(small_clip) -> bytes:
-    """A valid MP4 of about 11 MiB: a tiny clip followed by a top-level 'free' box of random bytes."""
-    padding = os.urandom(11 * MIB - small_clip.stat().st_size)
-    return small_clip.read_bytes() + struct.pack(">I", len(padding) + 8) + b"free" + padding
 
 
 def s3_client(s3_server):
@@ -104,7 +96,13 @@ def test_multipart_upload_becomes_a_video_queued_for_transcoding(
 
     done = complete(api_client, start["id"], etags)
     assert done.status_code == 202, done.content
-    assert done.json() == {"id": start["id"], "status": "complete", "video_id": None, "media_file_id": None}
+    assert done.json() == {
+        "id": start["id"],
+        "status": "complete",
+        "video_id": None,
+        "duplicate_of": None,
+        "media_file_id": None,
+    }
 
     session = upload_session_finalize(session_id=session.id)  # what the queued finalize task runs
     assert session.status == S.FINALIZED and session.error == ""
@@ -216,7 +214,8 @@ def test_duplicate_of_an_existing_original_deletes_the_new_object(api_client, us
     second_session = upload_session_finalize(session_id=second["id"])
     assert second_session.status == S.FINALIZED
     assert second_session.media_file_id == first_session.media_file_id
-    assert second_session.video_id == first_session.video_id
+    assert second_session.video_id != first_session.video_id
+    assert second_session.video.duplicate_of_id == first_session.video_id
     assert object_exists(first["key"]) and not object_exists(second["key"])
     assert MediaFile.objects.count() == 1
 

@@ -125,6 +125,7 @@ def test_create_head_patch_to_completion(tus_http):
         "progress": pytest.approx(45.45),
         "filename": session.filename,
         "video_id": None,
+        "duplicate_of": None,
         "error": "",
         "expires_at": progress["expires_at"],
     }

@@ -123,8 +123,10 @@ def test_same_file_twice_is_stored_once(user, other_user, small_clip):
     second = upload_session_finalize(session_id=complete_upload(user, data, filename="b.mp4").id)
     assert second.status == UploadSession.Status.FINALIZED
     assert second.media_file_id == first.media_file_id
-    assert second.video_id == first.video_id  # no second transcode of the same lecture
-    assert MediaFile.objects.filter(owner=user).count() == 1 and Video.objects.count() == 1
+    # A video of its own, waiting for the first one's transcode instead of a second one.
+    assert second.video_id != first.video_id and second.video.duplicate_of_id == first.video_id
+    assert second.video.title == "b" and TranscodeJob.objects.count() == 1
+    assert MediaFile.objects.filter(owner=user).count() == 1 and Video.objects.count() == 2
     # Another instructor's identical file is theirs alone.
     theirs = upload_session_finalize(session_id=complete_upload(other_user, data).id)
     assert theirs.media_file_id != first.media_file_id and MediaFile.objects.count() == 2

@@ -41,8 +41,12 @@ class Command(BaseCommand):
         self.stdout.write(str(video.id))
         if not wait:
             return
+        if video.duplicate_of_id is not None and video.status != Video.Status.READY:
+            # The same file as a video still being transcoded: this one becomes ready with it.
+            call_command("transcode", str(video.duplicate_of_id), wait=True, stdout=self.stdout, stderr=self.stderr)
+            video.refresh_from_db()
         if video.status == Video.Status.READY:
-            self.stdout.write(f"video {video.id} is ready (same file as an earlier upload)")
+            self.stdout.write(f"video {video.id} is ready (same file as video {video.duplicate_of_id})")
             self.stdout.write(f"playback: {video_playback_url(video=video)}")
             return
         call_command("transcode", str(video.id), wait=True, stdout=self.stdout, stderr=self.stderr)

@@ -300,7 +300,10 @@
     this.tr.dataset.videoId = video.id;
     this.tr.dataset.videoStatus = video.status;
     if (video.status === "ready") {
-      this.finish("ready", "Ready: ");
+      this.finish("ready", video.duplicate_of
+        ? "Ready (same file as \u201c" + video.duplicate_of_title + "\u201d: no new processing) \u00b7 "
+        : "Ready: ");
+      this.tr.dataset.duplicateOf = video.duplicate_of || "";
       var watch = element("a", "upload-watch", "watch");
       watch.href = withId(config.playerUrl, video.id);
       var edit = element("a", "upload-edit", "edit");
@@ -316,7 +319,9 @@
     }
     var text = {
       uploaded: "Uploaded",
-      queued: "Queued for transcoding",
+      queued: video.duplicate_of
+        ? "Waiting for \u201c" + video.duplicate_of_title + "\u201d (same file) to finish processing"
+        : "Queued for transcoding",
       processing: "Processing " + (video.progress || 0) + "%",
       blocked: "Blocked: " + (video.status_reason || "spending is stopped")
     }[video.status] || video.status;
