@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import requests
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -70,6 +72,15 @@ def main() -> None:
         workdir = Path(tmp)
         with product(workdir, front="nginx", threads=8, transcode=False) as p:
             tokens = dict(line.split() for line in p.manage(MAKE_TOKENS).splitlines() if line.count(" ") == 1)
+            status = 0
+            for _ in range(30):
+                status = requests.get(f"{p.base}/api/schema/", timeout=60).status_code
+                if status == 200:
+                    break
+                time.sleep(2)
+            else:
+                p.log.flush()
+                sys.exit(f"api_fuzz: /api/schema/ answered {status}:\n" + Path(p.log.name).read_text()[-3000:])
             print(f"api_fuzz: {p.base}, max examples {args.max_examples}, phases examples+coverage+fuzzing+stateful")
             failed = False
             for who in ("root", "uploader"):

@@ -53,9 +53,9 @@ class VideoSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="The video whose output this one shares (the same file uploaded again: no new transcode), else null",
     )
-    duplicate_of_title = serializers.CharField(
-        source="duplicate_of.title", read_only=True, allow_null=True, default=None, help_text="That video's title"
-    )
+    # A method, not source="duplicate_of.title" with a default: DRF leaves such a field out of
+    # PATCH answers (a partial update skips defaults), which the schema does not allow.
+    duplicate_of_title = serializers.SerializerMethodField(help_text="That video's title, else null")
 
     class Meta:
         model = Video
@@ -80,6 +80,10 @@ class VideoSerializer(serializers.ModelSerializer):
             "ready_at",
         ]
         read_only_fields = [name for name in fields if name not in ("title", "description")]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_duplicate_of_title(self, video: Video) -> str | None:
+        return video.duplicate_of.title if video.duplicate_of_id else None
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_poster_url(self, video: Video) -> str | None:

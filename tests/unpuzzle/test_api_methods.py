@@ -56,3 +56,14 @@ def test_anonymous_api_calls_still_get_401_with_the_token_challenge():
     response = APIClient().get("/api/v1/videos/")
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Token"
+
+
+def test_a_patch_answer_has_every_field_of_the_video(api_client, user):
+    # Found by schemathesis: a PATCH answer left out duplicate_of_title (DRF skips defaults on partial updates).
+    from tests.factories import make_video
+
+    video = make_video(owner=user)
+    full = api_client.get(f"/api/v1/videos/{video.id}/").json()
+    patched = api_client.patch(f"/api/v1/videos/{video.id}/", {"title": "Renamed"}, format="json").json()
+    assert set(patched) == set(full)
+    assert patched["duplicate_of"] is None and patched["duplicate_of_title"] is None
