@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from media_library.models import MediaFile, Rendition, Video
 from media_library.selectors import video_poster_url
+from unpuzzle.failures import failure_retryable
 
 
 class RenditionSerializer(serializers.ModelSerializer):
@@ -46,6 +47,9 @@ class VideoSerializer(serializers.ModelSerializer):
     poster_url = serializers.SerializerMethodField()
     media = MediaProbeSerializer(source="media_file", read_only=True, allow_null=True)
     renditions = RenditionSerializer(many=True, read_only=True)
+    retryable = serializers.SerializerMethodField(
+        help_text="True when the video failed and transcoding it again (POST retranscode/) can help"
+    )
 
     class Meta:
         model = Video
@@ -56,6 +60,8 @@ class VideoSerializer(serializers.ModelSerializer):
             "owner",
             "status",
             "status_reason",
+            "status_code",
+            "retryable",
             "duration",
             "max_quality",
             "poster_url",
@@ -68,6 +74,9 @@ class VideoSerializer(serializers.ModelSerializer):
             "ready_at",
         ]
         read_only_fields = [name for name in fields if name not in ("title", "description")]
+
+    def get_retryable(self, video: Video) -> bool:
+        return video.status == Video.Status.FAILED and failure_retryable(video.status_code)
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_poster_url(self, video: Video) -> str | None:

@@ -29,6 +29,8 @@ class VideoSerializer(media_serializers.VideoSerializer):
             "owner",
             "status",
             "status_reason",
+            "status_code",
+            "retryable",
             "job_status",
             "progress",
             "duration",

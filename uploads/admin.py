@@ -6,6 +6,7 @@ from django.urls import path
 from media_library.models import Video
 from transcoding import admin as transcoding_admin
 from unpuzzle.admin_scope import OwnerListFilter, OwnerScopedAdminMixin
+from unpuzzle.permissions import user_sees_all_videos
 from uploads.admin_views import upload_page
 from uploads.models import UploadSession
 
@@ -35,6 +36,8 @@ class UploadSessionAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         "is_partial",
         "concat_parts",
         "error",
+        "error_code",
+        "error_detail",
         "media_file",
         "video",
         "created_at",
@@ -42,6 +45,11 @@ class UploadSessionAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         "completed_at",
         "finalized_at",
     )
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        # The raw cause (ffprobe's words) is for staff; the owner reads the plain error.
+        return fields if user_sees_all_videos(request.user) else [name for name in fields if name != "error_detail"]
 
 
 class VideoAdmin(transcoding_admin.VideoAdmin):

@@ -5,16 +5,37 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from uploads.models import UploadSession
+from uploads.selectors import upload_error_code, upload_retryable
 
 
 class UploadProgressSerializer(serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True, allow_null=True, help_text="Percent stored")
     video_id = serializers.UUIDField(read_only=True, allow_null=True)
+    error_code = serializers.SerializerMethodField(help_text="Why it failed, as a code; empty without an error")
+    retryable = serializers.SerializerMethodField(help_text="True when uploading the same file again can help")
 
     class Meta:
         model = UploadSession
-        fields = ["id", "status", "offset", "length", "progress", "filename", "video_id", "error", "expires_at"]
+        fields = [
+            "id",
+            "status",
+            "offset",
+            "length",
+            "progress",
+            "filename",
+            "video_id",
+            "error",
+            "error_code",
+            "retryable",
+            "expires_at",
+        ]
         read_only_fields = fields
+
+    def get_error_code(self, session: UploadSession) -> str:
+        return upload_error_code(session=session)
+
+    def get_retryable(self, session: UploadSession) -> bool:
+        return upload_retryable(session=session)
 
 
 class DirectUploadCreateSerializer(serializers.Serializer):
@@ -80,6 +101,8 @@ class DirectUploadSerializer(serializers.Serializer):
     video_id = serializers.UUIDField(allow_null=True)
     media_file_id = serializers.UUIDField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
+    error_code = serializers.CharField(allow_blank=True, help_text="Why it failed, as a code; empty without an error")
+    retryable = serializers.BooleanField(help_text="True when uploading the file again can help")
     expires_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     completed_at = serializers.DateTimeField(allow_null=True)

@@ -126,6 +126,8 @@ def test_create_head_patch_to_completion(tus_http):
         "filename": session.filename,
         "video_id": None,
         "error": "",
+        "error_code": "",
+        "retryable": False,
         "expires_at": progress["expires_at"],
     }
     last = tus_http.patch(url, b" world", offset=5)
