@@ -30,6 +30,13 @@ def _open_upload_page(page, make_member, username: str) -> None:
     page.goto(UPLOAD_PAGE)
 
 
+def _upload(page, path):
+    """Add ``path`` on the upload page, press "Upload all" and return its row."""
+    page.set_input_files("#upload-input", str(path))
+    page.click("#upload-start-all")
+    return _row(page, path.name)
+
+
 def _wait_final(row, *, timeout_s: float = 90) -> str:
     row.page.wait_for_function(
         "(row) => row.dataset.final !== undefined", arg=row.element_handle(), timeout=timeout_s * 1000
@@ -58,9 +65,7 @@ def test_a_file_that_is_not_a_video_shows_a_plain_reason_and_remove_drops_it(
     fake = tmp_path / "lecture-notes.mp4"
     fake.write_bytes(os.urandom(64 * 1024))
     _open_upload_page(page, make_member, "fatima")
-    page.set_input_files("#upload-input", str(fake))
-    page.click("#upload-start-all")
-    row = _row(page, fake.name)
+    row = _upload(page, fake)
     assert _wait_final(row) == "failed"
     assert row.locator(".upload-message").inner_text() == (
         "Failed: We could not read this file as a video. Re-export it as MP4 (H.264 video, AAC audio) and upload it again."
@@ -96,9 +101,7 @@ def test_an_upload_lost_on_the_server_offers_retry_which_sends_it_again(
     monkeypatch.setattr(finalize, "async_task", lose_the_first_upload)
     clip = clip_copy("week4-lecture.mp4")
     _open_upload_page(page, make_member, "lars")
-    page.set_input_files("#upload-input", str(clip))
-    page.click("#upload-start-all")
-    row = _row(page, clip.name)
+    row = _upload(page, clip)
     assert _wait_final(row) == "failed"
     assert row.locator(".upload-message").inner_text() == (
         "Failed: The uploaded file was lost on our side. Retry to upload it again."
@@ -118,9 +121,7 @@ def test_a_failed_transcode_shows_the_plain_reason_and_retry_queues_it_again(
     browser_settings.HLS_X264_PRESET = BROKEN_PRESET
     clip = clip_copy("week5-lecture.mp4")
     _open_upload_page(page, make_member, "tomas")
-    page.set_input_files("#upload-input", str(clip))
-    page.click("#upload-start-all")
-    row = _row(page, clip.name)
+    row = _upload(page, clip)
     assert _wait_final(row) == "failed"
     message = row.locator(".upload-message").inner_text()
     assert message == "Failed: Processing failed on our side. Retry; if it fails again, contact staff."
@@ -142,9 +143,7 @@ def test_a_reload_keeps_the_row_of_a_video_still_processing(
     gate = _hold_transcodes(monkeypatch)
     clip = clip_copy("week6-lecture.mp4")
     _open_upload_page(page, make_member, "rhea")
-    page.set_input_files("#upload-input", str(clip))
-    page.click("#upload-start-all")
-    _row(page, clip.name).locator(".upload-message", has_text="Queued").wait_for()
+    _upload(page, clip).locator(".upload-message", has_text="Queued").wait_for()
 
     page.reload()
     row = _row(page, clip.name)
@@ -161,29 +160,35 @@ def test_a_reload_keeps_the_row_of_a_video_still_processing(
     assert page.locator("tr.upload-row").count() == 0
 
 
-def test_a_finished_upload_is_not_listed_as_unfinished(page, browser_settings, task_worker, make_member, clip_copy):
-    make_member("nora", INSTRUCTORS)
-    clip = clip_copy("week7-lecture.mp4")
-    login(page, "nora")
-    _small_chunks(page)
-    page.on("dialog", lambda dialog: dialog.accept())  # "leave the page?" while uploading
+def _upload_until_stalled(page, clip) -> list:
+    """Open the upload page, start uploading ``clip`` in 64 KiB chunks and hold its third PATCH;
+    returns the held route (later requests go through)."""
     held = []
 
-    def stall_after_two_chunks(route):
+    def stall_at_the_third_chunk(route):
         if route.request.method == "PATCH" and int(route.request.headers.get("upload-offset", "0")) >= 2 * SMALL_CHUNK:
             held.append(route)
             return
         route.continue_()
 
-    page.route("**/api/v1/uploads/**", stall_after_two_chunks)
+    _small_chunks(page)
+    page.route("**/api/v1/uploads/**", stall_at_the_third_chunk)
     page.goto(UPLOAD_PAGE)
-    page.set_input_files("#upload-input", str(clip))
-    page.click("#upload-start-all")
+    _upload(page, clip)
     deadline = time.monotonic() + 20
     while not held and time.monotonic() < deadline:
         page.wait_for_timeout(50)
-    assert held, "the third PATCH never came"
+    assert held, "the upload never reached its third chunk"
     page.unroute("**/api/v1/uploads/**")
+    return held
+
+
+def test_a_finished_upload_is_not_listed_as_unfinished(page, browser_settings, task_worker, make_member, clip_copy):
+    make_member("nora", INSTRUCTORS)
+    clip = clip_copy("week7-lecture.mp4")
+    login(page, "nora")
+    page.on("dialog", lambda dialog: dialog.accept())  # "leave the page?" while uploading
+    held = _upload_until_stalled(page, clip)
     page.reload()
     for route in held:
         try:
@@ -194,9 +199,7 @@ def test_a_finished_upload_is_not_listed_as_unfinished(page, browser_settings, t
     previous.wait_for()
     assert clip.name in previous.inner_text()
 
-    page.set_input_files("#upload-input", str(clip))
-    page.click("#upload-start-all")
-    row = _row(page, clip.name)
+    row = _upload(page, clip)
     row.locator(".upload-percent", has_text="100%").wait_for()
     # Finished: the page no longer offers to resume it, now or after a reload.
     previous.wait_for(state="hidden")
@@ -241,9 +244,7 @@ def test_offline_clears_speed_and_time_left_then_the_upload_resumes(
 
     page.route("**/api/v1/uploads/**", slow)
     page.goto(UPLOAD_PAGE)
-    page.set_input_files("#upload-input", str(clip))
-    page.click("#upload-start-all")
-    row = _row(page, clip.name)
+    row = _upload(page, clip)
     row.locator(".upload-rate", has_text="left").wait_for()
 
     console.allow(r"ERR_INTERNET_DISCONNECTED")
@@ -265,32 +266,12 @@ def test_a_title_edited_during_the_upload_reaches_the_video(
     make_member("ivan", INSTRUCTORS)
     clip = clip_copy("week10-lecture.mp4")
     login(page, "ivan")
-    _small_chunks(page)
-    held = []
-    release = threading.Event()
-
-    def hold_after_two_chunks(route):
-        if route.request.method == "PATCH" and not release.is_set() and len(held) < 1:
-            offset = int(route.request.headers.get("upload-offset", "0"))
-            if offset >= 2 * SMALL_CHUNK:
-                held.append(route)
-                return
-        route.continue_()
-
-    page.route("**/api/v1/uploads/**", hold_after_two_chunks)
-    page.goto(UPLOAD_PAGE)
-    page.set_input_files("#upload-input", str(clip))
-    page.click("#upload-start-all")
-    deadline = time.monotonic() + 20
-    while not held and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
-    assert held, "the upload never reached its third chunk"
+    held = _upload_until_stalled(page, clip)
     row = _row(page, clip.name)
     assert row.get_attribute("data-state") == "uploading"
     title = row.locator(".upload-title")
     title.fill("Week 10: entropy and heat engines", timeout=2000)
     title.press("Tab")
-    release.set()
     held[0].continue_()
     assert _wait_final(row) == "ready"
     # The upload started with the file name as its title; the edit is saved on the video once it exists.
