@@ -139,6 +139,7 @@
     this.titleInput.maxLength = 255;
     this.titleInput.value = title;
     this.titleInput.setAttribute("aria-label", "Title of " + this.name);
+    this.titleInput.addEventListener("input", function () { this.titleEdited = true; }.bind(this));
     this.titleInput.addEventListener("change", this.titleChanged.bind(this));
     var titleCell = element("td");
     titleCell.appendChild(this.titleInput);
@@ -411,6 +412,11 @@
   Row.prototype.showVideo = function (video) {
     this.tr.dataset.videoId = video.id;
     this.tr.dataset.videoStatus = video.status;
+    if (!this.titleEdited) {
+      // Not edited here: show the video's own title (a row rebuilt after a reload starts with the file name).
+      this.titleInput.value = video.title;
+      this.sentTitle = video.title;
+    }
     this.saveTitle();
     if (video.status === "ready") {
       this.finish("ready", "Ready: ");
@@ -451,7 +457,7 @@
   Row.prototype.saveTitle = function () {
     var row = this;
     var title = this.titleInput.value.trim();
-    if (!this.videoId || !title || title === this.sentTitle || this.savingTitle) { return; }
+    if (!this.titleEdited || !this.videoId || !title || title === this.sentTitle || this.savingTitle) { return; }
     this.savingTitle = true;
     api(withId(config.videoApiUrl, this.videoId), "PATCH", { title: title }).then(function (video) {
       row.sentTitle = video.title;
@@ -588,9 +594,8 @@
           (page.results || []).forEach(function (video) {
             if (video.owner !== config.username) { return; }
             var source = video.media || {};
-            var row = addRow({ name: source.original_filename || video.title, size: source.size, title: video.title });
-            row.sentTitle = video.title;
-            row.follow({ videoId: video.id });
+            addRow({ name: source.original_filename || video.title, size: source.size, title: video.title })
+              .follow({ videoId: video.id });
           });
         }, function () { /* the rows are a convenience: the video list shows them all */ });
       });
