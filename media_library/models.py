@@ -99,6 +99,9 @@ class Video(models.Model):
     media_file = models.ForeignKey(MediaFile, null=True, blank=True, on_delete=models.PROTECT, related_name="videos")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADED, db_index=True)
     status_reason = models.TextField(blank=True, help_text="Why the video failed or is blocked")
+    status_code = models.CharField(
+        max_length=32, blank=True, help_text="Why it failed, as a code (unpuzzle.failures); the job keeps the raw error"
+    )
     hls_master_key = models.CharField(max_length=512, blank=True)
     poster_key = models.CharField(max_length=512, blank=True)
     duration = models.FloatField(null=True, blank=True, help_text="Seconds")

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from media_library.models import MediaFile, Rendition, Video
 from media_library.selectors import video_poster_url
+from unpuzzle.failures import failure_retryable
 
 
 class RenditionSerializer(serializers.ModelSerializer):
@@ -56,6 +57,9 @@ class VideoSerializer(serializers.ModelSerializer):
     # A method, not source="duplicate_of.title" with a default: DRF leaves such a field out of
     # PATCH answers (a partial update skips defaults), which the schema does not allow.
     duplicate_of_title = serializers.SerializerMethodField(help_text="That video's title, else null")
+    retryable = serializers.SerializerMethodField(
+        help_text="True when the video failed and transcoding it again (POST retranscode/) can help"
+    )
 
     class Meta:
         model = Video
@@ -66,6 +70,8 @@ class VideoSerializer(serializers.ModelSerializer):
             "owner",
             "status",
             "status_reason",
+            "status_code",
+            "retryable",
             "duration",
             "max_quality",
             "poster_url",
@@ -83,7 +89,10 @@ class VideoSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_duplicate_of_title(self, video: Video) -> str | None:
-        return video.duplicate_of.title if video.duplicate_of_id else None
+        return video.duplicate_of.title if video.duplicate_of is not None else None
+
+    def get_retryable(self, video: Video) -> bool:
+        return video.status == Video.Status.FAILED and failure_retryable(video.status_code)
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_poster_url(self, video: Video) -> str | None:

@@ -151,6 +151,7 @@ def video_output_switch(
         video.transition(Video.Status.QUEUED)
     video.transition(Video.Status.READY)
     video.status_reason = ""
+    video.status_code = ""
     video.hls_master_key = master_key
     video.poster_key = poster_key
     video.duration = duration
@@ -161,6 +162,7 @@ def video_output_switch(
         update_fields=[
             "status",
             "status_reason",
+            "status_code",
             "hls_master_key",
             "poster_key",
             "duration",

@@ -25,6 +25,7 @@ from transcoding.services.jobs import transcode_cancel, transcode_request
 from transcoding.services.videos import video_delete
 from unpuzzle.admin_scope import OwnerListFilter, OwnerScopedAdminMixin
 from unpuzzle.exceptions import DomainError
+from unpuzzle.failures import failure_plain
 from unpuzzle.money import format_usd
 from unpuzzle.permissions import user_sees_all_videos
 from unpuzzle.redact import redact_server_details
@@ -63,6 +64,7 @@ class TranscodeJobAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         "started_at",
         "finished_at",
         "error",
+        "error_code",
         "log_tail",
         "task_id",
         "dispatched_at",
@@ -84,15 +86,15 @@ class TranscodeJobAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         fields = list(super().get_fields(request, obj))
         if user_sees_all_videos(request.user):
             return fields
-        # Instructors read why their job failed; server paths, storage URLs and ffmpeg's log are for staff.
-        return ["error_shown" if name == "error" else name for name in fields if name != "log_tail"]
+        # Instructors read why their job failed in plain words; the raw error and ffmpeg's log are for staff.
+        return ["error_shown" if name == "error" else name for name in fields if name not in ("log_tail", "error_code")]
 
     def get_readonly_fields(self, request, obj=None):
         return (*super().get_readonly_fields(request, obj), "error_shown")
 
     @admin.display(description="Error")
     def error_shown(self, job: TranscodeJob) -> str:
-        return redact_server_details(job.error)
+        return job_error_for_owner(job=job)
 
     @admin.action(description="Cancel the selected queued or running jobs")
     def cancel(self, request, queryset):
@@ -101,6 +103,12 @@ class TranscodeJobAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         if skipped:
             self.message_user(request, f"{skipped} job(s) skipped: they already ended.", messages.WARNING)
         cancel_jobs(self, request, active)
+
+
+def job_error_for_owner(*, job: TranscodeJob) -> str:
+    """Why a job ended, as its owner reads it: the plain reason of its code, else its error without server details."""
+    plain = failure_plain(job.error_code) if job.error_code else None
+    return plain if plain is not None else redact_server_details(job.error)
 
 
 class TranscodeJobInline(admin.TabularInline):
@@ -114,7 +122,17 @@ class TranscodeJobInline(admin.TabularInline):
     verbose_name = "transcode job"
     verbose_name_plural = "job history"
     fields = ("created_at", "status", "attempts", "progress", "wall_seconds", "requested_by", "error", "ffmpeg_log")
-    readonly_fields = fields
+    readonly_fields = (*fields, "error_shown")
+
+    def get_fields(self, request, obj=None):
+        if user_sees_all_videos(request.user):
+            return self.fields
+        # The owner reads why in plain words; the raw error and ffmpeg's log are for staff.
+        return tuple("error_shown" if name == "error" else name for name in self.fields if name != "ffmpeg_log")
+
+    @admin.display(description="Error")
+    def error_shown(self, job: TranscodeJob) -> str:
+        return job_error_for_owner(job=job)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -177,7 +195,9 @@ class VideoAdmin(media_admin.VideoAdmin):
 
     def get_queryset(self, request):
         return videos_with_latest_job(
-            queryset=super().get_queryset(request), prefix="job_", fields=("status", "progress", "attempts", "error")
+            queryset=super().get_queryset(request),
+            prefix="job_",
+            fields=("status", "progress", "attempts", "error", "error_code"),
         )
 
     @admin.display(description="job")
@@ -193,7 +213,9 @@ class VideoAdmin(media_admin.VideoAdmin):
         if status == TranscodeJob.Status.RUNNING:
             return f"running {obj.job_progress}% (attempt {obj.job_attempts})"
         if status in (TranscodeJob.Status.FAILED, TranscodeJob.Status.CANCELLED) and obj.job_error:
-            return f"{status}: {obj.job_error[:120]}"
+            # The plain reason: the list is read by owners too; staff find the raw error on the job.
+            plain = failure_plain(obj.job_error_code) if obj.job_error_code else None
+            return f"{status}: {plain or redact_server_details(obj.job_error)[:120]}"
         return status
 
     def _enqueue(self, request, videos, *, verb: str):

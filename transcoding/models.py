@@ -44,7 +44,12 @@ class TranscodeJob(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
+    error = models.TextField(blank=True, help_text="The raw cause, for staff")
+    error_code = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="Why it failed, as a code (unpuzzle.failures); owners read its plain reason",
+    )
     log_tail = models.TextField(blank=True, help_text="Last lines of ffmpeg's log")
     task_id = models.CharField(max_length=64, blank=True)
     dispatched_at = models.DateTimeField(

@@ -33,6 +33,8 @@ class VideoSerializer(media_serializers.VideoSerializer):
             "owner",
             "status",
             "status_reason",
+            "status_code",
+            "retryable",
             "job_status",
             "progress",
             "job_attempts",

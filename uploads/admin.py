@@ -8,6 +8,7 @@ from django.utils.html import format_html
 from media_library.models import Video
 from transcoding import admin as transcoding_admin
 from unpuzzle.admin_scope import OwnerListFilter, OwnerScopedAdminMixin
+from unpuzzle.permissions import user_sees_all_videos
 from uploads.admin_views import upload_page
 from uploads.models import UploadSession
 
@@ -37,6 +38,8 @@ class UploadSessionAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         "is_partial",
         "concat_parts",
         "error",
+        "error_code",
+        "error_detail",
         "media_file",
         "video",
         "created_at",
@@ -48,6 +51,11 @@ class UploadSessionAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     def has_add_permission(self, request):
         # Sessions are created by the upload protocols (tus, direct uploads), never by hand.
         return False
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        # The raw cause (ffprobe's words) is for staff; the owner reads the plain error.
+        return fields if user_sees_all_videos(request.user) else [name for name in fields if name != "error_detail"]
 
 
 class VideoAdmin(transcoding_admin.VideoAdmin):

@@ -1,7 +1,10 @@
 """The admin's "Upload videos" page: resumable tus uploads from the browser (tus-js-client).
 
 The page uploads through the same tus endpoint as API clients, with the admin session and
-its CSRF token, and follows each upload to its video through the JSON APIs.
+its CSRF token, and follows each upload to its video through the JSON APIs (after a reload
+too: it rebuilds the rows of uploads and videos still processing from them). A failed row
+shows the plain reason and offers Retry where it can help (send the file again, or POST
+``retranscode/``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ def upload_page(request, *, admin_site):
         "endpoint": reverse("uploads-list"),
         "uploadUrl": reverse("uploads-detail", kwargs={"pk": URL_ID_PLACEHOLDER}),
         "videoApiUrl": reverse("video-detail", args=[URL_ID_PLACEHOLDER]),
+        "videoListUrl": reverse("video-list"),
+        "retranscodeUrl": reverse("video-retranscode", args=[URL_ID_PLACEHOLDER]),
         "playerUrl": reverse("video-player", args=[URL_ID_PLACEHOLDER]),
         "changeUrl": reverse("admin:media_library_video_change", args=[URL_ID_PLACEHOLDER]),
         "placeholder": str(URL_ID_PLACEHOLDER),
@@ -41,6 +46,7 @@ def upload_page(request, *, admin_site):
         "chunkSize": settings.CHUNK_SIZE_MB * 1024 * 1024,
         "retryDelays": RETRY_DELAYS_MS,
         "userId": request.user.pk,
+        "username": request.user.get_username(),
     }
     opts = Video._meta
     context = {

@@ -63,7 +63,9 @@ class UploadSession(models.Model):
     part_size = models.BigIntegerField(null=True, blank=True)
     is_partial = models.BooleanField(default=False, help_text="tus concatenation part")
     concat_parts = models.JSONField(default=list, blank=True, help_text="Ids of the partial uploads, in order")
-    error = models.TextField(blank=True)
+    error = models.TextField(blank=True, help_text="Why it failed, for the owner")
+    error_code = models.CharField(max_length=32, blank=True, help_text="Why it failed, as a code (unpuzzle.failures)")
+    error_detail = models.TextField(blank=True, help_text="The raw cause (ffprobe's words), for staff")
     media_file = models.ForeignKey(
         "media_library.MediaFile", null=True, blank=True, on_delete=models.SET_NULL, related_name="upload_sessions"
     )

@@ -9,6 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[impor
 from django.db.models import QuerySet
 
 from unpuzzle.exceptions import Gone, NotFound
+from unpuzzle.failures import failure_retryable
 from uploads.bucket import MISSING_UPLOAD_CODES, error_code, multipart_bucket, object_key, storage_unavailable
 from uploads.models import UploadSession
 from uploads.multipart import StoredPart, part_count
@@ -16,6 +17,16 @@ from uploads.multipart import StoredPart, part_count
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
     from django.contrib.auth.models import User
+
+
+def upload_error_code(*, session: UploadSession) -> str:
+    """Why the upload failed (or waits), as a ``unpuzzle.failures`` code; "" when it has no error."""
+    return session.error_code if session.error else ""
+
+
+def upload_retryable(*, session: UploadSession) -> bool:
+    """True when the upload failed and sending the same file again can help."""
+    return session.status == UploadSession.Status.FAILED and failure_retryable(upload_error_code(session=session))
 
 
 def upload_sessions_for_owner(*, user: AbstractBaseUser) -> QuerySet[UploadSession]:
@@ -96,6 +107,8 @@ def direct_upload_state(*, session: UploadSession) -> dict[str, Any]:
         "duplicate_of": session.video.duplicate_of_id if session.video is not None else None,
         "media_file_id": session.media_file_id,
         "error": session.error,
+        "error_code": upload_error_code(session=session),
+        "retryable": upload_retryable(session=session),
         "expires_at": session.expires_at,
         "created_at": session.created_at,
         "completed_at": session.completed_at,

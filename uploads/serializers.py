@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from uploads.models import UploadSession
+from uploads.selectors import upload_error_code, upload_retryable
 
 DUPLICATE_OF_HELP = (
     "The file was uploaded before: the id of the video whose output video_id shares (no new transcode), else null"
@@ -17,6 +18,8 @@ class UploadProgressSerializer(serializers.ModelSerializer):
     duplicate_of = serializers.UUIDField(
         source="video.duplicate_of_id", read_only=True, allow_null=True, default=None, help_text=DUPLICATE_OF_HELP
     )
+    error_code = serializers.SerializerMethodField(help_text="Why it failed, as a code; empty without an error")
+    retryable = serializers.SerializerMethodField(help_text="True when uploading the same file again can help")
 
     class Meta:
         model = UploadSession
@@ -30,9 +33,17 @@ class UploadProgressSerializer(serializers.ModelSerializer):
             "video_id",
             "duplicate_of",
             "error",
+            "error_code",
+            "retryable",
             "expires_at",
         ]
         read_only_fields = fields
+
+    def get_error_code(self, session: UploadSession) -> str:
+        return upload_error_code(session=session)
+
+    def get_retryable(self, session: UploadSession) -> bool:
+        return upload_retryable(session=session)
 
 
 class DirectUploadCreateSerializer(serializers.Serializer):
@@ -99,6 +110,8 @@ class DirectUploadSerializer(serializers.Serializer):
     duplicate_of = serializers.UUIDField(allow_null=True, help_text=DUPLICATE_OF_HELP)
     media_file_id = serializers.UUIDField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
+    error_code = serializers.CharField(allow_blank=True, help_text="Why it failed, as a code; empty without an error")
+    retryable = serializers.BooleanField(help_text="True when uploading the file again can help")
     expires_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     completed_at = serializers.DateTimeField(allow_null=True)

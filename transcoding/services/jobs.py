@@ -15,11 +15,12 @@ from django_q.tasks import async_task
 from media_library.models import Video
 from media_library.services import video_duplicates_waiting, video_output_share
 from transcoding.costs.selectors import spending_allowed
+from transcoding.ffmpeg.sanity import human_duration
 from transcoding.models import TranscodeJob
 from transcoding.serializers import video_representation
 from unpuzzle.exceptions import Conflict, NotFound, PermissionDenied
+from unpuzzle.failures import Failure, failure_for
 from unpuzzle.permissions import user_sees_all_videos
-from unpuzzle.redact import redact_server_details
 from unpuzzle.webhooks.services import webhook_event_record
 
 if TYPE_CHECKING:
@@ -72,7 +73,8 @@ def transcode_enqueue(*, video: Video, requested_by: User | None = None) -> Tran
         if newly_blocked:
             video.transition(Video.Status.BLOCKED)
         video.status_reason = decision.reason
-        video.save(update_fields=["status", "status_reason", "duplicate_of", "updated_at"])
+        video.status_code = ""
+        video.save(update_fields=["status", "status_reason", "status_code", "duplicate_of", "updated_at"])
         if newly_blocked:
             webhook_event_record(type="video.blocked", data=video_representation(video=video))
         logger.info("video_id=%s blocked: %s", video.id, decision.reason)
@@ -82,7 +84,8 @@ def transcode_enqueue(*, video: Video, requested_by: User | None = None) -> Tran
     if video.status != Video.Status.QUEUED:
         video.transition(Video.Status.QUEUED)
     video.status_reason = ""
-    video.save(update_fields=["status", "status_reason", "duplicate_of", "updated_at"])
+    video.status_code = ""
+    video.save(update_fields=["status", "status_reason", "status_code", "duplicate_of", "updated_at"])
     job = TranscodeJob.objects.create(video=video, requested_by=requested_by)
     transaction.on_commit(lambda: transcode_dispatch(job_id=job.id))
     logger.info("video_id=%s queued as job_id=%s", video.id, job.id)
@@ -165,19 +168,19 @@ def video_move_to(*, video: Video, status: str) -> None:
     video.transition(status)
 
 
-def video_job_ended(*, video: Video, reason: str) -> None:
+def video_job_ended(*, video: Video, failure: Failure) -> None:
     """Leave a video whose job ended without output: back to its previous output if it has one, else failed.
 
-    The owner reads ``reason`` without server paths or storage URLs; the job keeps the raw error.
+    The owner reads ``failure``'s plain reason and code; the job keeps the raw error for staff.
     """
-    reason = redact_server_details(reason)
     if video.hls_master_key and video.status in (Video.Status.QUEUED, Video.Status.PROCESSING):
         video.transition(Video.Status.READY)
-        video.status_reason = f"{reason} (the previous output is still served)"
+        video.status_reason = f"{failure.message} The previous version still plays."
     else:
         video_move_to(video=video, status=Video.Status.FAILED)
-        video.status_reason = reason
-    video.save(update_fields=["status", "status_reason", "updated_at"])
+        video.status_reason = failure.message
+    video.status_code = failure.code
+    video.save(update_fields=["status", "status_reason", "status_code", "updated_at"])
     webhook_event_record(type=f"video.{video.status}", data=video_representation(video=video))
     video_duplicates_settle(video=video)
 
@@ -201,7 +204,8 @@ def video_duplicates_settle(*, video: Video) -> int:
             duplicate.status_reason = (
                 f"the same file uploaded as “{video.title}” could not be transcoded: {video.status_reason}"
             )
-            duplicate.save(update_fields=["status", "status_reason", "duplicate_of", "updated_at"])
+            duplicate.status_code = video.status_code
+            duplicate.save(update_fields=["status", "status_reason", "status_code", "duplicate_of", "updated_at"])
         webhook_event_record(type=f"video.{duplicate.status}", data=video_representation(video=duplicate))
         settled += 1
         logger.info("video_id=%s %s with video_id=%s", duplicate.id, duplicate.status, video.id)
@@ -210,6 +214,8 @@ def video_duplicates_settle(*, video: Video) -> int:
 
 def transcode_requeue(*, job: TranscodeJob, video: Video, reason: str, not_before: datetime | None = None) -> None:
     """Hand a running job back to the queue (caller holds the locks and set its error).
+
+    ``reason`` (raw) goes to the log; the owner reads that processing retries on its own.
 
     Without ``not_before`` it is dispatched after commit; with it, it waits in ``queued`` and
     the reaper (``transcode_dispatch_due``) dispatches it once that time has passed.
@@ -233,8 +239,11 @@ def transcode_requeue(*, job: TranscodeJob, video: Video, reason: str, not_befor
         ]
     )
     video_move_to(video=video, status=Video.Status.QUEUED)
-    video.status_reason = redact_server_details(reason)
-    video.save(update_fields=["status", "status_reason", "updated_at"])
+    wait = human_duration((not_before - timezone.now()).total_seconds()) if not_before else "a moment"
+    failure = failure_for("retrying", detail=wait)
+    video.status_reason = failure.message
+    video.status_code = failure.code
+    video.save(update_fields=["status", "status_reason", "status_code", "updated_at"])
     if not_before is None:
         transaction.on_commit(lambda: transcode_dispatch(job_id=job.id))
     logger.warning("job_id=%s video_id=%s requeued: %s", job.id, video.id, reason)
@@ -252,7 +261,10 @@ def transcode_cancel(*, job: TranscodeJob, by: AbstractBaseUser | AnonymousUser 
     if locked is None or video is None:
         raise NotFound("the transcode job no longer exists (its video was deleted)")
     who = by.get_username() if by is not None else "the system"
-    transcode_job_finish(job=locked, status=TranscodeJob.Status.CANCELLED, error=f"cancelled by {who}")
-    video_job_ended(video=video, reason=f"transcoding cancelled by {who}")
+    failure = failure_for("cancelled", detail=who)
+    transcode_job_finish(
+        job=locked, status=TranscodeJob.Status.CANCELLED, error=f"cancelled by {who}", error_code=failure.code
+    )
+    video_job_ended(video=video, failure=failure)
     logger.info("job_id=%s video_id=%s cancelled by %s", locked.id, video.id, who)
     return locked

@@ -21,6 +21,7 @@ from media_library.models import PreviousHlsOutput, Video
 from media_library.selectors import hls_folders_in_use, previous_output_grace_cutoff
 from transcoding.models import TranscodeJob
 from transcoding.services.jobs import transcode_job_finish, transcode_lock, transcode_requeue, video_job_ended
+from unpuzzle.failures import failure_for
 from unpuzzle.storage import delete_prefix, iter_objects
 
 logger = logging.getLogger(__name__)
@@ -247,8 +248,9 @@ def _reap_one(*, job_id: uuid.UUID, cutoff: datetime) -> str | None:
         transcode_requeue(job=job, video=video, reason=f"attempt {job.attempts} stopped, retrying: {message}")
         return "requeued"
     error = f"gave up after {job.counted_attempts} attempts (TRANSCODE_MAX_ATTEMPTS): {message}"
-    transcode_job_finish(job=job, status=TranscodeJob.Status.FAILED, error=error)
-    video_job_ended(video=video, reason=f"transcoding failed: {job.error}")
+    failure = failure_for("worker_lost")
+    transcode_job_finish(job=job, status=TranscodeJob.Status.FAILED, error=error, error_code=failure.code)
+    video_job_ended(video=video, failure=failure)
     logger.warning("job_id=%s video_id=%s failed by the reaper: %s", job.id, video.id, job.error)
     return "failed"
 

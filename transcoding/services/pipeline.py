@@ -34,6 +34,7 @@ from transcoding.ffmpeg.process import (
     TranscodeTimeout,
     run_ffmpeg,
 )
+from transcoding.ffmpeg.sanity import human_duration
 from transcoding.hls.playlists import MASTER_PLAYLIST_NAME, HlsOutput, rewrite_master_playlist
 from transcoding.hls.ts import HlsOutputError, HlsOutputIncomplete
 from transcoding.models import TranscodeJob
@@ -55,6 +56,7 @@ from transcoding.services.maintenance import (
     work_dir_create,
 )
 from transcoding.services.media_files import media_file_probe_update, original_probe
+from unpuzzle.failures import Failure, failure_for
 from unpuzzle.storage import StoredObjectMissing, delete_prefix, is_storage_outage, open_local_copy, save_directory
 from unpuzzle.webhooks.services import webhook_event_record
 from unpuzzle.workers import cluster_beat
@@ -76,10 +78,11 @@ class _LostJob(Exception):
 
 
 class _Permanent(Exception):
-    """A failure that another attempt cannot fix; the message is shown to people."""
+    """A failure that another attempt cannot fix: the message (raw) is for staff, ``failure`` for the owner."""
 
-    def __init__(self, message: str, *, log_tail: list[str] | None = None) -> None:
+    def __init__(self, message: str, *, failure: Failure, log_tail: list[str] | None = None) -> None:
         super().__init__(message)
+        self.failure = failure
         self.log_tail = log_tail or []
 
 
@@ -115,7 +118,8 @@ def _transcode_claim(*, job_id: uuid.UUID | str) -> _Claim | None:
         )
         video_move_to(video=video, status=Video.Status.BLOCKED)
         video.status_reason = decision.reason
-        video.save(update_fields=["status", "status_reason", "updated_at"])
+        video.status_code = ""
+        video.save(update_fields=["status", "status_reason", "status_code", "updated_at"])
         webhook_event_record(type="video.blocked", data=video_representation(video=video))
         logger.info("job_id=%s video_id=%s blocked before start: %s", job.id, video.id, decision.reason)
         return None
@@ -135,7 +139,8 @@ def _transcode_claim(*, job_id: uuid.UUID | str) -> _Claim | None:
     job.save(update_fields=["output_prefix", "updated_at"])
     video_move_to(video=video, status=Video.Status.PROCESSING)
     video.status_reason = ""
-    video.save(update_fields=["status", "status_reason", "updated_at"])
+    video.status_code = ""
+    video.save(update_fields=["status", "status_reason", "status_code", "updated_at"])
     media_file = video.media_file
     if media_file is None:
         raise ValueError(f"video {video.id} has no original file to transcode")
@@ -221,12 +226,14 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
     try:
         probe = original_probe(path=source)
     except ProbeError as exc:
-        raise _Permanent(f"the original cannot be transcoded: {exc}") from exc
+        raise _Permanent(
+            f"the original cannot be transcoded: {exc}", failure=failure_for(exc.reason, detail=str(exc))
+        ) from exc
     if claim.needs_probe:
         media_file_probe_update(media_file_id=claim.media_file_id, probe=probe)
     over_ceiling = transcode_ceiling_reason(probe=probe)
     if over_ceiling:
-        raise _Permanent(f"not started: {over_ceiling}")
+        raise _Permanent(f"not started: {over_ceiling}", failure=failure_for("over_cost_ceiling", detail=over_ceiling))
     renditions = plan_renditions(probe, parse_ladder(settings.HLS_LADDER))
 
     def ceiling(encoded_s: float, cpu_seconds: float) -> str:
@@ -274,16 +281,21 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
     except TranscodeCancelled as exc:
         raise _LostJob(str(exc)) from exc
     except TranscodeOverLimit as exc:
-        raise _Permanent(str(exc), log_tail=exc.log_tail) from exc
+        raise _Permanent(
+            str(exc), failure=failure_for("over_cost_ceiling", detail=str(exc)), log_tail=exc.log_tail
+        ) from exc
     except TranscodeTimeout as exc:
         raise _Permanent(
             f"encoding took longer than TRANSCODE_TIMEOUT_S={settings.TRANSCODE_TIMEOUT_S} s and was stopped",
+            failure=failure_for("transcode_timeout", detail=human_duration(settings.TRANSCODE_TIMEOUT_S)),
             log_tail=exc.log_tail,
         ) from exc
     except TranscodeFailed as exc:
         _raise_if_writes_failed(work=work, log_tail=exc.log_tail, cause=exc)
         raise _Permanent(
-            f"ffmpeg could not decode or encode the original: {exc}", log_tail=[*conversion.notes, *exc.log_tail]
+            f"ffmpeg could not decode or encode the original: {exc}",
+            failure=failure_for("encode_failed"),
+            log_tail=[*conversion.notes, *exc.log_tail],
         ) from exc
     reporter.check(ENCODE_PROGRESS_SHARE * 100)
 
@@ -321,7 +333,9 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
                 f"ffmpeg's output is incomplete ({exc}); its writes failed, the work dir's disk may be full",
             ) from exc
         _raise_if_writes_failed(work=work, log_tail=result.log_tail, cause=exc)
-        raise _Permanent(f"ffmpeg's output is unusable: {exc}", log_tail=result.log_tail) from exc
+        raise _Permanent(
+            f"ffmpeg's output is unusable: {exc}", failure=failure_for("encode_failed"), log_tail=result.log_tail
+        ) from exc
     # what was done to the source heads the job's log, above ffmpeg's own lines
     return _Encoded(
         probe=probe,
@@ -427,8 +441,10 @@ def transient_backoff_s(failures: int) -> int:
 
 
 @transaction.atomic
-def _transcode_attempt_failed(*, claim: _Claim, message: str, log_tail: list[str], transient: bool) -> None:
-    """Record a failed attempt.
+def _transcode_attempt_failed(
+    *, claim: _Claim, message: str, failure: Failure, log_tail: list[str], transient: bool
+) -> None:
+    """Record a failed attempt: the raw ``message`` on the job (staff), ``failure`` on the video (owner).
 
     A transient failure (storage, network, database) is retried after a growing backoff, up
     to ``TRANSCODE_TRANSIENT_RETRIES`` times, without using up ``TRANSCODE_MAX_ATTEMPTS``;
@@ -459,10 +475,11 @@ def _transcode_attempt_failed(*, claim: _Claim, message: str, log_tail: list[str
         job=job,
         status=TranscodeJob.Status.FAILED,
         error=message,
+        error_code=failure.code,
         log_tail="\n".join(log_tail),
         transient_failures=job.transient_failures,
     )
-    video_job_ended(video=video, reason=f"transcoding failed: {message}")
+    video_job_ended(video=video, failure=failure)
     logger.warning("job_id=%s video_id=%s failed: %s", job.id, video.id, message)
 
 
@@ -501,17 +518,27 @@ def transcode_run(*, job_id: uuid.UUID | str) -> None:
         attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
     except _Permanent as exc:
         attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
-        _transcode_attempt_failed(claim=claim, message=str(exc), log_tail=exc.log_tail, transient=False)
+        _transcode_attempt_failed(
+            claim=claim, message=str(exc), failure=exc.failure, log_tail=exc.log_tail, transient=False
+        )
     except StoredObjectMissing as exc:
         attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
         _transcode_attempt_failed(
-            claim=claim, message=f"the original is missing from storage: {exc}", log_tail=[], transient=False
+            claim=claim,
+            message=f"the original is missing from storage: {exc}",
+            failure=failure_for("original_missing"),
+            log_tail=[],
+            transient=False,
         )
     except Exception as exc:
         logger.exception("job_id=%s video_id=%s attempt %d failed", claim.job_id, claim.video_id, claim.attempt)
         attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
         _transcode_attempt_failed(
-            claim=claim, message=f"{type(exc).__name__}: {exc}", log_tail=[], transient=_is_transient(exc)
+            claim=claim,
+            message=f"{type(exc).__name__}: {exc}",
+            failure=failure_for("server_error"),
+            log_tail=[],
+            transient=_is_transient(exc),
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

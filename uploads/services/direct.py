@@ -22,6 +22,7 @@ from django.utils import timezone
 from media_library.services import original_key
 from unpuzzle.content_types import content_headers_for_key
 from unpuzzle.exceptions import Conflict, DomainError, Gone
+from unpuzzle.failures import Failure, failure_for
 from unpuzzle.storage import delete_key
 from unpuzzle.webhooks.services import webhook_event_record
 from uploads.bucket import (
@@ -231,15 +232,17 @@ def _mark_complete(*, session_id: uuid.UUID) -> UploadSession:
 
 
 @transaction.atomic
-def _mark_failed_open(*, session_id: uuid.UUID, reason: str) -> None:
+def _mark_failed_open(*, session_id: uuid.UUID, failure: Failure, detail: str) -> None:
     session = UploadSession.objects.select_for_update().get(pk=session_id)
     if session.status in UploadSession.ACTIVE_STATUSES:
         session.transition(S.FAILED)
-        session.error = reason
+        session.error = failure.message
+        session.error_code = failure.code
+        session.error_detail = detail
         session.expires_at = None
-        session.save(update_fields=["status", "error", "expires_at", "updated_at"])
+        session.save(update_fields=["status", "error", "error_code", "error_detail", "expires_at", "updated_at"])
         webhook_event_record(type="upload.failed", data=UploadProgressSerializer(session).data)
-        logger.info("upload_id=%s failed: %s", session.id, reason)
+        logger.info("upload_id=%s failed: %s", session.id, detail)
 
 
 def direct_upload_complete(*, session: UploadSession, parts: list[tuple[int, str]]) -> UploadSession:
@@ -288,7 +291,7 @@ def direct_upload_complete(*, session: UploadSession, parts: list[tuple[int, str
             "the object was deleted, start a new upload with the file's exact size"
         )
         delete_key(session.storage_key)
-        _mark_failed_open(session_id=session.id, reason=reason)
+        _mark_failed_open(session_id=session.id, failure=failure_for("size_mismatch"), detail=reason)
         raise SizeMismatch(reason)
     return _mark_complete(session_id=session.id)
 

@@ -33,6 +33,7 @@ from transcoding.services.jobs import transcode_enqueue
 from transcoding.services.media_files import media_file_create_from_path, original_probe
 from transcoding.services.videos import duplicate_video_create
 from unpuzzle.exceptions import Gone, Locked, NotFound, StorageUnavailable
+from unpuzzle.failures import Failure, failure_for
 from unpuzzle.redact import redact_server_details
 from unpuzzle.storage import delete_key, is_storage_outage, open_local_copy
 from unpuzzle.webhooks.services import webhook_event_record
@@ -82,17 +83,20 @@ def _file_digest(path: str | os.PathLike[str]) -> tuple[str, int]:
 
 
 @transaction.atomic
-def upload_session_fail(*, session_id: uuid.UUID, reason: str) -> None:
-    """Mark a complete upload failed with ``reason`` (people read it) and free its part file."""
+def upload_session_fail(*, session_id: uuid.UUID, failure: Failure, detail: str) -> None:
+    """Mark a complete upload failed and free its part file: the owner reads ``failure``'s
+    plain reason and code, staff the raw ``detail`` (server paths taken out; the log keeps it whole)."""
     session = UploadSession.objects.select_for_update().get(pk=session_id)
     if session.status != S.COMPLETE:
         return
     session.transition(S.FAILED)
-    session.error = redact_server_details(reason)
-    session.save(update_fields=["status", "error", "updated_at"])
+    session.error = failure.message
+    session.error_code = failure.code
+    session.error_detail = redact_server_details(detail)
+    session.save(update_fields=["status", "error", "error_code", "error_detail", "updated_at"])
     webhook_event_record(type="upload.failed", data=UploadProgressSerializer(session).data)
     transaction.on_commit(lambda: remove_part_file(session.temp_path))
-    logger.info("upload_id=%s failed: %s", session.id, reason)
+    logger.info("upload_id=%s failed (%s): %s", session.id, failure.code, detail)
 
 
 def _mime_type(session: UploadSession) -> str:
@@ -122,7 +126,11 @@ def upload_session_finalize(*, session_id: uuid.UUID | str) -> UploadSession:
         logger.info("upload_id=%s is being finalized by another worker", session_id)
         return session
     except Gone:
-        upload_session_fail(session_id=session.id, reason="the uploaded bytes are missing on the upload server")
+        upload_session_fail(
+            session_id=session.id,
+            failure=failure_for("bytes_missing"),
+            detail="the uploaded bytes are missing on the upload server",
+        )
         return UploadSession.objects.get(pk=session_id)
 
 
@@ -157,7 +165,11 @@ def direct_upload_finalize(*, session: UploadSession) -> UploadSession:
     except ClientError as exc:
         if error_code(exc) not in MISSING_OBJECT_CODES:
             return _note_retry(session, exc)
-        upload_session_fail(session_id=session.id, reason=f"the uploaded object {key!r} is missing from the bucket")
+        upload_session_fail(
+            session_id=session.id,
+            failure=failure_for("bytes_missing"),
+            detail=f"the uploaded object {key!r} is missing from the bucket",
+        )
         return UploadSession.objects.get(pk=session.id)
     except Exception as exc:
         if not is_storage_outage(exc):
@@ -175,7 +187,9 @@ def direct_upload_finalize(*, session: UploadSession) -> UploadSession:
 def _note_retry(session: UploadSession, exc: Exception) -> UploadSession:
     logger.warning("upload_id=%s could not read %s: %s", session.id, session.storage_key, exc)
     UploadSession.objects.filter(pk=session.id, status=S.COMPLETE).update(
-        error=redact_server_details(f"could not read the uploaded object: {exc}; finalization will be retried"),
+        error=failure_for("storage_unavailable").message,
+        error_code="storage_unavailable",
+        error_detail=redact_server_details(f"could not read the uploaded object: {exc}; finalization will be retried"),
         finalize_started_at=None,
         updated_at=timezone.now(),
     )
@@ -203,26 +217,36 @@ def upload_finalize_from_path(
     sha256, size = _file_digest(path)
     if session.length is not None and size != session.length:
         upload_session_fail(
-            session_id=session.id, reason=f"stored {size} bytes but the upload declared {session.length}"
+            session_id=session.id,
+            failure=failure_for("size_mismatch"),
+            detail=f"stored {size} bytes but the upload declared {session.length}",
         )
         return UploadSession.objects.get(pk=session.id)
     try:
         probe: ProbeResult = original_probe(path=path)
     except ProbeError as exc:
         verdict = "video not accepted" if exc.reason in _NOT_ACCEPTED_REASONS else "not a playable video"
-        upload_session_fail(session_id=session.id, reason=f"{verdict}: {exc}")
+        upload_session_fail(
+            session_id=session.id, failure=failure_for(exc.reason, detail=str(exc)), detail=f"{verdict}: {exc}"
+        )
         return UploadSession.objects.get(pk=session.id)
     format_name = probe.format_name
     if format_name and not container_allowed(format_name, settings.ALLOWED_VIDEO_FORMATS):
+        container = format_name.split(",")[0]
+        accepted = ", ".join(settings.ALLOWED_VIDEO_FORMATS)
         upload_session_fail(
             session_id=session.id,
-            reason=f"the file is a {format_name.split(',')[0]} container, which is not accepted "
-            f"(accepted: {', '.join(settings.ALLOWED_VIDEO_FORMATS)})",
+            failure=failure_for("format_not_accepted", detail=f"the file is {container}, accepted are {accepted}"),
+            detail=f"the file is a {container} container, which is not accepted (accepted: {accepted})",
         )
         return UploadSession.objects.get(pk=session.id)
     over_ceiling = transcode_ceiling_reason(probe=probe)
     if over_ceiling:
-        upload_session_fail(session_id=session.id, reason=f"video not accepted: {over_ceiling}")
+        upload_session_fail(
+            session_id=session.id,
+            failure=failure_for("over_cost_ceiling", detail=over_ceiling),
+            detail=f"video not accepted: {over_ceiling}",
+        )
         return UploadSession.objects.get(pk=session.id)
     filename = session.filename or f"{session.id}.{_probe_extension(format_name)}"
     try:
@@ -241,7 +265,10 @@ def upload_finalize_from_path(
         )
     except StorageUnavailable as exc:
         UploadSession.objects.filter(pk=session.id, status=S.COMPLETE).update(
-            error=redact_server_details(f"{exc.message}; finalization will be retried"), updated_at=timezone.now()
+            error=failure_for("storage_unavailable").message,
+            error_code="storage_unavailable",
+            error_detail=redact_server_details(f"{exc.message}; finalization will be retried"),
+            updated_at=timezone.now(),
         )
         return UploadSession.objects.get(pk=session.id)
     return _link_video(session_id=session.id, media_file=media_file, media_created=created)

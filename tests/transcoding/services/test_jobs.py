@@ -125,7 +125,7 @@ def test_cancelling_a_retranscode_keeps_the_previous_output(user):
     job = transcode_enqueue(video=video)
     transcode_cancel(job=job, by=user)
     video.refresh_from_db()
-    assert video.status == V.READY and "previous output" in video.status_reason
+    assert video.status == V.READY and "The previous version still plays." in video.status_reason
 
 
 def test_reaper_requeues_a_job_whose_heartbeat_is_stale(user, settings):
@@ -149,7 +149,7 @@ def test_reaper_fails_a_job_after_max_attempts(user, settings):
     job.refresh_from_db()
     video = Video.objects.get(pk=job.video_id)
     assert job.status == J.FAILED and "gave up after 3 attempts" in job.error
-    assert video.status == V.FAILED and "stopped reporting" in video.status_reason
+    assert video.status == V.FAILED and "stopped reporting" in job.error and video.status_code == "worker_lost"
     assert OrmQ.objects.count() == 0
 
 

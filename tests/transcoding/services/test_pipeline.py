@@ -24,6 +24,7 @@ from transcoding.services.maintenance import transcode_dispatch_due, transcode_p
 from transcoding.services.pipeline import transcode_run
 from transcoding.services.videos import video_delete
 from unpuzzle import storage
+from unpuzzle.failures import failure_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -173,7 +174,8 @@ def test_unusable_originals_fail_with_a_reason_and_leave_no_objects(user, reques
     job = run(video)
     assert job.status == J.FAILED
     assert video.status == Video.Status.FAILED
-    assert words in video.status_reason.lower() and words in job.error.lower()
+    assert words in job.error.lower()
+    assert video.status_reason == failure_for(video.status_code).message and video.status_code == job.error_code
     assert job.attempts == 1, "a file that cannot be decoded is not retried"
     assert keys_under(f"videos/{video.id}/") == set()
     assert not video.renditions.exists()
@@ -210,7 +212,7 @@ def test_storage_failure_mid_upload_requeues_then_a_new_attempt_succeeds(user, n
     video.refresh_from_db()
     assert job.status == J.QUEUED and job.attempts == 1 and job.transient_failures == 1
     assert "connection reset" in job.error
-    assert video.status == Video.Status.QUEUED and "retrying in 30 s" in video.status_reason
+    assert video.status == Video.Status.QUEUED and "tries again on its own in 30 s" in video.status_reason
     assert keys_under(f"videos/{video.id}/") == set(), "the failed attempt's objects are deleted"
     assert job.not_before > timezone.now() + timedelta(seconds=25)
     assert OrmQ.objects.count() == 0, "the reaper dispatches it when its backoff is over"
@@ -280,7 +282,7 @@ def test_storage_failures_have_their_own_budget_with_a_growing_backoff(user, no_
     assert waits == [30, 45]  # doubling, capped at TRANSCODE_RETRY_BACKOFF_MAX_S
     assert job.status == J.FAILED and job.attempts == 3 and job.transient_failures == 3
     assert "gave up after 3 attempts ended by storage, network or database errors" in job.error
-    assert video.status == Video.Status.FAILED and "unreachable" in video.status_reason
+    assert video.status == Video.Status.FAILED and video.status_code == "server_error" and "unreachable" in job.error
 
 
 def test_the_owner_reads_the_failure_without_server_paths_and_staff_keep_them(
@@ -295,7 +297,7 @@ def test_the_owner_reads_the_failure_without_server_paths_and_staff_keep_them(
     monkeypatch.setattr(pipeline, "save_directory", disk_full)
     job = run(video)
     assert job.status == J.FAILED and str(settings.TRANSCODE_WORK_DIR) in job.error  # staff see where
-    assert "No space left on device: '<server file>'" in video.status_reason
+    assert video.status_reason == "Processing failed on our side. Retry; if it fails again, contact staff."
     assert str(settings.TRANSCODE_WORK_DIR) not in video.status_reason
 
 
@@ -587,7 +589,8 @@ def test_bombs_already_stored_fail_before_ffmpeg_encodes(user, request, fixture,
     video = make_stored_video(user, request.getfixturevalue(fixture))
     job = run(video)
     assert job.status == J.FAILED and video.status == Video.Status.FAILED
-    assert words in job.error and words in video.status_reason
+    assert words in job.error and video.status_code == job.error_code
+    assert video.status_reason == failure_for(job.error_code, detail=job.error.split(": ", 1)[1]).message
     assert encodes == [], "nothing was encoded"
     assert not job.cpu_seconds and job.attempts == 1
     assert not CostLogEntry.objects.exists()

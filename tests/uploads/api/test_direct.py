@@ -190,7 +190,7 @@ def test_size_mismatch_deletes_the_object_and_fails_the_upload(api_client, big_c
     assert response.status_code == 400 and response.json()["code"] == "size_mismatch"
     assert f"hold {len(big_clip) + 100} bytes but file_size was {len(big_clip)}" in response.json()["detail"]
     session = UploadSession.objects.get(pk=start["id"])
-    assert session.status == S.FAILED and "file_size" in session.error
+    assert session.status == S.FAILED and "file_size" in session.error_detail
     assert not object_exists(start["key"])
 
 
@@ -225,7 +225,7 @@ def test_not_a_video_fails_finalization_and_deletes_the_object(api_client, s3_st
     start, etags = upload_all(api_client, data)
     assert complete(api_client, start["id"], etags).status_code == 202
     session = upload_session_finalize(session_id=start["id"])
-    assert session.status == S.FAILED and session.error.startswith("not a playable video:")
+    assert session.status == S.FAILED and session.error_detail.startswith("not a playable video:")
     assert not object_exists(start["key"]) and MediaFile.objects.count() == 0
     assert api_client.get(f"{ENDPOINT}{start['id']}/").json()["error"] == session.error
 
@@ -340,7 +340,7 @@ def test_a_bucket_that_stops_answering_during_finalization_is_retried_later(api_
     assert complete(api_client, start["id"], etags).status_code == 202
     s3_proxy.set_mode("hang")  # accepts connections, never answers: boto3's transfer gives up
     session = upload_session_finalize(session_id=start["id"])
-    assert session.status == S.COMPLETE and "will be retried" in session.error
+    assert session.status == S.COMPLETE and "will be retried" in session.error_detail
     assert session.finalize_started_at is None and not MediaFile.objects.exists()
 
     s3_proxy.set_mode("pass")

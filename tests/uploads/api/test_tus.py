@@ -127,6 +127,8 @@ def test_create_head_patch_to_completion(tus_http):
         "video_id": None,
         "duplicate_of": None,
         "error": "",
+        "error_code": "",
+        "retryable": False,
         "expires_at": progress["expires_at"],
     }
     last = tus_http.patch(url, b" world", offset=5)

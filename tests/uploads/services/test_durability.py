@@ -54,5 +54,5 @@ def test_the_finalizer_refuses_a_complete_upload_whose_part_file_lost_bytes(tus_
 
     session = upload_session_finalize(session_id=_session(url).id)
     assert session.status == UploadSession.Status.FAILED
-    assert session.error == f"stored {len(data) - 4096} bytes but the upload declared {len(data)}"
+    assert session.error_detail == f"stored {len(data) - 4096} bytes but the upload declared {len(data)}"
     assert MediaFile.objects.count() == 0

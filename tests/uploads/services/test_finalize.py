@@ -88,8 +88,8 @@ def test_non_video_renamed_mp4_fails_with_reason(user):
     session = complete_upload(user, b"%PDF-1.4 this is a document, not a lecture\n" * 200, filename="slides.mp4")
     session = upload_session_finalize(session_id=session.id)
     assert session.status == UploadSession.Status.FAILED
-    assert session.error.startswith("not a playable video:")
-    assert len(session.error) > len("not a playable video: ")
+    assert session.error_detail.startswith("not a playable video:")
+    assert len(session.error_detail) > len("not a playable video: ")
     assert MediaFile.objects.count() == 0
 
 
@@ -141,7 +141,7 @@ def test_storage_outage_keeps_the_upload_and_the_retry_finalizes_it(
     use_s3_storage(settings, endpoint=s3_server, bucket_name="bucket-that-does-not-exist")
     session = upload_session_finalize(session_id=session.id)
     assert session.status == UploadSession.Status.COMPLETE
-    assert "will be retried" in session.error
+    assert "will be retried" in session.error_detail
     assert Path(session.temp_path).read_bytes() == data  # nothing accepted is lost
     assert MediaFile.objects.count() == 0
 
@@ -201,28 +201,32 @@ def test_timestamp_bomb_is_refused_with_the_reason(user, timestamp_bomb_clip):
     data = timestamp_bomb_clip.read_bytes()
     session = upload_session_finalize(session_id=complete_upload(user, data, filename="b.mkv").id)
     assert_refused_before_queueing(session)
-    assert session.error.startswith("not a playable video: the file's timestamps are broken:"), session.error
-    assert "10 h 0 min" in session.error and f"{len(data):,} bytes" in session.error
-    assert "re-export" in session.error.lower()
+    assert session.error_detail.startswith("not a playable video: the file's timestamps are broken:"), (
+        session.error_detail
+    )
+    assert "10 h 0 min" in session.error_detail and f"{len(data):,} bytes" in session.error_detail
+    assert "re-export" in session.error_detail.lower()
 
 
 def test_huge_declared_picture_is_refused_with_the_reason(user, huge_sps_clip):
     session = upload_session_finalize(session_id=complete_upload(user, huge_sps_clip.read_bytes()).id)
     assert_refused_before_queueing(session)
-    assert session.error.startswith("video not accepted: the picture is 8192x8192"), session.error
-    assert "MAX_SOURCE_PIXELS" in session.error and "4K" in session.error
+    assert session.error_detail.startswith("video not accepted: the picture is 8192x8192"), session.error_detail
+    assert "MAX_SOURCE_PIXELS" in session.error_detail and "4K" in session.error_detail
 
 
 def test_a_stream_that_cannot_be_decoded_is_refused_with_the_reason(user, lying_sps_clip):
     session = upload_session_finalize(session_id=complete_upload(user, lying_sps_clip.read_bytes()).id)
     assert_refused_before_queueing(session)
-    assert session.error.startswith("not a playable video: the video stream is damaged"), session.error
-    assert "re-export" in session.error.lower()
+    assert session.error_detail.startswith("not a playable video: the video stream is damaged"), session.error_detail
+    assert "re-export" in session.error_detail.lower()
 
 
 def test_a_video_over_the_cost_ceiling_is_refused_at_upload(user, small_clip, settings):
     settings.TRANSCODE_MAX_VIDEO_USD = "0.00001"
     session = upload_session_finalize(session_id=complete_upload(user, small_clip.read_bytes()).id)
     assert_refused_before_queueing(session)
-    assert session.error.startswith("video not accepted: transcoding it would cost about $"), session.error
-    assert "TRANSCODE_MAX_VIDEO_USD" in session.error
+    assert session.error_detail.startswith("video not accepted: transcoding it would cost about $"), (
+        session.error_detail
+    )
+    assert "TRANSCODE_MAX_VIDEO_USD" in session.error_detail

@@ -40,7 +40,7 @@ class Command(BaseCommand):
         video.refresh_from_db()
         self.stdout.write(f"job {job.id} {job.status} after {job.attempts} attempt(s); video {video.status}")
         if video.status != Video.Status.READY or job.status != TranscodeJob.Status.SUCCEEDED:
-            raise CommandError(f"video {video.id} is {video.status}: {video.status_reason or job.error}")
+            raise CommandError(f"video {video.id} is {video.status}: {job.error or video.status_reason}")
         self.stdout.write(f"playback: {video.hls_master_key} ({video_playback_url(video=video)})")
 
     def _run_to_end(self, job: TranscodeJob) -> TranscodeJob:

@@ -32,9 +32,9 @@ class Command(BaseCommand):
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         if session.status == UploadSession.Status.FAILED:
-            raise CommandError(f"{path} was not accepted: {session.error}")
+            raise CommandError(f"{path} was not accepted: {session.error_detail or session.error}")
         if session.status != UploadSession.Status.FINALIZED:
-            raise CommandError(f"{path} could not be stored: {session.error}")
+            raise CommandError(f"{path} could not be stored: {session.error_detail or session.error}")
         video = session.video
         if video is None:
             raise CommandError(f"upload {session.id} was finalized but is linked to no video")
