@@ -155,7 +155,7 @@ def test_duplicate_of_a_video_whose_transcode_fails_fails_with_it_and_retries_on
     transcode_cancel(job=TranscodeJob.objects.get(video_id=first.video_id), by=user)
     duplicate = Video.objects.get(pk=second.video_id)
     assert duplicate.status == Video.Status.FAILED and duplicate.duplicate_of_id is None
-    assert "“Week 3” could not be transcoded: transcoding cancelled by" in duplicate.status_reason
+    assert "“Week 3” could not be transcoded: Processing was cancelled by" in duplicate.status_reason
 
     # The owner retries the duplicate: its own transcode, then it plays.
     assert api_client.post(f"/api/v1/videos/{duplicate.id}/retranscode/").status_code in (200, 201, 202)

@@ -18,6 +18,7 @@ from transcoding.costs.budget import budget_check_and_alert, budget_engage_kill_
 from transcoding.costs.selectors import budget_policy_get
 from transcoding.services.jobs import transcode_cancel, transcode_enqueue
 from transcoding.services.pipeline import transcode_run
+from unpuzzle.failures import failure_for
 from unpuzzle.webhooks.events import EVENT_TYPES
 from unpuzzle.webhooks.models import WebhookEvent
 from uploads.models import UploadSession
@@ -74,13 +75,15 @@ def test_upload_completed_when_an_ingested_file_becomes_a_video(everything, user
 def test_upload_failed_and_its_rollback(everything, user, owner_api):
     session = make_upload_session(owner=user, status=UploadSession.Status.COMPLETE, offset=10)
     with pytest.raises(RuntimeError), transaction.atomic():
-        upload_session_fail(session_id=session.id, reason="not a playable video: no video stream")
+        upload_session_fail(session_id=session.id, failure=failure_for("no_video"), detail="no video stream")
         raise RuntimeError("rolled back")
     assert events_of("upload.failed") == []
-    upload_session_fail(session_id=session.id, reason="not a playable video: no video stream")
+    upload_session_fail(session_id=session.id, failure=failure_for("no_video"), detail="no video stream")
     [event] = events_of("upload.failed")
     assert event.data == owner_api.get(f"/api/v1/uploads/{session.id}/").json()
-    assert event.data["status"] == "failed" and "no video stream" in event.data["error"]
+    # Receivers get what the owner reads (the plain reason and its code), not the raw cause.
+    assert event.data["status"] == "failed" and event.data["error_code"] == "no_video"
+    assert event.data["error"].startswith("This file has no video picture in it.")
 
 
 def test_video_failed_when_its_only_job_is_cancelled(everything, user, owner_api):
