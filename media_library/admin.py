@@ -3,7 +3,8 @@
 from typing import ClassVar
 
 from django import forms
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.template.defaultfilters import filesizeformat
@@ -12,16 +13,24 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from media_library.models import MediaFile, PreviousHlsOutput, Rendition, Video
+from media_library.models import CaptionTrack, MediaFile, PreviousHlsOutput, Rendition, Video
 from media_library.selectors import (
     previous_output_grace,
     video_playable_hls,
     video_playback,
     video_poster_url,
 )
-from media_library.services import video_delete
+from media_library.services import (
+    caption_file_check,
+    caption_track_create,
+    caption_track_delete,
+    caption_track_update,
+    video_delete,
+)
 from media_library.views import player_context
+from media_library.webvtt import is_language_tag
 from unpuzzle.admin_scope import OwnerListFilter, OwnerScopedAdminMixin
+from unpuzzle.exceptions import DomainError
 
 # Statuses after which a video's row stops polling the API.
 FINAL_VIDEO_STATUSES = (Video.Status.READY, Video.Status.FAILED)
@@ -136,6 +145,79 @@ class RenditionInline(admin.TabularInline):
         return False
 
 
+class CaptionTrackForm(forms.ModelForm):
+    """A caption track row: its settings and a WebVTT or SRT file (required for a new track)."""
+
+    file = forms.FileField(
+        required=False,
+        help_text="WebVTT (.vtt) or SRT (.srt), UTF-8; SRT is converted to WebVTT. Leave empty to keep the current file.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".vtt,.srt,text/vtt"}),
+    )
+
+    class Meta:
+        model = CaptionTrack
+        fields = ("language", "label", "kind", "is_default")
+
+    def __init__(self, *args, video: Video, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.video = video
+
+    def _get_validation_exclusions(self):
+        # One default per video is the formset's check and the service's job: moving the flag from
+        # one row to another in one save is valid, though the rows in the database say otherwise.
+        return {*super()._get_validation_exclusions(), "is_default"}  # type: ignore[misc]
+
+    def clean_language(self):
+        language = self.cleaned_data["language"]
+        if not is_language_tag(language):
+            raise forms.ValidationError("Use a BCP 47 language tag, e.g. en, pt-BR, ja.")
+        return language
+
+    def clean(self):
+        super().clean()
+        data = self.cleaned_data
+        upload = data.get("file")
+        if upload is None and self.instance.pk is None and self.has_changed():
+            self.add_error("file", "Choose the caption file (WebVTT or SRT) for this new track.")
+        elif upload is not None:
+            content = upload.read(settings.CAPTIONS_MAX_BYTES + 1)
+            try:
+                data["warnings"] = caption_file_check(video=self.video, data=content)
+            except DomainError as exc:
+                self.add_error("file", exc.message)
+            data["content"] = content
+        return data
+
+
+class CaptionTrackFormSet(forms.BaseInlineFormSet):
+    def get_form_kwargs(self, index):
+        return {**super().get_form_kwargs(index), "video": self.instance}
+
+    def clean(self):
+        super().clean()
+        defaults = [
+            form for form in self.forms if form.cleaned_data.get("is_default") and not form.cleaned_data.get("DELETE")
+        ]
+        if len(defaults) > 1:
+            raise forms.ValidationError("Only one caption track can be the default: tick “default” on one row.")
+
+
+class CaptionTrackInline(admin.TabularInline):
+    """Caption tracks, added and replaced through the caption services (checked and stored as WebVTT)."""
+
+    model = CaptionTrack
+    form = CaptionTrackForm
+    formset = CaptionTrackFormSet
+    extra = 0
+    fields = ("language", "label", "kind", "is_default", "file", "cue_count", "stored_file")
+    readonly_fields = ("cue_count", "stored_file")
+    verbose_name = "caption track"
+
+    @admin.display(description="stored as")
+    def stored_file(self, obj: CaptionTrack) -> str:
+        return obj.storage_key if obj.pk else "-"
+
+
 @admin.register(Video)
 class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     list_display: tuple[str, ...] = (
@@ -168,7 +250,7 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         "updated_at",
         "ready_at",
     )
-    inlines = [RenditionInline]
+    inlines = [RenditionInline, CaptionTrackInline]
 
     class Media:
         css = {"all": ["media_library/admin/videos.css"]}
@@ -267,6 +349,33 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         if video is not None:
             extra_context["watch_links"] = watch_and_copy_links(video=video)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def save_formset(self, request, form, formset, change):
+        """Caption rows go through the caption services (file checked, stored, old file removed)."""
+        if formset.model is not CaptionTrack:
+            return super().save_formset(request, form, formset, change)
+        video = formset.instance
+        for row in formset.deleted_forms:
+            if row.instance.pk:
+                caption_track_delete(track=row.instance)
+        for row in formset.forms:
+            if row in formset.deleted_forms or not row.has_changed():
+                continue
+            data = row.cleaned_data
+            fields = {
+                "language": data["language"],
+                "label": data["label"],
+                "kind": data["kind"],
+                "is_default": data["is_default"],
+            }
+            if row.instance.pk:
+                saved = caption_track_update(track=row.instance, data=data.get("content"), **fields)
+            else:
+                saved = caption_track_create(video=video, data=data["content"], **fields)
+            for warning in saved.warnings:
+                messages.warning(request, f"Captions “{saved.track.label}”: {warning}")
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        return None
 
     def delete_model(self, request, obj):
         video_delete(video=obj, deleted_by=request.user)
