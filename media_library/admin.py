@@ -56,7 +56,9 @@ def watch_and_copy_links(*, video: Video, title: str = "") -> SafeString:
 
 # Written by uploads and the pipeline, never by hand: a typed-in original or storage key would make a
 # video play (or re-transcode) objects its owner may not see, and a cleared original strands its job.
-VIDEO_REFERENCE_FIELDS = ("media_file", "hls_master_key", "poster_key", "captions_key")
+VIDEO_REFERENCE_FIELDS = ("media_file", "hls_master_key", "poster_key")
+# The single-file caption fields of older videos; caption tracks (the inline) replace them.
+LEGACY_CAPTION_FIELDS = ("captions_key", "captions_language")
 # Videos from files come from the upload page; the add form is for staff's legacy provider videos.
 LEGACY_VIDEO_ADD_FIELDS = ("owner", "title", "description", "video_provider", "video_url")
 
@@ -150,13 +152,17 @@ class CaptionTrackForm(forms.ModelForm):
 
     file = forms.FileField(
         required=False,
-        help_text="WebVTT (.vtt) or SRT (.srt), UTF-8; SRT is converted to WebVTT. Leave empty to keep the current file.",
+        help_text="WebVTT (.vtt) or SRT (.srt) in UTF-8; SRT is converted. Empty keeps the current file.",
         widget=forms.ClearableFileInput(attrs={"accept": ".vtt,.srt,text/vtt"}),
     )
 
     class Meta:
         model = CaptionTrack
         fields = ("language", "label", "kind", "is_default")
+        widgets = {
+            "language": forms.TextInput(attrs={"size": 8}),
+            "label": forms.TextInput(attrs={"size": 16}),
+        }
 
     def __init__(self, *args, video: Video, **kwargs):
         super().__init__(*args, **kwargs)
@@ -177,7 +183,7 @@ class CaptionTrackForm(forms.ModelForm):
         super().clean()
         data = self.cleaned_data
         upload = data.get("file")
-        if upload is None and self.instance.pk is None and self.has_changed():
+        if upload is None and self.instance._state.adding and self.has_changed():
             self.add_error("file", "Choose the caption file (WebVTT or SRT) for this new track.")
         elif upload is not None:
             content = upload.read(settings.CAPTIONS_MAX_BYTES + 1)
@@ -209,13 +215,9 @@ class CaptionTrackInline(admin.TabularInline):
     form = CaptionTrackForm
     formset = CaptionTrackFormSet
     extra = 0
-    fields = ("language", "label", "kind", "is_default", "file", "cue_count", "stored_file")
-    readonly_fields = ("cue_count", "stored_file")
+    fields = ("language", "label", "kind", "is_default", "file", "cue_count")
+    readonly_fields = ("cue_count",)
     verbose_name = "caption track"
-
-    @admin.display(description="stored as")
-    def stored_file(self, obj: CaptionTrack) -> str:
-        return obj.storage_key if obj.pk else "-"
 
 
 @admin.register(Video)
@@ -250,6 +252,7 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         "updated_at",
         "ready_at",
     )
+    exclude = LEGACY_CAPTION_FIELDS
     inlines = [RenditionInline, CaptionTrackInline]
 
     class Media:
@@ -355,8 +358,9 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         if formset.model is not CaptionTrack:
             return super().save_formset(request, form, formset, change)
         video = formset.instance
+        # UUID keys exist before a row is saved: _state.adding tells new rows apart.
         for row in formset.deleted_forms:
-            if row.instance.pk:
+            if not row.instance._state.adding:
                 caption_track_delete(track=row.instance)
         for row in formset.forms:
             if row in formset.deleted_forms or not row.has_changed():
@@ -368,7 +372,7 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
                 "kind": data["kind"],
                 "is_default": data["is_default"],
             }
-            if row.instance.pk:
+            if not row.instance._state.adding:
                 saved = caption_track_update(track=row.instance, data=data.get("content"), **fields)
             else:
                 saved = caption_track_create(video=video, data=data["content"], **fields)

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from media_library.models import CaptionTrack, Video
 from media_library.selectors import video_playback
+from tests.factories import make_superuser
 from tests.hls_player import follow_playlists, playlist_uris, response_body
 from tests.media_library.hls_fixture import make_ready_video
 from transcoding.services.videos import duplicate_video_create
@@ -287,3 +288,34 @@ def test_ffprobe_opens_the_master_and_the_subtitle_playlists(api_client, live_se
             check=True,
         )
         assert len(json.loads(packets.stdout)["packets"]) == 2
+
+
+def test_the_admin_inline_shows_what_to_fix_and_stores_nothing(client, video):
+    client.force_login(make_superuser())
+    url = f"/admin/media_library/video/{video.id}/change/"
+    form = {
+        "title": video.title,
+        "description": "",
+        "video_provider": "",
+        "video_url": "",
+        "renditions-TOTAL_FORMS": 0,
+        "renditions-INITIAL_FORMS": 0,
+        "jobs-TOTAL_FORMS": 0,
+        "jobs-INITIAL_FORMS": 0,
+        "caption_tracks-TOTAL_FORMS": 1,
+        "caption_tracks-INITIAL_FORMS": 0,
+        "caption_tracks-0-language": "en",
+        "caption_tracks-0-label": "English",
+        "caption_tracks-0-kind": "subtitles",
+        "caption_tracks-0-file": SimpleUploadedFile(
+            "x.vtt", b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<script>x</script>\n"
+        ),
+    }
+    response = client.post(url, form)
+    assert response.status_code == 200
+    assert "the tag &lt;script&gt; is not allowed in captions" in response.content.decode()
+    assert not CaptionTrack.objects.exists() and caption_keys(video) == set()
+
+    form["caption_tracks-0-file"] = SimpleUploadedFile("x.srt", SRT)
+    assert client.post(url, form).status_code == 302
+    assert CaptionTrack.objects.get().cue_count == 2
