@@ -425,6 +425,40 @@ class RenditionAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         return False
 
 
+@admin.register(CaptionTrack)
+class CaptionTrackAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
+    """Every video's caption tracks at a glance (view only: tracks are added and changed on the video page)."""
+
+    owner_path = "video__owner"
+
+    list_display = ("video", "language", "label", "kind", "is_default", "cue_count", "updated_at")
+    list_filter = ("kind", "language")
+    search_fields = ("video__title", "video__id", "label", "language")
+    list_select_related = ("video",)
+    readonly_fields = (
+        "video",
+        "language",
+        "label",
+        "kind",
+        "is_default",
+        "storage_key",
+        "revision",
+        "cue_count",
+        "bytes",
+        "created_at",
+        "updated_at",
+    )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(PreviousHlsOutput)
 class PreviousHlsOutputAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     """HLS folders a re-transcode replaced, still stored for players that started on them (view only:
