@@ -214,6 +214,9 @@ class CaptionTrack(models.Model):
     revision = models.PositiveIntegerField(default=1, help_text="Bumped with every new file")
     cue_count = models.PositiveIntegerField(default=0)
     bytes = models.BigIntegerField(default=0, help_text="Size of the stored WebVTT file")
+    mpegts = models.BigIntegerField(
+        default=126_000, help_text="The 90 kHz timestamp the stored file's X-TIMESTAMP-MAP maps cue time 0 to"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

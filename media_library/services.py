@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import logging
 import posixpath
@@ -28,6 +29,7 @@ from media_library.webvtt import (
     is_language_tag,
     mpegts_first_pts,
     webvtt_render,
+    webvtt_set_timestamp_map,
 )
 from unpuzzle.exceptions import DomainError, PayloadTooLarge
 from unpuzzle.storage import delete_key, delete_prefix, get_storage, iter_objects, save_stream
@@ -184,6 +186,9 @@ def video_output_switch(
             "updated_at",
         ]
     )
+    # Caption files line up with the timestamps of the output they were made for; a failure
+    # there is logged and leaves the switch done (a track's next file is timed afresh).
+    transaction.on_commit(lambda: caption_tracks_realign(video_id=video.id), robust=True)
 
 
 @transaction.atomic
@@ -271,8 +276,8 @@ def caption_track_create(
             Nothing is stored then.
     """
     _check_track_fields(language=language, label=label, kind=kind)
-    body, cue_count, warnings = _captions_webvtt(video=video, data=data)
-    track = CaptionTrack(video=video, language=language, label=label, kind=kind, is_default=is_default)
+    body, mpegts, cue_count, warnings = _captions_webvtt(video=video, data=data)
+    track = CaptionTrack(video=video, language=language, label=label, kind=kind, is_default=is_default, mpegts=mpegts)
     track.storage_key = caption_track_key(video_id=video.id, track_id=track.id, revision=track.revision)
     track.cue_count, track.bytes = cue_count, len(body)
     with transaction.atomic():
@@ -307,7 +312,7 @@ def caption_track_update(
     warnings: tuple[str, ...] = ()
     body = None
     if data is not None:
-        body, cue_count, warnings = _captions_webvtt(video=track.video, data=data)
+        body, mpegts, cue_count, warnings = _captions_webvtt(video=track.video, data=data)
     with transaction.atomic():
         track = CaptionTrack.objects.select_for_update().get(pk=track.pk)
         fields = ["updated_at"]
@@ -323,13 +328,45 @@ def caption_track_update(
             old_key = track.storage_key
             track.revision += 1
             track.storage_key = caption_track_key(video_id=track.video_id, track_id=track.id, revision=track.revision)
-            track.cue_count, track.bytes = cue_count, len(body)
-            fields += ["revision", "storage_key", "cue_count", "bytes"]
+            track.cue_count, track.bytes, track.mpegts = cue_count, len(body), mpegts
+            fields += ["revision", "storage_key", "cue_count", "bytes", "mpegts"]
             save_stream(track.storage_key, io.BytesIO(body))
             transaction.on_commit(lambda: delete_key(old_key))
         track.save(update_fields=fields)
     logger.info("caption track %s of video_id=%s updated: %s", track.id, track.video_id, ", ".join(fields))
     return CaptionTrackSaved(track=track, warnings=warnings)
+
+
+def caption_tracks_realign(*, video_id: uuid.UUID) -> int:
+    """Re-time the stored caption files of a video to its current HLS output; returns how many changed.
+
+    A file's ``X-TIMESTAMP-MAP`` holds the first timestamp of the output it was made for (or
+    ffmpeg's default before the first transcode); after a (re-)transcode each file whose value
+    differs is written again under its next revision and the old object deleted.
+    """
+    video = Video.objects.filter(pk=video_id).prefetch_related("renditions").first()
+    if video is None or not CaptionTrack.objects.filter(video=video).exists():
+        return 0
+    mpegts = video_first_pts(video=video)
+    storage = get_storage()
+    changed = 0
+    for stale in CaptionTrack.objects.filter(video=video).exclude(mpegts=mpegts):
+        with transaction.atomic():
+            track = CaptionTrack.objects.select_for_update().filter(pk=stale.pk).first()
+            if track is None or track.mpegts == mpegts:
+                continue
+            with storage.open(track.storage_key, "rb") as fh:
+                body = webvtt_set_timestamp_map(fh.read().decode("utf-8"), mpegts=mpegts).encode("utf-8")
+            old_key = track.storage_key
+            track.revision += 1
+            track.storage_key = caption_track_key(video_id=video.id, track_id=track.id, revision=track.revision)
+            track.mpegts, track.bytes = mpegts, len(body)
+            save_stream(track.storage_key, io.BytesIO(body))
+            track.save(update_fields=["revision", "storage_key", "mpegts", "bytes", "updated_at"])
+            transaction.on_commit(functools.partial(delete_key, old_key))
+        changed += 1
+    logger.info("video_id=%s: %d caption files re-timed to MPEGTS %d", video.id, changed, mpegts)
+    return changed
 
 
 @transaction.atomic
@@ -347,7 +384,7 @@ def caption_file_check(*, video: Video, data: bytes) -> tuple[str, ...]:
     Raises:
         InvalidCaptions, PayloadTooLarge: as ``caption_track_create``.
     """
-    return _captions_webvtt(video=video, data=data)[2]
+    return _captions_webvtt(video=video, data=data)[3]
 
 
 def _check_track_fields(*, language: str, label: str, kind: str) -> None:
@@ -359,8 +396,9 @@ def _check_track_fields(*, language: str, label: str, kind: str) -> None:
         raise InvalidCaptions(f"kind {kind!r} is unknown; use one of {', '.join(CaptionTrack.Kind.values)}")
 
 
-def _captions_webvtt(*, video: Video, data: bytes) -> tuple[bytes, int, tuple[str, ...]]:
-    """The checked file as WebVTT bytes aligned with the video's segments, its cue count and warnings."""
+def _captions_webvtt(*, video: Video, data: bytes) -> tuple[bytes, int, int, tuple[str, ...]]:
+    """The checked file as WebVTT bytes aligned with the video's segments, the MPEG-TS time it is
+    aligned to, its cue count and warnings."""
     try:
         parsed = captions_parse(
             data,
@@ -372,8 +410,9 @@ def _captions_webvtt(*, video: Video, data: bytes) -> tuple[bytes, int, tuple[st
         raise PayloadTooLarge(str(exc), code="captions_too_large") from None
     except CaptionsError as exc:
         raise InvalidCaptions(str(exc)) from None
-    body = webvtt_render(parsed.cues, mpegts=video_first_pts(video=video)).encode("utf-8")
-    return body, len(parsed.cues), parsed.warnings
+    mpegts = video_first_pts(video=video)
+    body = webvtt_render(parsed.cues, mpegts=mpegts).encode("utf-8")
+    return body, mpegts, len(parsed.cues), parsed.warnings
 
 
 def video_first_pts(*, video: Video) -> int:

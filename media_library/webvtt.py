@@ -26,6 +26,7 @@ __all__ = [
     "mpegts_first_pts",
     "subtitle_media_playlist",
     "webvtt_render",
+    "webvtt_set_timestamp_map",
 ]
 
 #: Cue text tags WebVTT defines (timestamps such as ``<00:00:01.500>`` are allowed too).
@@ -145,6 +146,14 @@ def webvtt_render(cues: tuple[Cue, ...] | list[Cue], *, mpegts: int | None = Non
         lines.append(cue.text)
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def webvtt_set_timestamp_map(text: str, *, mpegts: int) -> str:
+    """A WebVTT file written by ``webvtt_render`` with its ``X-TIMESTAMP-MAP`` set to ``mpegts``."""
+    header, separator, cues = text.partition("\n\n")
+    lines = [line for line in header.split("\n") if not line.startswith("X-TIMESTAMP-MAP=")]
+    lines.insert(1, f"X-TIMESTAMP-MAP=MPEGTS:{mpegts},LOCAL:00:00:00.000")
+    return "\n".join(lines) + separator + cues
 
 
 def subtitle_media_playlist(*, uri: str, duration: float) -> str:

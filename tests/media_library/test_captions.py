@@ -14,9 +14,12 @@ from rest_framework.test import APIClient
 
 from media_library.models import CaptionTrack, Video
 from media_library.selectors import video_playback
-from tests.factories import make_superuser
+from media_library.webvtt import mpegts_first_pts
+from tests.factories import make_stored_video, make_superuser
 from tests.hls_player import follow_playlists, playlist_uris, response_body
 from tests.media_library.hls_fixture import make_ready_video
+from transcoding.services.jobs import transcode_enqueue
+from transcoding.services.pipeline import transcode_run
 from transcoding.services.videos import duplicate_video_create
 from unpuzzle import storage
 
@@ -319,3 +322,32 @@ def test_the_admin_inline_shows_what_to_fix_and_stores_nothing(client, video):
     form["caption_tracks-0-file"] = SimpleUploadedFile("x.srt", SRT)
     assert client.post(url, form).status_code == 302
     assert CaptionTrack.objects.get().cue_count == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transcode_retimes_captions_added_before_it_to_its_first_timestamp(
+    settings, api_client, user, landscape_clip
+):
+    """The real pipeline's segments start later than ffmpeg's 1.4 s when x264 delays the first frame."""
+    settings.HLS_LADDER, settings.HLS_SEGMENT_SECONDS = "180p:300k", 2
+    video = make_stored_video(user, landscape_clip)
+    created = add_track(api_client, video, VTT)
+    assert created.status_code == 201
+    before = CaptionTrack.objects.get(pk=created.json()["id"])
+    assert before.mpegts == 126000 and "X-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000\n" in read_key(
+        before.storage_key
+    )
+
+    transcode_run(job_id=transcode_enqueue(video=video).id)
+    video.refresh_from_db()
+    assert video.status == Video.Status.READY, video.status_reason
+    rendition = video.renditions.get()
+    first_segment = rendition.playlist_key.rsplit("/", 1)[0] + "/seg_00000.ts"
+    with storage.get_storage().open(first_segment, "rb") as fh:
+        start = mpegts_first_pts(fh.read())
+    assert start is not None and start != 126000
+
+    after = CaptionTrack.objects.get(pk=before.pk)
+    assert (after.mpegts, after.revision) == (start, 2)
+    assert read_key(after.storage_key).startswith(f"WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:{start},LOCAL:00:00:00.000\n\n")
+    assert caption_keys(video) == {after.storage_key}

@@ -13,6 +13,7 @@ from media_library.webvtt import (
     mpegts_first_pts,
     subtitle_media_playlist,
     webvtt_render,
+    webvtt_set_timestamp_map,
 )
 from tests.media_library.hls_fixture import MASTER
 
@@ -74,7 +75,7 @@ def test_webvtt_keeps_cue_markup_drops_style_region_and_notes_and_escapes_stray_
     ],
 )
 def test_hostile_or_broken_files_are_refused_with_what_to_fix(data, message):
-    with pytest.raises(CaptionsError, match="") as caught:
+    with pytest.raises(CaptionsError) as caught:
         parse(data)
     assert message in str(caught.value)
 
@@ -140,3 +141,8 @@ def test_presentation_start_of_an_ffmpeg_segment_is_its_earliest_stream(hls_sour
     data = (hls_source / "240p" / "seg_00000.ts").read_bytes()
     assert mpegts_first_pts(data[:65536]) == 126000
     assert mpegts_first_pts(b"not a transport stream") is None
+
+
+def test_the_timestamp_map_is_replaced_and_the_cues_kept():
+    text = webvtt_render(parse(b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nx\n").cues, mpegts=126000)
+    assert webvtt_set_timestamp_map(text, mpegts=130080) == text.replace("MPEGTS:126000", "MPEGTS:130080")
