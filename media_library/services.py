@@ -281,6 +281,7 @@ def caption_track_create(
     track.storage_key = caption_track_key(video_id=video.id, track_id=track.id, revision=track.revision)
     track.cue_count, track.bytes = cue_count, len(body)
     with transaction.atomic():
+        # The video's lock orders concurrent saves that move the default flag.
         Video.objects.select_for_update().filter(pk=video.pk).first()
         if is_default:
             CaptionTrack.objects.filter(video=video, is_default=True).update(is_default=False)

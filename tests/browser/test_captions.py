@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from media_library.models import CaptionTrack, Video
-from tests.browser.conftest import axe_violations, login, screenshot
+from tests.browser.conftest import PHONE_VIEWPORT, axe_violations, horizontal_overflow, login, screenshot
 from tests.factories import make_stored_video
 from transcoding.services.jobs import transcode_enqueue
 from transcoding.services.pipeline import transcode_run
@@ -114,3 +114,7 @@ def test_captions_added_in_the_admin_play_and_switch_in_the_player(
     menu.select_option("-1")
     seek(page, 4.5)
     assert page.evaluate(ACTIVE_CUES) is None
+
+    page.set_viewport_size(PHONE_VIEWPORT)
+    assert horizontal_overflow(page) == 0
+    screenshot(page, "captions-player-phone")
