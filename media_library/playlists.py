@@ -133,6 +133,14 @@ class SubtitleRendition:
     language: str
     uri: str
     default: bool = False
+    #: Captions for the deaf and hard of hearing (speech and sounds), which Apple players mark as such.
+    captions: bool = False
+
+
+#: Apple's CHARACTERISTICS of a subtitle rendition that is closed captions in WebVTT (HLS authoring spec).
+CAPTIONS_CHARACTERISTICS = (
+    "public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound"
+)
 
 
 def master_add_subtitles(text: str, subtitles: Sequence[SubtitleRendition]) -> str:
@@ -176,9 +184,11 @@ def _subtitle_media_line(subtitle: SubtitleRendition) -> str:
         if not value or any(char in value for char in '"\r\n'):
             raise ValueError(f"{value!r} cannot be written into a quoted playlist attribute")
     default = "YES" if subtitle.default else "NO"
+    characteristics = f',CHARACTERISTICS="{CAPTIONS_CHARACTERISTICS}"' if subtitle.captions else ""
     return (
         f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{SUBTITLES_GROUP_ID}",NAME="{subtitle.name}",'
-        f'LANGUAGE="{subtitle.language}",DEFAULT={default},AUTOSELECT=YES,FORCED=NO,URI="{subtitle.uri}"'
+        f'LANGUAGE="{subtitle.language}",DEFAULT={default},AUTOSELECT=YES,FORCED=NO{characteristics},'
+        f'URI="{subtitle.uri}"'
     )
 
 

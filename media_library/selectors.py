@@ -236,6 +236,7 @@ def hls_master_with_captions(
             language=track.language,
             uri=urls.app_path(f"{CAPTIONS_PATH}{track.id}.m3u8"),
             default=track.is_default,
+            captions=track.kind == CaptionTrack.Kind.CAPTIONS,
         )
         for track in tracks
     ]

@@ -121,7 +121,7 @@ def test_master_gets_subtitle_renditions_on_every_variant_and_loses_them_again()
     master = MASTER + "#EXT-X-STREAM-INF:BANDWIDTH=900000,RESOLUTION=640x480\n480p/index.m3u8\n"
     subtitles = [
         SubtitleRendition(name="English", language="en", uri="captions/a.m3u8", default=True),
-        SubtitleRendition(name="日本語", language="ja", uri="captions/b.m3u8"),
+        SubtitleRendition(name="日本語", language="ja", uri="captions/b.m3u8", captions=True),
     ]
     captioned = master_add_subtitles(master, subtitles)
     lines = captioned.splitlines()
@@ -129,7 +129,11 @@ def test_master_gets_subtitle_renditions_on_every_variant_and_loses_them_again()
         '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",LANGUAGE="en",DEFAULT=YES,AUTOSELECT=YES,'
         'FORCED=NO,URI="captions/a.m3u8"'
     )
-    assert lines[4].startswith('#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="日本語",LANGUAGE="ja",DEFAULT=NO')
+    assert lines[4] == (
+        '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="日本語",LANGUAGE="ja",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,'
+        'CHARACTERISTICS="public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound",'
+        'URI="captions/b.m3u8"'
+    )
     variants = [line for line in lines if line.startswith("#EXT-X-STREAM-INF:")]
     assert len(variants) == 2 and all(line.endswith(',SUBTITLES="subs"') for line in variants)
     assert master_add_subtitles(captioned, subtitles) == captioned
