@@ -3,7 +3,8 @@
 from typing import ClassVar
 
 from django import forms
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.template.defaultfilters import filesizeformat
@@ -12,16 +13,24 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from media_library.models import MediaFile, PreviousHlsOutput, Rendition, Video
+from media_library.models import CaptionTrack, MediaFile, PreviousHlsOutput, Rendition, Video
 from media_library.selectors import (
     previous_output_grace,
     video_playable_hls,
     video_playback,
     video_poster_url,
 )
-from media_library.services import video_delete
+from media_library.services import (
+    caption_file_check,
+    caption_track_create,
+    caption_track_delete,
+    caption_track_update,
+    video_delete,
+)
 from media_library.views import player_context
+from media_library.webvtt import is_language_tag
 from unpuzzle.admin_scope import OwnerListFilter, OwnerScopedAdminMixin
+from unpuzzle.exceptions import DomainError
 
 # Statuses after which a video's row stops polling the API.
 FINAL_VIDEO_STATUSES = (Video.Status.READY, Video.Status.FAILED)
@@ -47,7 +56,9 @@ def watch_and_copy_links(*, video: Video, title: str = "") -> SafeString:
 
 # Written by uploads and the pipeline, never by hand: a typed-in original or storage key would make a
 # video play (or re-transcode) objects its owner may not see, and a cleared original strands its job.
-VIDEO_REFERENCE_FIELDS = ("media_file", "hls_master_key", "poster_key", "captions_key")
+VIDEO_REFERENCE_FIELDS = ("media_file", "hls_master_key", "poster_key")
+# The single-file caption fields of older videos; caption tracks (the inline) replace them.
+LEGACY_CAPTION_FIELDS = ("captions_key", "captions_language")
 # Videos from files come from the upload page; the add form is for staff's legacy provider videos.
 LEGACY_VIDEO_ADD_FIELDS = ("owner", "title", "description", "video_provider", "video_url")
 
@@ -136,6 +147,79 @@ class RenditionInline(admin.TabularInline):
         return False
 
 
+class CaptionTrackForm(forms.ModelForm):
+    """A caption track row: its settings and a WebVTT or SRT file (required for a new track)."""
+
+    file = forms.FileField(
+        required=False,
+        help_text="WebVTT (.vtt) or SRT (.srt) in UTF-8; SRT is converted. Empty keeps the current file.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".vtt,.srt,text/vtt"}),
+    )
+
+    class Meta:
+        model = CaptionTrack
+        fields = ("language", "label", "kind", "is_default")
+        widgets = {
+            "language": forms.TextInput(attrs={"size": 8}),
+            "label": forms.TextInput(attrs={"size": 16}),
+        }
+
+    def __init__(self, *args, video: Video, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.video = video
+
+    def _get_validation_exclusions(self):
+        # One default per video is the formset's check and the service's job: moving the flag from
+        # one row to another in one save is valid, though the rows in the database say otherwise.
+        return {*super()._get_validation_exclusions(), "is_default"}  # type: ignore[misc]
+
+    def clean_language(self):
+        language = self.cleaned_data["language"]
+        if not is_language_tag(language):
+            raise forms.ValidationError("Use a BCP 47 language tag, e.g. en, pt-BR, ja.")
+        return language
+
+    def clean(self):
+        super().clean()
+        data = self.cleaned_data
+        upload = data.get("file")
+        if upload is None and self.instance._state.adding and self.has_changed():
+            self.add_error("file", "Choose the caption file (WebVTT or SRT) for this new track.")
+        elif upload is not None:
+            content = upload.read(settings.CAPTIONS_MAX_BYTES + 1)
+            try:
+                data["warnings"] = caption_file_check(video=self.video, data=content)
+            except DomainError as exc:
+                self.add_error("file", exc.message)
+            data["content"] = content
+        return data
+
+
+class CaptionTrackFormSet(forms.BaseInlineFormSet):
+    def get_form_kwargs(self, index):
+        return {**super().get_form_kwargs(index), "video": self.instance}
+
+    def clean(self):
+        super().clean()
+        defaults = [
+            form for form in self.forms if form.cleaned_data.get("is_default") and not form.cleaned_data.get("DELETE")
+        ]
+        if len(defaults) > 1:
+            raise forms.ValidationError("Only one caption track can be the default: tick “default” on one row.")
+
+
+class CaptionTrackInline(admin.TabularInline):
+    """Caption tracks, added and replaced through the caption services (checked and stored as WebVTT)."""
+
+    model = CaptionTrack
+    form = CaptionTrackForm
+    formset = CaptionTrackFormSet
+    extra = 0
+    fields = ("language", "label", "kind", "is_default", "file", "cue_count")
+    readonly_fields = ("cue_count",)
+    verbose_name = "caption track"
+
+
 @admin.register(Video)
 class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     list_display: tuple[str, ...] = (
@@ -168,7 +252,8 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         "updated_at",
         "ready_at",
     )
-    inlines = [RenditionInline]
+    exclude = LEGACY_CAPTION_FIELDS
+    inlines = [RenditionInline, CaptionTrackInline]
 
     class Media:
         css = {"all": ["media_library/admin/videos.css"]}
@@ -268,6 +353,34 @@ class VideoAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
             extra_context["watch_links"] = watch_and_copy_links(video=video)
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def save_formset(self, request, form, formset, change):
+        """Caption rows go through the caption services (file checked, stored, old file removed)."""
+        if formset.model is not CaptionTrack:
+            return super().save_formset(request, form, formset, change)
+        video = formset.instance
+        # UUID keys exist before a row is saved: _state.adding tells new rows apart.
+        for row in formset.deleted_forms:
+            if not row.instance._state.adding:
+                caption_track_delete(track=row.instance)
+        for row in formset.forms:
+            if row in formset.deleted_forms or not row.has_changed():
+                continue
+            data = row.cleaned_data
+            fields = {
+                "language": data["language"],
+                "label": data["label"],
+                "kind": data["kind"],
+                "is_default": data["is_default"],
+            }
+            if not row.instance._state.adding:
+                saved = caption_track_update(track=row.instance, data=data.get("content"), **fields)
+            else:
+                saved = caption_track_create(video=video, data=data["content"], **fields)
+            for warning in saved.warnings:
+                messages.warning(request, f"Captions “{saved.track.label}”: {warning}")
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        return None
+
     def delete_model(self, request, obj):
         video_delete(video=obj, deleted_by=request.user)
 
@@ -309,6 +422,40 @@ class RenditionAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     )
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(CaptionTrack)
+class CaptionTrackAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
+    """Every video's caption tracks at a glance (view only: tracks are added and changed on the video page)."""
+
+    owner_path = "video__owner"
+
+    list_display = ("video", "language", "label", "kind", "is_default", "cue_count", "updated_at")
+    list_filter = ("kind", "language")
+    search_fields = ("video__title", "video__id", "label", "language")
+    list_select_related = ("video",)
+    readonly_fields = (
+        "video",
+        "language",
+        "label",
+        "kind",
+        "is_default",
+        "storage_key",
+        "revision",
+        "cue_count",
+        "bytes",
+        "created_at",
+        "updated_at",
+    )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 

@@ -194,3 +194,43 @@ class PreviousHlsOutput(models.Model):
     def prefix(self) -> str:
         """The replaced folder, ``videos/<id>/hls/<n>/``."""
         return posixpath.dirname(self.master_key) + "/"
+
+
+class CaptionTrack(models.Model):
+    """One caption or subtitle track of a video, stored as WebVTT under ``videos/<id>/captions/``.
+
+    Each new file gets a new key (``<track id>-<revision>.vtt``), so a stored file never
+    changes and caches may keep it.
+    """
+
+    class Kind(models.TextChoices):
+        SUBTITLES = "subtitles", "Subtitles"
+        CAPTIONS = "captions", "Captions"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="caption_tracks")
+    language = models.CharField(max_length=35, help_text="BCP 47 language tag, e.g. en, pt-BR")
+    label = models.CharField(max_length=100, help_text="Name shown in the player's caption menu")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SUBTITLES)
+    is_default = models.BooleanField(default=False, help_text="Shown when playback starts (one per video)")
+    storage_key = models.CharField(max_length=512)
+    revision = models.PositiveIntegerField(default=1, help_text="Bumped with every new file")
+    cue_count = models.PositiveIntegerField(default=0)
+    bytes = models.BigIntegerField(default=0, help_text="Size of the stored WebVTT file")
+    mpegts = models.BigIntegerField(
+        default=126_000, help_text="The 90 kHz timestamp the stored file's X-TIMESTAMP-MAP maps cue time 0 to"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["video", "created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["video"], condition=Q(is_default=True), name="captiontrack_one_default_per_video"
+            ),
+            models.CheckConstraint(condition=Q(bytes__gte=0), name="captiontrack_bytes_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.language})"

@@ -7,13 +7,17 @@ URLs, and never start with ``/``.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from urllib.parse import unquote, urlsplit
 
 __all__ = [
+    "SUBTITLES_GROUP_ID",
     "URI_ATTRIBUTE_TAGS",
+    "SubtitleRendition",
+    "master_add_subtitles",
     "resolve_playlist_uri",
     "rewrite_playlist_keys",
     "rewrite_playlist_uris",
@@ -115,6 +119,77 @@ def rewrite_playlist_keys(
         return url_for_key(resolve_playlist_uri(playlist_key=playlist_key, uri=uri, hls_prefix=hls_prefix))
 
     return rewrite_playlist_uris(text, map_uri)
+
+
+#: GROUP-ID of the subtitle renditions every variant of a captioned master refers to.
+SUBTITLES_GROUP_ID = "subs"
+
+
+@dataclasses.dataclass(frozen=True)
+class SubtitleRendition:
+    """One ``EXT-X-MEDIA:TYPE=SUBTITLES`` line: a caption track's subtitle media playlist."""
+
+    name: str
+    language: str
+    uri: str
+    default: bool = False
+    #: Captions for the deaf and hard of hearing (speech and sounds), which Apple players mark as such.
+    captions: bool = False
+
+
+#: Apple's CHARACTERISTICS of a subtitle rendition that is closed captions in WebVTT (HLS authoring spec).
+CAPTIONS_CHARACTERISTICS = (
+    "public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound"
+)
+
+
+def master_add_subtitles(text: str, subtitles: Sequence[SubtitleRendition]) -> str:
+    """Add subtitle renditions to a master playlist and point every variant at them.
+
+    Writes one ``EXT-X-MEDIA:TYPE=SUBTITLES`` line per track (``GROUP-ID="subs"``, NAME,
+    LANGUAGE, DEFAULT, AUTOSELECT, ``FORCED=NO``, URI) before the first variant and adds
+    ``SUBTITLES="subs"`` to each ``EXT-X-STREAM-INF`` (not to I-frame playlists, which RFC 8216
+    forbids). Subtitle lines and ``SUBTITLES`` attributes already in the playlist are
+    replaced, so the result reflects ``subtitles`` only; with none, the master comes back
+    without them.
+
+    Raises:
+        ValueError: if a name, language or URI cannot be written into a quoted attribute.
+    """
+    media_lines = [_subtitle_media_line(subtitle) for subtitle in subtitles]
+    pieces = _LINE_SPLIT.split(text)
+    out: list[str] = []
+    inserted = False
+    for index in range(0, len(pieces), 2):
+        line = pieces[index]
+        separator = pieces[index + 1] if index + 1 < len(pieces) else ""
+        if line.startswith("#EXT-X-MEDIA:") and "TYPE=SUBTITLES" in line:
+            continue
+        if line.startswith("#EXT-X-STREAM-INF:"):
+            if not inserted:
+                out.extend(f"{media}{separator or chr(10)}" for media in media_lines)
+                inserted = True
+            attributes = re.sub(r',SUBTITLES="[^"]*"', "", line[len("#EXT-X-STREAM-INF:") :])
+            if media_lines:
+                attributes += f',SUBTITLES="{SUBTITLES_GROUP_ID}"'
+            line = "#EXT-X-STREAM-INF:" + attributes
+        out.append(line + separator)
+    if not inserted and media_lines:
+        raise ValueError("the master playlist has no EXT-X-STREAM-INF variant to attach subtitles to")
+    return "".join(out)
+
+
+def _subtitle_media_line(subtitle: SubtitleRendition) -> str:
+    for value in (subtitle.name, subtitle.language, subtitle.uri):
+        if not value or any(char in value for char in '"\r\n'):
+            raise ValueError(f"{value!r} cannot be written into a quoted playlist attribute")
+    default = "YES" if subtitle.default else "NO"
+    characteristics = f',CHARACTERISTICS="{CAPTIONS_CHARACTERISTICS}"' if subtitle.captions else ""
+    return (
+        f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{SUBTITLES_GROUP_ID}",NAME="{subtitle.name}",'
+        f'LANGUAGE="{subtitle.language}",DEFAULT={default},AUTOSELECT=YES,FORCED=NO{characteristics},'
+        f'URI="{subtitle.uri}"'
+    )
 
 
 def _rewrite_tag(line: str, map_uri: Callable[[str], str]) -> str:

@@ -20,6 +20,15 @@ replaced folder (``PreviousHlsOutput``) stays open to its tokens, and stored, fo
 ``HLS_PREVIOUS_OUTPUT_GRACE_S``, so players that started on it can finish. A duplicate (the
 same original uploaded again) plays the folder of the video it shares the output with: its
 URLs and tokens carry its own id and open that folder only.
+
+Caption tracks (``CaptionTrack``) are added at serve time, so adding, editing or removing
+one needs no new transcode: a video with tracks always gets the app-served master URL, in
+every mode. That master is the stored one with ``EXT-X-MEDIA:TYPE=SUBTITLES`` lines (variants
+keep the URLs of their mode: relative, app-served or signed CDN), each pointing at an
+app-generated subtitle playlist (``captions/<track id>.m3u8`` under the token) whose one
+segment is the track's WebVTT file, signed like a segment (Bunny file token, presigned URL,
+or app-served under the token in local mode). Caption files belong to their video (a
+duplicate has its own), whichever folder its HLS output is in.
 """
 
 from __future__ import annotations
@@ -40,7 +49,9 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from media_library.cdn import plain_cdn_url, signed_cdn_url
-from media_library.models import PreviousHlsOutput, Video
+from media_library.models import CaptionTrack, PreviousHlsOutput, Video
+from media_library.playlists import SubtitleRendition, master_add_subtitles, rewrite_playlist_keys
+from media_library.webvtt import subtitle_media_playlist
 from unpuzzle.exceptions import VideoNotReady
 from unpuzzle.permissions import user_sees_all_videos
 from unpuzzle.storage import is_local, storage_url
@@ -69,6 +80,7 @@ class PlaybackGrant:
     poster_url: str | None
     expires_at: datetime | None
     renditions: list[dict[str, Any]] = field(default_factory=list)
+    captions: list[dict[str, Any]] = field(default_factory=list)
 
 
 def videos_visible_to(*, user: User) -> QuerySet[Video]:
@@ -173,13 +185,90 @@ def video_playback(
         }
         for rendition in sorted(video.renditions.all(), key=lambda r: (r.height, r.bandwidth))
     ]
+    tracks = video_caption_tracks(video=video)
+    captions = [
+        {"language": track.language, "label": track.label, "kind": track.kind, "url": urls.caption_file_url(track)}
+        for track in tracks
+    ]
     return PlaybackGrant(
         mode=urls.mode,
-        hls_url=urls.url_for_key(video.hls_master_key),
+        hls_url=urls.app_url(video.hls_master_key) if tracks else urls.url_for_key(video.hls_master_key),
         poster_url=urls.url_for_key(video.poster_key) if video.poster_key else None,
         expires_at=urls.expires_at,
         renditions=renditions,
+        captions=captions,
     )
+
+
+#: Folder under a playback token where the app serves caption playlists and files.
+CAPTIONS_PATH = "captions/"
+
+
+def caption_track_key(*, video_id: uuid.UUID, track_id: uuid.UUID, revision: int) -> str:
+    """Where a caption track's WebVTT file is stored: ``videos/<video id>/captions/<track id>-<revision>.vtt``."""
+    return f"videos/{video_id}/captions/{track_id}-{revision}.vtt"
+
+
+def video_caption_tracks(*, video: Video) -> list[CaptionTrack]:
+    """A video's caption tracks in the order they were added."""
+    return list(CaptionTrack.objects.filter(video=video).order_by("created_at"))
+
+
+def hls_master_with_captions(
+    *, video: Video, text: str, grant: HlsTokenGrant, token: str, request: HttpRequest | None = None
+) -> str | None:
+    """The stored master ``text`` with the video's subtitle renditions, or None when it has no tracks.
+
+    Variant URIs stay relative in local mode; otherwise they become the mode's URLs
+    (app-served playlists with presigned segments, or signed CDN URLs).
+    """
+    tracks = video_caption_tracks(video=video)
+    if not tracks:
+        return None
+    urls = _PlaybackUrls(video=video, request=request, grant=grant, token=token)
+    if urls.mode != MODE_LOCAL:
+        text = rewrite_playlist_keys(
+            text, playlist_key=grant.master_key, hls_prefix=grant.prefix, url_for_key=urls.url_for_key
+        )
+    subtitles = [
+        SubtitleRendition(
+            name=track.label,
+            language=track.language,
+            uri=urls.app_path(f"{CAPTIONS_PATH}{track.id}.m3u8"),
+            default=track.is_default,
+            captions=track.kind == CaptionTrack.Kind.CAPTIONS,
+        )
+        for track in tracks
+    ]
+    return master_add_subtitles(text, subtitles)
+
+
+def hls_caption_track(*, video: Video, name: str) -> CaptionTrack | None:
+    """The track a ``captions/<track id>.m3u8`` or ``captions/<track id>-<revision>.vtt`` name refers to."""
+    stem = name.removesuffix(".m3u8") if name.endswith(".m3u8") else name.removesuffix(".vtt").rpartition("-")[0]
+    try:
+        track_id = uuid.UUID(stem)
+    except ValueError:
+        return None
+    track = CaptionTrack.objects.filter(video=video, pk=track_id).first()
+    if track is None or (name.endswith(".vtt") and posixpath.basename(track.storage_key) != name):
+        return None
+    return track
+
+
+def hls_caption_playlist(
+    *, video: Video, track: CaptionTrack, grant: HlsTokenGrant, token: str, request: HttpRequest | None = None
+) -> str:
+    """A subtitle media playlist of one track: its WebVTT file as one segment for the whole video."""
+    urls = _PlaybackUrls(video=video, request=request, grant=grant, token=token)
+    return subtitle_media_playlist(uri=urls.caption_file_url(track), duration=video.duration or 1.0)
+
+
+def hls_caption_file_url(
+    *, video: Video, track: CaptionTrack, grant: HlsTokenGrant, token: str, request: HttpRequest | None = None
+) -> str:
+    """The URL of a track's WebVTT file in the current delivery mode, for this token's grant."""
+    return _PlaybackUrls(video=video, request=request, grant=grant, token=token).caption_file_url(track)
 
 
 def video_playback_url(*, video: Video) -> str | None:
@@ -273,17 +362,49 @@ def _hls_token_mac(*, video_id: uuid.UUID, master_key: str, expires: int) -> str
 class _PlaybackUrls:
     """Maps storage keys of one ready video to URLs in the configured delivery mode."""
 
-    def __init__(self, *, video: Video, request: HttpRequest | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        video: Video,
+        request: HttpRequest | None = None,
+        grant: HlsTokenGrant | None = None,
+        token: str = "",
+    ) -> None:
+        """URLs of a new grant, or (``grant`` and its ``token``) of the grant an app-served URL carries."""
         self.video = video
         self.request = request
         self.mode = playback_mode()
-        self.prefix = video_hls_prefix(video=video)
-        now = int(time.time())
-        self.expires = now + settings.CDN_TOKEN_TTL
+        if grant is None:
+            self.prefix = video_hls_prefix(video=video)
+            self.expires = int(time.time()) + settings.CDN_TOKEN_TTL
+            self.token = hls_token_make(video=video, expires=self.expires)
+        else:
+            self.prefix, self.expires, self.token = grant.prefix, grant.expires, token
         self.expires_at: datetime | None = datetime.fromtimestamp(self.expires, tz=UTC)
         if self.mode == MODE_CDN:
             self.expires_at = None
-        self.token = hls_token_make(video=video, expires=self.expires)
+
+    def app_path(self, relative: str) -> str:
+        """The app-served URL of ``relative`` under this grant's token."""
+        url = reverse("video-hls", kwargs={"video_id": self.video.id, "token": self.token, "path": relative})
+        return self.request.build_absolute_uri(url) if self.request is not None else url
+
+    def app_url(self, key: str) -> str:
+        """The app-served URL of a key in this grant's HLS folder."""
+        return hls_app_url(video=self.video, token=self.token, prefix=self.prefix, key=key, request=self.request)
+
+    def caption_file_url(self, track: CaptionTrack) -> str:
+        """A track's WebVTT file, signed like a segment: a per-file CDN token, presigned, or app-served."""
+        key = track.storage_key
+        if self.mode == MODE_SIGNED_CDN:
+            return signed_cdn_url(
+                base=settings.CDN_URL, key=key, security_key=settings.CDN_TOKEN_KEY, expires=self.expires
+            )
+        if self.mode == MODE_CDN:
+            return plain_cdn_url(settings.CDN_URL, key)
+        if self.mode == MODE_PRESIGNED:
+            return storage_url(key, expire_seconds=max(1, min(self.expires - int(time.time()), _MAX_PRESIGN_SECONDS)))
+        return self.app_path(CAPTIONS_PATH + posixpath.basename(key))
 
     def url_for_key(self, key: str) -> str:
         in_folder = key.startswith(self.prefix)

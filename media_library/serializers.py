@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from media_library.models import MediaFile, Rendition, Video
+from media_library.models import CaptionTrack, MediaFile, Rendition, Video
 from media_library.selectors import video_poster_url
 from unpuzzle.failures import failure_retryable
 
@@ -109,6 +109,45 @@ class PlaybackRenditionSerializer(serializers.Serializer):
     url = serializers.URLField(help_text="The rendition's media playlist")
 
 
+class PlaybackCaptionSerializer(serializers.Serializer):
+    language = serializers.CharField(help_text="BCP 47 language tag")
+    # A declared field named like Field.label: DRF's metaclass takes it out of the class attributes.
+    label = serializers.CharField()  # type: ignore[assignment]
+    kind = serializers.ChoiceField(choices=CaptionTrack.Kind.choices)
+    url = serializers.URLField(help_text="The WebVTT file, signed like the video's segments")
+
+
+class CaptionTrackSerializer(serializers.ModelSerializer):
+    """A caption track as listed; ``file`` (WebVTT or SRT) is accepted on create and update."""
+
+    default = serializers.BooleanField(source="is_default", required=False, default=False)
+    file = serializers.FileField(write_only=True, help_text="WebVTT or SRT, UTF-8")
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        default=list,
+        help_text="What the file check reported without refusing (e.g. cues after the video's end)",
+    )
+
+    class Meta:
+        model = CaptionTrack
+        fields = [
+            "id",
+            "language",
+            "label",
+            "kind",
+            "default",
+            "file",
+            "cue_count",
+            "bytes",
+            "revision",
+            "warnings",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "cue_count", "bytes", "revision", "warnings", "created_at", "updated_at"]
+
+
 class PlaybackSerializer(serializers.Serializer):
     """A playback grant: give ``hls_url`` to hls.js or a native HLS player."""
 
@@ -120,6 +159,9 @@ class PlaybackSerializer(serializers.Serializer):
     poster_url = serializers.URLField(allow_null=True)
     expires_at = serializers.DateTimeField(allow_null=True, help_text="When the URLs stop working; null = never")
     renditions = PlaybackRenditionSerializer(many=True)
+    captions = PlaybackCaptionSerializer(
+        many=True, help_text="Caption tracks (also in the master playlist as subtitle renditions)"
+    )
 
 
 class VideoNotReadySerializer(serializers.Serializer):

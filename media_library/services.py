@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import io
 import logging
 import posixpath
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from media_library.filenames import safe_filename
-from media_library.models import MediaFile, Rendition, Video
-from media_library.selectors import hls_folders_in_use
+from media_library.models import CaptionTrack, MediaFile, Rendition, Video
+from media_library.playlists import resolve_playlist_uri
+from media_library.selectors import caption_track_key, hls_folders_in_use, video_hls_prefix
 from media_library.serializers import VideoSerializer
-from unpuzzle.storage import delete_key, delete_prefix, iter_objects
+from media_library.webvtt import (
+    FFMPEG_MPEGTS_START_PTS,
+    CaptionsError,
+    CaptionsTooLarge,
+    captions_parse,
+    is_language_tag,
+    mpegts_first_pts,
+    webvtt_render,
+    webvtt_set_timestamp_map,
+)
+from unpuzzle.exceptions import DomainError, PayloadTooLarge
+from unpuzzle.storage import delete_key, delete_prefix, get_storage, iter_objects, save_stream
 from unpuzzle.webhooks.services import webhook_event_record
 
 if TYPE_CHECKING:
@@ -172,6 +188,9 @@ def video_output_switch(
             "updated_at",
         ]
     )
+    # Caption files line up with the timestamps of the output they were made for; a failure
+    # there is logged and leaves the switch done (a track's next file is timed afresh).
+    transaction.on_commit(lambda: caption_tracks_realign(video_id=video.id), robust=True)
 
 
 @transaction.atomic
@@ -227,3 +246,195 @@ def video_create(*, owner: User, title: str, media_file: MediaFile, description:
     )
     logger.info("video_id=%s created from media_file_id=%s", video.id, media_file.id)
     return video
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptionTrackSaved:
+    """A caption track as stored, with what the file's check reported but did not refuse."""
+
+    track: CaptionTrack
+    warnings: tuple[str, ...] = ()
+
+
+class InvalidCaptions(DomainError):
+    """A caption file or track setting that cannot be used; nothing was stored."""
+
+    code = "invalid_captions"
+
+
+def caption_track_create(
+    *,
+    video: Video,
+    data: bytes,
+    language: str,
+    label: str,
+    kind: str = CaptionTrack.Kind.SUBTITLES,
+    is_default: bool = False,
+) -> CaptionTrackSaved:
+    """Check a WebVTT or SRT file, store it as WebVTT under the video's prefix and add the track.
+
+    Raises:
+        InvalidCaptions: (400) bad file or settings; PayloadTooLarge (413) over ``CAPTIONS_MAX_BYTES``.
+            Nothing is stored then.
+    """
+    _check_track_fields(language=language, label=label, kind=kind)
+    body, mpegts, cue_count, warnings = _captions_webvtt(video=video, data=data)
+    track = CaptionTrack(video=video, language=language, label=label, kind=kind, is_default=is_default, mpegts=mpegts)
+    track.storage_key = caption_track_key(video_id=video.id, track_id=track.id, revision=track.revision)
+    track.cue_count, track.bytes = cue_count, len(body)
+    with transaction.atomic():
+        # The video's lock orders concurrent saves that move the default flag.
+        Video.objects.select_for_update().filter(pk=video.pk).first()
+        if is_default:
+            CaptionTrack.objects.filter(video=video, is_default=True).update(is_default=False)
+        track.save()
+        save_stream(track.storage_key, io.BytesIO(body))
+    logger.info("video_id=%s caption track %s (%s) added: %d cues", video.id, track.id, language, cue_count)
+    return CaptionTrackSaved(track=track, warnings=warnings)
+
+
+def caption_track_update(
+    *,
+    track: CaptionTrack,
+    data: bytes | None = None,
+    language: str | None = None,
+    label: str | None = None,
+    kind: str | None = None,
+    is_default: bool | None = None,
+) -> CaptionTrackSaved:
+    """Change a track's settings and/or replace its file (stored under a new key; the old one is deleted).
+
+    Raises:
+        InvalidCaptions, PayloadTooLarge: as ``caption_track_create``; the track is left as it was.
+    """
+    _check_track_fields(
+        language=track.language if language is None else language,
+        label=track.label if label is None else label,
+        kind=track.kind if kind is None else kind,
+    )
+    warnings: tuple[str, ...] = ()
+    body = None
+    if data is not None:
+        body, mpegts, cue_count, warnings = _captions_webvtt(video=track.video, data=data)
+    with transaction.atomic():
+        track = CaptionTrack.objects.select_for_update().get(pk=track.pk)
+        fields = ["updated_at"]
+        for name, value in (("language", language), ("label", label), ("kind", kind), ("is_default", is_default)):
+            if value is not None:
+                setattr(track, name, value)
+                fields.append(name)
+        if is_default:
+            CaptionTrack.objects.filter(video_id=track.video_id, is_default=True).exclude(pk=track.pk).update(
+                is_default=False
+            )
+        if body is not None:
+            old_key = track.storage_key
+            track.revision += 1
+            track.storage_key = caption_track_key(video_id=track.video_id, track_id=track.id, revision=track.revision)
+            track.cue_count, track.bytes, track.mpegts = cue_count, len(body), mpegts
+            fields += ["revision", "storage_key", "cue_count", "bytes", "mpegts"]
+            save_stream(track.storage_key, io.BytesIO(body))
+            transaction.on_commit(lambda: delete_key(old_key))
+        track.save(update_fields=fields)
+    logger.info("caption track %s of video_id=%s updated: %s", track.id, track.video_id, ", ".join(fields))
+    return CaptionTrackSaved(track=track, warnings=warnings)
+
+
+def caption_tracks_realign(*, video_id: uuid.UUID) -> int:
+    """Re-time the stored caption files of a video to its current HLS output; returns how many changed.
+
+    A file's ``X-TIMESTAMP-MAP`` holds the first timestamp of the output it was made for (or
+    ffmpeg's default before the first transcode); after a (re-)transcode each file whose value
+    differs is written again under its next revision and the old object deleted.
+    """
+    video = Video.objects.filter(pk=video_id).prefetch_related("renditions").first()
+    if video is None or not CaptionTrack.objects.filter(video=video).exists():
+        return 0
+    mpegts = video_first_pts(video=video)
+    storage = get_storage()
+    changed = 0
+    for stale in CaptionTrack.objects.filter(video=video).exclude(mpegts=mpegts):
+        with transaction.atomic():
+            track = CaptionTrack.objects.select_for_update().filter(pk=stale.pk).first()
+            if track is None or track.mpegts == mpegts:
+                continue
+            with storage.open(track.storage_key, "rb") as fh:
+                body = webvtt_set_timestamp_map(fh.read().decode("utf-8"), mpegts=mpegts).encode("utf-8")
+            old_key = track.storage_key
+            track.revision += 1
+            track.storage_key = caption_track_key(video_id=video.id, track_id=track.id, revision=track.revision)
+            track.mpegts, track.bytes = mpegts, len(body)
+            save_stream(track.storage_key, io.BytesIO(body))
+            track.save(update_fields=["revision", "storage_key", "mpegts", "bytes", "updated_at"])
+            transaction.on_commit(functools.partial(delete_key, old_key))
+        changed += 1
+    logger.info("video_id=%s: %d caption files re-timed to MPEGTS %d", video.id, changed, mpegts)
+    return changed
+
+
+@transaction.atomic
+def caption_track_delete(*, track: CaptionTrack) -> None:
+    """Remove a caption track and, after commit, its stored file."""
+    key, video_id = track.storage_key, track.video_id
+    track.delete()
+    transaction.on_commit(lambda: delete_key(key))
+    logger.info("caption track %s of video_id=%s deleted", key, video_id)
+
+
+def caption_file_check(*, video: Video, data: bytes) -> tuple[str, ...]:
+    """Check a caption file as ``caption_track_create`` would, storing nothing; returns its warnings.
+
+    Raises:
+        InvalidCaptions, PayloadTooLarge: as ``caption_track_create``.
+    """
+    return _captions_webvtt(video=video, data=data)[3]
+
+
+def _check_track_fields(*, language: str, label: str, kind: str) -> None:
+    if not is_language_tag(language):
+        raise InvalidCaptions(f"language {language!r} is not a BCP 47 language tag; use e.g. 'en', 'pt-BR', 'ja'")
+    if not label.strip() or len(label) > 100:
+        raise InvalidCaptions("label must be 1 to 100 characters: the name the player's caption menu shows")
+    if kind not in CaptionTrack.Kind.values:
+        raise InvalidCaptions(f"kind {kind!r} is unknown; use one of {', '.join(CaptionTrack.Kind.values)}")
+
+
+def _captions_webvtt(*, video: Video, data: bytes) -> tuple[bytes, int, int, tuple[str, ...]]:
+    """The checked file as WebVTT bytes aligned with the video's segments, the MPEG-TS time it is
+    aligned to, its cue count and warnings."""
+    try:
+        parsed = captions_parse(
+            data,
+            max_bytes=settings.CAPTIONS_MAX_BYTES,
+            max_cues=settings.CAPTIONS_MAX_CUES,
+            duration=video.duration,
+        )
+    except CaptionsTooLarge as exc:
+        raise PayloadTooLarge(str(exc), code="captions_too_large") from None
+    except CaptionsError as exc:
+        raise InvalidCaptions(str(exc)) from None
+    mpegts = video_first_pts(video=video)
+    body = webvtt_render(parsed.cues, mpegts=mpegts).encode("utf-8")
+    return body, mpegts, len(parsed.cues), parsed.warnings
+
+
+def video_first_pts(*, video: Video) -> int:
+    """The first presentation timestamp (90 kHz) of the video's first segment, what WebVTT's
+    ``X-TIMESTAMP-MAP`` maps cue time 0 to; ffmpeg's default start when there is no output yet."""
+    rendition = min(video.renditions.all(), key=lambda r: r.height, default=None)
+    if rendition is None or not video.hls_master_key:
+        return FFMPEG_MPEGTS_START_PTS
+    storage = get_storage()
+    try:
+        with storage.open(rendition.playlist_key, "rb") as fh:
+            lines = fh.read().decode("utf-8").splitlines()
+        uri = next(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+        key = resolve_playlist_uri(
+            playlist_key=rendition.playlist_key, uri=uri, hls_prefix=video_hls_prefix(video=video)
+        )
+        with storage.open(key, "rb") as fh:
+            head = fh.read(512 * 1024)
+    except (OSError, StopIteration, ValueError):
+        logger.warning("video_id=%s: first segment unreadable, captions assume ffmpeg's start", video.id)
+        return FFMPEG_MPEGTS_START_PTS
+    return mpegts_first_pts(head) or FFMPEG_MPEGTS_START_PTS

@@ -18,8 +18,14 @@ from django.views.decorators.http import require_safe
 from media_library.models import Video
 from media_library.playlists import resolve_playlist_uri, rewrite_playlist_keys
 from media_library.selectors import (
+    CAPTIONS_PATH,
+    HlsTokenGrant,
     PlaybackGrant,
     hls_app_url,
+    hls_caption_file_url,
+    hls_caption_playlist,
+    hls_caption_track,
+    hls_master_with_captions,
     hls_token_grant,
     video_playback,
     videos_watchable_by,
@@ -47,6 +53,8 @@ def video_hls(request: HttpRequest, video_id: uuid.UUID, token: str, path: str) 
     Local storage: the file as stored (Range, ETag, CDN cache headers). S3/B2 storage:
     playlists are read and rewritten (variant playlists point back here, segments and
     other files at presigned storage URLs); any other file redirects to its presigned URL.
+    A video with caption tracks gets its master with subtitle renditions added and the
+    subtitle playlists under ``captions/``, in every delivery mode.
     """
     video = Video.objects.filter(pk=video_id).first()
     if video is None:
@@ -57,23 +65,26 @@ def video_hls(request: HttpRequest, video_id: uuid.UUID, token: str, path: str) 
     remaining = grant.expires - int(time.time())
     if remaining <= 0:
         return HttpResponseForbidden("this playback link has expired: ask /api/v1/videos/<id>/playback/ for a new one")
+    if path.startswith(CAPTIONS_PATH):
+        return _video_hls_captions(request, video=video, grant=grant, token=token, name=path[len(CAPTIONS_PATH) :])
     prefix = grant.prefix
     try:
         key = resolve_playlist_uri(playlist_key=grant.master_key, uri=path, hls_prefix=prefix)
     except ValueError:
         raise Http404("not a file of this video's HLS output") from None
 
+    if key == grant.master_key:
+        captioned = hls_master_with_captions(
+            video=video, text=_read_playlist(key), grant=grant, token=token, request=request
+        )
+        if captioned is not None:
+            return _generated_playlist(captioned, remaining=remaining)
     if is_local():
         return serve_local_file(request, key)
     if asset_kind_for_key(key) != AssetKind.PLAYLIST:
         return HttpResponseRedirect(storage_url(key, expire_seconds=remaining))
 
-    storage = get_storage()
-    if not storage.exists(key):
-        raise Http404(f"no stored playlist {key!r}")
-    with storage.open(key, "rb") as fh:
-        # Playlists are small text files (kilobytes even for hours of video).
-        text = fh.read().decode("utf-8")
+    text = _read_playlist(key)
 
     def url_for_key(target: str) -> str:
         if asset_kind_for_key(target) == AssetKind.PLAYLIST:
@@ -81,6 +92,36 @@ def video_hls(request: HttpRequest, video_id: uuid.UUID, token: str, path: str) 
         return storage_url(target, expire_seconds=remaining)
 
     body = rewrite_playlist_keys(text, playlist_key=key, hls_prefix=prefix, url_for_key=url_for_key)
+    return _generated_playlist(body, remaining=remaining)
+
+
+def _video_hls_captions(
+    request: HttpRequest, *, video: Video, grant: HlsTokenGrant, token: str, name: str
+) -> HttpResponseBase:
+    """A subtitle playlist (``<track id>.m3u8``) or a WebVTT file (``<track id>-<revision>.vtt``)."""
+    track = hls_caption_track(video=video, name=name)
+    if track is None:
+        raise Http404("no caption track of this video here")
+    remaining = grant.expires - int(time.time())
+    if name.endswith(".m3u8"):
+        body = hls_caption_playlist(video=video, track=track, grant=grant, token=token, request=request)
+        return _generated_playlist(body, remaining=remaining)
+    if is_local():
+        return serve_local_file(request, track.storage_key)
+    return HttpResponseRedirect(hls_caption_file_url(video=video, track=track, grant=grant, token=token))
+
+
+def _read_playlist(key: str) -> str:
+    storage = get_storage()
+    if not storage.exists(key):
+        raise Http404(f"no stored playlist {key!r}")
+    with storage.open(key, "rb") as fh:
+        # Playlists are small text files (kilobytes even for hours of video).
+        return fh.read().decode("utf-8")
+
+
+def _generated_playlist(body: str, *, remaining: int) -> HttpResponse:
+    """A playlist written for one grant: never shared caches, and never cached past the grant."""
     response = HttpResponse(body, content_type="application/vnd.apple.mpegurl")
     response.headers["Cache-Control"] = f"private, max-age={min(remaining, _REWRITTEN_PLAYLIST_MAX_AGE)}"
     return response
@@ -116,7 +157,12 @@ def player_context(*, video: Video, grant: PlaybackGrant) -> dict[str, Any]:
     """Template context of ``media_library/_player.html`` for one playback grant."""
     return {
         "playback": grant,
-        "player_config": {"mode": grant.mode, "hls_url": grant.hls_url, "poster_url": grant.poster_url},
+        "player_config": {
+            "mode": grant.mode,
+            "hls_url": grant.hls_url,
+            "poster_url": grant.poster_url,
+            "captions": grant.captions,
+        },
         "player_id": str(video.id),
         "player_config_id": f"player-config-{video.id}",
     }

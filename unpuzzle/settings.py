@@ -197,6 +197,10 @@ VIDEO_VISIBILITY = env.str("VIDEO_VISIBILITY", default="owner")
 if VIDEO_VISIBILITY not in ("owner", "authenticated"):
     raise environ.ImproperlyConfigured(f"VIDEO_VISIBILITY must be 'owner' or 'authenticated', not {VIDEO_VISIBILITY!r}")
 
+# Caption files (WebVTT or SRT): largest accepted file and most cues in one track.
+CAPTIONS_MAX_BYTES = env.int("CAPTIONS_MAX_BYTES", default=2 * 1024 * 1024)
+CAPTIONS_MAX_CUES = env.int("CAPTIONS_MAX_CUES", default=5000)
+
 # --- Uploads --------------------------------------------------------------------------
 MAX_VIDEO_SIZE_MB = env.int("MAX_VIDEO_SIZE_MB", default=500)
 ALLOWED_VIDEO_FORMATS = [

@@ -238,7 +238,14 @@ def test_instructors_delete_their_own_videos_in_the_admin_through_the_service(
 # --- Every field that references another object: scoped, read-only or absent ---------------
 
 # The change form's inline formsets (renditions, job history), both read-only and empty here.
-INLINES = {"renditions-TOTAL_FORMS": 0, "renditions-INITIAL_FORMS": 0, "jobs-TOTAL_FORMS": 0, "jobs-INITIAL_FORMS": 0}
+INLINES = {
+    "renditions-TOTAL_FORMS": 0,
+    "renditions-INITIAL_FORMS": 0,
+    "caption_tracks-TOTAL_FORMS": 0,
+    "caption_tracks-INITIAL_FORMS": 0,
+    "jobs-TOTAL_FORMS": 0,
+    "jobs-INITIAL_FORMS": 0,
+}
 # A video's references and raw storage keys: set by uploads and the pipeline, never typed in.
 VIDEO_REFERENCES = ("owner", "media_file", "hls_master_key", "poster_key", "captions_key")
 
