@@ -49,9 +49,27 @@ if [ "${WEB_FRONT:-nginx}" = nginx ]; then
   # The deployment's own folder; a unix socket path must stay under ~100 bytes, else a fresh
   # folder of this run's own in the temp dir.
   sock_dir="${VAR_DIR:-$ROOT/var}/run/web"
-  if [ "${#sock_dir}" -gt 80 ]; then sock_dir="$(mktemp -d -t unpuzzle-web-XXXXXX)"; sock_tmp=1; fi
+  # nginx's workers run as another user when nginx is started as root: every folder above the
+  # socket must let others through (x), else every request is a 502.
+  others_can_enter() {
+    local dir
+    dir="$(cd "$1" 2>/dev/null && pwd -P)" || return 1
+    while [ "$dir" != / ]; do
+      [ -n "$(find "$dir" -maxdepth 0 -perm -o+x)" ] || return 1
+      dir="$(dirname "$dir")"
+    done
+  }
+  mkdir -p "$(dirname "$(dirname "$sock_dir")")"
+  if [ "${#sock_dir}" -gt 80 ] || { [ "$(id -u)" = 0 ] && ! others_can_enter "$(dirname "$(dirname "$sock_dir")")"; }; then
+    tmp_base="${TMPDIR:-/tmp}"
+    others_can_enter "$tmp_base" || tmp_base=/tmp
+    sock_dir="$(mktemp -d -p "$tmp_base" unpuzzle-web-XXXXXX)"
+    sock_tmp=1
+  fi
   mkdir -p "$sock_dir" && rm -f "$sock_dir/gunicorn.sock"
-  chmod 711 "$sock_dir" "$(dirname "$sock_dir")"  # nginx's workers (another user when run as root) reach it
+  # nginx's workers (another user when run as root) reach it; only folders of this deployment
+  # change mode, never the shared temp dir a fresh socket folder sits in.
+  if [ -n "${sock_tmp:-}" ]; then chmod 711 "$sock_dir"; else chmod 711 "$sock_dir" "$(dirname "$sock_dir")"; fi
   bind="unix:$sock_dir/gunicorn.sock"
   # gunicorn's peer is now nginx: the client is the address nginx appends to X-Forwarded-For.
   export NUM_PROXIES="${NUM_PROXIES:-1}"
