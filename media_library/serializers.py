@@ -107,6 +107,13 @@ class PlaybackSerializer(serializers.Serializer):
     poster_url = serializers.URLField(allow_null=True)
     expires_at = serializers.DateTimeField(allow_null=True, help_text="When the URLs stop working; null = never")
     renditions = PlaybackRenditionSerializer(many=True)
+    thumbnails_url = serializers.URLField(
+        allow_null=True,
+        help_text=(
+            "WebVTT thumbnails track for scrubbing previews: each cue's text is a sheet image URL with "
+            "#xywh=x,y,w,h (the frame's rectangle), relative to the track's URL; null when the video has none"
+        ),
+    )
 
 
 class VideoNotReadySerializer(serializers.Serializer):

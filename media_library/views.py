@@ -16,8 +16,9 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
 from media_library.models import Video
-from media_library.playlists import resolve_playlist_uri, rewrite_playlist_keys
+from media_library.playlists import resolve_playlist_uri, rewrite_playlist_keys, rewrite_vtt_image_keys
 from media_library.selectors import (
+    APP_REWRITTEN_KINDS,
     PlaybackGrant,
     hls_app_url,
     hls_token_grant,
@@ -46,7 +47,8 @@ def video_hls(request: HttpRequest, video_id: uuid.UUID, token: str, path: str) 
     ``HLS_PREVIOUS_OUTPUT_GRACE_S`` ago, so a player that started on it keeps playing.
     Local storage: the file as stored (Range, ETag, CDN cache headers). S3/B2 storage:
     playlists are read and rewritten (variant playlists point back here, segments and
-    other files at presigned storage URLs); any other file redirects to its presigned URL.
+    other files at presigned storage URLs), the thumbnails WebVTT track too (its sheet
+    images at presigned URLs); any other file redirects to its presigned URL.
     """
     video = Video.objects.filter(pk=video_id).first()
     if video is None:
@@ -65,14 +67,15 @@ def video_hls(request: HttpRequest, video_id: uuid.UUID, token: str, path: str) 
 
     if is_local():
         return serve_local_file(request, key)
-    if asset_kind_for_key(key) != AssetKind.PLAYLIST:
+    kind = asset_kind_for_key(key)
+    if kind not in APP_REWRITTEN_KINDS:
         return HttpResponseRedirect(storage_url(key, expire_seconds=remaining))
 
     storage = get_storage()
     if not storage.exists(key):
-        raise Http404(f"no stored playlist {key!r}")
+        raise Http404(f"no stored file {key!r}")
     with storage.open(key, "rb") as fh:
-        # Playlists are small text files (kilobytes even for hours of video).
+        # Playlists and thumbnail tracks are small text files (kilobytes even for hours of video).
         text = fh.read().decode("utf-8")
 
     def url_for_key(target: str) -> str:
@@ -80,8 +83,13 @@ def video_hls(request: HttpRequest, video_id: uuid.UUID, token: str, path: str) 
             return hls_app_url(video=video, token=token, prefix=prefix, key=target, request=request)
         return storage_url(target, expire_seconds=remaining)
 
-    body = rewrite_playlist_keys(text, playlist_key=key, hls_prefix=prefix, url_for_key=url_for_key)
-    response = HttpResponse(body, content_type="application/vnd.apple.mpegurl")
+    if kind == AssetKind.CAPTIONS:
+        body = rewrite_vtt_image_keys(text, track_key=key, hls_prefix=prefix, url_for_key=url_for_key)
+        content_type = "text/vtt; charset=utf-8"
+    else:
+        body = rewrite_playlist_keys(text, playlist_key=key, hls_prefix=prefix, url_for_key=url_for_key)
+        content_type = "application/vnd.apple.mpegurl"
+    response = HttpResponse(body, content_type=content_type)
     response.headers["Cache-Control"] = f"private, max-age={min(remaining, _REWRITTEN_PLAYLIST_MAX_AGE)}"
     return response
 
@@ -116,7 +124,12 @@ def player_context(*, video: Video, grant: PlaybackGrant) -> dict[str, Any]:
     """Template context of ``media_library/_player.html`` for one playback grant."""
     return {
         "playback": grant,
-        "player_config": {"mode": grant.mode, "hls_url": grant.hls_url, "poster_url": grant.poster_url},
+        "player_config": {
+            "mode": grant.mode,
+            "hls_url": grant.hls_url,
+            "poster_url": grant.poster_url,
+            "thumbnails_url": grant.thumbnails_url,
+        },
         "player_id": str(video.id),
         "player_config_id": f"player-config-{video.id}",
     }
