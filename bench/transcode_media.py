@@ -45,6 +45,43 @@ def motion_source(cache: Path, *, duration: int, ffmpeg_bin: str) -> Path:
     return path
 
 
+def long_audio_source(cache: Path, *, duration: int, ffmpeg_bin: str) -> Path:
+    """Stereo 48 kHz AAC (128k) of a sine tone under pink noise, ``duration`` seconds (audio only)."""
+    path = cache / f"audio_{duration}s.m4a"
+    if not path.exists():
+        print(f"generating {path} ...", flush=True)
+        partial = path.with_suffix(".part.m4a")
+        subprocess.run(
+            [
+                ffmpeg_bin,
+                "-hide_banner",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"sine=frequency=220:sample_rate=48000:duration={duration}",
+                "-f",
+                "lavfi",
+                "-i",
+                f"anoisesrc=color=pink:sample_rate=48000:amplitude=0.1:duration={duration}",
+                "-filter_complex",
+                "[0:a][1:a]amix=inputs=2,aformat=channel_layouts=stereo",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "128k",
+                str(partial),
+            ],
+            check=True,
+            stdin=subprocess.DEVNULL,
+        )
+        partial.replace(path)
+    return path
+
+
 def slides_source(cache: Path, *, duration: int, ffmpeg_bin: str) -> Path:
     """1920x1080 30 fps stills (text slides, test patterns) changing every 10 s (every 2 s in --quick)."""
     slide_seconds = 10.0 if duration >= 30 else 2.0

@@ -3,8 +3,9 @@
 EBU R128 two-pass normalisation: ``loudness_measure_command`` decodes the audio stream only
 (the video is demuxed, never decoded) and ``loudnorm`` prints what it measured as JSON;
 ``parse_loudness_measurement`` reads it; ``loudness_filter`` chooses a constant gain
-(linear mode: speech keeps its dynamics, nothing pumps) and falls back to loudnorm's dynamic
-mode only when that gain would push the true peak over the limit.
+(what loudnorm's linear mode applies, as a plain ``volume`` filter: speech keeps its dynamics,
+nothing pumps, and the encode skips loudnorm's 192 kHz resampling) and falls back to
+loudnorm's dynamic mode only when that gain would push the true peak over the limit.
 """
 
 from __future__ import annotations
@@ -125,8 +126,9 @@ def parse_loudness_measurement(log_lines: Sequence[str]) -> LoudnessMeasurement:
 def loudness_filter(measurement: LoudnessMeasurement, *, target_lufs: float) -> LoudnessFilter | None:
     """The encode's loudnorm filter for a measured source, None for silence (left as it is).
 
-    Linear mode (one constant gain) when the gain keeps the true peak under the limit; else
-    loudnorm's dynamic mode, which limits peaks and adjusts the gain in 3 s windows.
+    Linear (one constant gain, ``volume``) when the gain keeps the measured true peak under
+    the limit; else loudnorm's dynamic mode with the measured values, which limits peaks and
+    adjusts the gain in 3 s windows.
     """
     if measurement.silent:
         return None
@@ -139,17 +141,17 @@ def loudness_filter(measurement: LoudnessMeasurement, *, target_lufs: float) -> 
         f"measured_I={measurement.integrated:.2f}:measured_TP={measurement.true_peak:.2f}"
         f":measured_LRA={measurement.loudness_range:.2f}:measured_thresh={measurement.threshold:.2f}"
     )
-    chain = (
-        f"loudnorm={_loudnorm_targets(target_lufs, loudness_range)}:{measured}"
-        f":linear={'true' if linear else 'false'}:print_format=none,aresample=48000"
-    )
     source = f"audio measured {measurement.integrated:.1f} LUFS, true peak {measurement.true_peak:.1f} dBTP"
     if linear:
         return LoudnessFilter(
-            filter=chain,
+            filter=f"volume={gain:.2f}dB",
             mode="linear",
             note=f"{source}: normalised to {target_lufs:g} LUFS with a constant gain of {gain:+.1f} dB (linear)",
         )
+    chain = (
+        f"loudnorm={_loudnorm_targets(target_lufs, loudness_range)}:{measured}"
+        ":linear=false:print_format=none,aresample=48000"
+    )
     return LoudnessFilter(
         filter=chain,
         mode="dynamic",
