@@ -82,6 +82,7 @@ from transcoding.ffmpeg.loudness import (  # noqa: E402
 )
 from transcoding.ffmpeg.previews import (  # noqa: E402
     THUMBNAILS_VTT_NAME,
+    PreviewPlan,
     plan_previews,
     sheets_in,
     sprite_name,
@@ -139,8 +140,10 @@ def pipeline_command(
     probe: ProbeResult,
     renditions: Sequence[PlannedRendition],
     rate_control: RateControl = "capped_crf",
+    previews: PreviewPlan | None = None,
+    audio_filter: str | None = None,
 ) -> list[str]:
-    """The production command (a)."""
+    """The production command (a); ``previews``/``audio_filter`` add the scrubbing previews and loudness."""
     return build_hls_command(
         ffmpeg_bin=ffmpeg_bin,
         input_path=source,
@@ -158,6 +161,8 @@ def pipeline_command(
             x264_threads=settings.threads,
             rate_control=rate_control,
         ),
+        previews=previews,
+        audio_filter=audio_filter,
     )
 
 
@@ -359,7 +364,7 @@ def previews_and_loudness(args: argparse.Namespace, settings: Settings, source: 
                 shutil.rmtree(out)
             out.mkdir(parents=True)
             cpu = 0.0
-            options = {}
+            previews, audio_filter = None, None
             if label == "on":
                 measured = run_ffmpeg(
                     loudness_measure_command(
@@ -377,21 +382,18 @@ def previews_and_loudness(args: argparse.Namespace, settings: Settings, source: 
                 chosen = loudness_filter(
                     parse_loudness_measurement(measured.log_tail), target_lufs=args.loudness_target
                 )
-                options = {"previews": plan, "audio_filter": chosen.filter if chosen else None}
+                previews, audio_filter = plan, chosen.filter if chosen else None
                 if attempt == 0 and chosen is not None:
                     print(f"  {chosen.note}")
-            cmd = build_hls_command(
+            cmd = pipeline_command(
+                settings,
                 ffmpeg_bin=args.ffmpeg,
-                input_path=source,
-                output_dir=out,
+                source=source,
+                out=out,
                 probe=probe,
                 renditions=renditions,
-                segment_seconds=settings.segment_seconds,
-                keyframe_interval=settings.keyframe_interval,
-                audio_bitrate=settings.audio_bitrate,
-                crf=settings.crf,
-                preset=settings.preset,
-                **options,
+                previews=previews,
+                audio_filter=audio_filter,
             )
             cpu += run_ffmpeg(cmd, duration=probe.duration, timeout=3600).cpu_seconds
             (on_runs if label == "on" else off_runs).append(cpu)

@@ -9,22 +9,11 @@ import pytest
 from media_library.models import Video
 from tests.browser.conftest import axe_violations, login, screenshot
 from tests.factories import make_stored_video
-from transcoding.services.jobs import transcode_enqueue
-from transcoding.services.pipeline import transcode_run
+from tests.media_library.test_duplicates import transcode
 from unpuzzle import storage
 from unpuzzle.groups import INSTRUCTORS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def _ready_video(owner, clip) -> Video:
-    video = make_stored_video(owner, clip)
-    job = transcode_enqueue(video=video)
-    assert job is not None
-    transcode_run(job_id=job.id)
-    video.refresh_from_db()
-    assert video.status == Video.Status.READY, video.status_reason
-    return video
 
 
 def _cues(video: Video) -> list[tuple[float, float, str, list[int]]]:
@@ -45,7 +34,7 @@ def _cues(video: Video) -> list[tuple[float, float, str, list[int]]]:
 def test_hovering_the_scrub_bar_previews_the_hovered_time(page, browser_settings, make_member, clip_copy):
     browser_settings.PREVIEW_INTERVAL_S = 1.0
     ines = make_member("ines", INSTRUCTORS)
-    video = _ready_video(ines, clip_copy("week5.mp4"))
+    video = transcode(make_stored_video(ines, clip_copy("week5.mp4")))
     cues = _cues(video)
     assert len(cues) == 10
     login(page, "ines")
@@ -93,7 +82,7 @@ def test_hovering_the_scrub_bar_previews_the_hovered_time(page, browser_settings
 def test_a_video_without_previews_shows_no_scrub_bar(page, browser_settings, make_member, clip_copy):
     browser_settings.PREVIEW_THUMBNAILS = False
     ines = make_member("ines", INSTRUCTORS)
-    video = _ready_video(ines, clip_copy("week6.mp4"))
+    video = transcode(make_stored_video(ines, clip_copy("week6.mp4")))
     login(page, "ines")
     page.goto(f"/videos/{video.id}/")
     page.locator(f"#player-{video.id}").wait_for()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import make_stored_video
-from tests.transcoding.services.test_pipeline import run
+from tests.transcoding.services.test_pipeline import encodes, run  # noqa: F401 (encodes is a fixture)
 from transcoding.models import TranscodeJob
 from unpuzzle import storage
 
@@ -140,18 +140,9 @@ def test_off_by_setting_leaves_the_loudness_as_it_was(user, tmp_path, settings):
     assert "LUFS" not in job.log_tail
 
 
-def test_a_source_without_audio_skips_the_measuring_pass(user, no_audio_clip, monkeypatch):
-    from transcoding.services import pipeline
-
-    commands: list[list[str]] = []
-    real = pipeline.run_ffmpeg
-
-    def recording(cmd, **kwargs):
-        commands.append(list(cmd))
-        return real(cmd, **kwargs)
-
-    monkeypatch.setattr(pipeline, "run_ffmpeg", recording)
+def test_a_source_without_audio_skips_the_measuring_pass(user, no_audio_clip, request):
+    started = request.getfixturevalue("encodes")
     video = make_stored_video(user, no_audio_clip)
     job = run(video)
     assert job.status == TranscodeJob.Status.SUCCEEDED, job.error
-    assert not [cmd for cmd in commands if any("loudnorm" in arg for arg in cmd)]
+    assert started and not [cmd for cmd in started if any("loudnorm" in arg for arg in cmd)]
