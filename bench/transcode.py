@@ -399,7 +399,7 @@ def previews_and_loudness(args: argparse.Namespace, settings: Settings, source: 
             (on_runs if label == "on" else off_runs).append(cpu)
             print(f"  run {attempt + 1} (both {label}): {cpu:6.1f} s CPU", flush=True)
     sheets = sheets_in(out)
-    (out / THUMBNAILS_VTT_NAME).write_text(thumbnails_vtt(plan=plan, duration=probe.duration, sheets_written=sheets))
+    (out / THUMBNAILS_VTT_NAME).write_text(thumbnails_vtt(plan=plan, duration=probe.duration))
     sheet_bytes = sum((out / sprite_name(index)).stat().st_size for index in range(sheets))
     off, on = statistics.median(off_runs), statistics.median(on_runs)
     verdict = "meets" if on / off <= 1.10 else "MISSES"

@@ -4,6 +4,10 @@ One branch of the HLS command's filter graph takes a frame every ``interval`` se
 ``PREVIEW_TILE_WIDTH`` pixels wide and tiles ``PREVIEW_COLUMNS`` x ``PREVIEW_ROWS`` of them into
 ``sprite-<n>.jpg``; ``thumbnails_vtt`` then writes one cue per frame,
 ``sprite-<n>.jpg#xywh=x,y,w,h``, from 0 to the end with no gaps.
+
+ffmpeg reports no progress until every output of the command has started, and a sheet starts only
+once it is full: so sheet 0 holds the first frame alone (in its last cell) and is written at once,
+and sheet ``n`` >= 1 holds frames ``(n-1)*100+1`` to ``n*100``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 PREVIEW_TILE_WIDTH = 160
 PREVIEW_COLUMNS = 10
 PREVIEW_ROWS = 10
-#: At most this many frames (ten sheets): a long video gets a longer interval instead of more sheets.
+#: At most this many frames (11 sheets): a long video gets a longer interval instead of more sheets.
 PREVIEW_MAX_FRAMES = 1000
 #: JPEG quality of the sheets (ffmpeg ``-q:v``, 2 best to 31 worst).
 PREVIEW_JPEG_QUALITY = 5
@@ -42,7 +46,16 @@ class PreviewPlan:
 
     @property
     def sheets(self) -> int:
-        return math.ceil(self.frames / self.per_sheet)
+        return 1 + math.ceil((self.frames - 1) / self.per_sheet)
+
+    def cell(self, frame: int) -> tuple[int, int, int]:
+        """Sheet, x and y (pixels) of preview frame ``frame`` (from 0)."""
+        if frame == 0:
+            sheet, position = 0, self.per_sheet - 1
+        else:
+            sheet, position = 1 + (frame - 1) // self.per_sheet, (frame - 1) % self.per_sheet
+        row, column = divmod(position, self.columns)
+        return sheet, column * self.tile_width, row * self.tile_height
 
 
 def plan_previews(
@@ -71,10 +84,15 @@ def plan_previews(
 
 
 def preview_filter_chain(plan: PreviewPlan) -> str:
-    """The filter chain (no labels) that turns the decoded picture into tiled preview sheets."""
+    """The filter chain (no labels) that turns the decoded picture into tiled preview sheets.
+
+    ``round=up`` makes frame ``i`` the picture at ``i * interval`` (the start of its cue), and
+    ffmpeg cuts ``ceil(video length / interval)`` of them (``preview_frames_cut``).
+    """
+    # init_padding: the first sheet is output with the first frame, so ffmpeg reports progress from the start
     return (
-        f"fps=1/{plan.interval:g},scale={plan.tile_width}:{plan.tile_height},setsar=1,"
-        f"format=yuvj420p,tile={plan.columns}x{plan.rows}"
+        f"fps=1/{plan.interval:g}:round=up,scale={plan.tile_width}:{plan.tile_height},setsar=1,"
+        f"format=yuvj420p,tile={plan.columns}x{plan.rows}:init_padding={plan.per_sheet - 1}"
     )
 
 
@@ -87,6 +105,12 @@ def preview_output_args(*, label: str, output_dir: os.PathLike[str] | str) -> li
         "mjpeg",
         "-q:v",
         str(PREVIEW_JPEG_QUALITY),
+        # a sheet lasts 100 intervals at the tile's own rate, which would carry ffmpeg's reported
+        # output time (progress, the cost ceiling) past the end; a millisecond time base does not
+        "-fps_mode:v",
+        "passthrough",
+        "-r",
+        "1000",
         "-map_metadata",
         "-1",
         "-f",
@@ -95,6 +119,18 @@ def preview_output_args(*, label: str, output_dir: os.PathLike[str] | str) -> li
         "0",
         os.fspath(Path(output_dir).absolute() / SPRITE_TEMPLATE),
     ]
+
+
+def preview_frames_cut(*, plan: PreviewPlan, video_seconds: float, frame_rate: float, sheets_written: int) -> int:
+    """How many preview frames ffmpeg cut from ``video_seconds`` of encoded video, on the sheets written.
+
+    Half a frame of tolerance: a cue never points at a cell ffmpeg left empty (at worst the
+    last frame goes unused and the cue before it runs to the end).
+    """
+    half_frame = 0.5 / frame_rate if frame_rate > 0 else 0.02
+    cut = max(1, math.ceil((video_seconds - half_frame) / plan.interval))
+    on_sheets = 1 + (sheets_written - 1) * plan.per_sheet if sheets_written > 0 else 0
+    return min(plan.frames, cut, on_sheets)
 
 
 def sprite_name(sheet: int) -> str:
@@ -110,25 +146,21 @@ def _timestamp(seconds: float) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
 
 
-def thumbnails_vtt(*, plan: PreviewPlan, duration: float, sheets_written: int | None = None) -> str:
+def thumbnails_vtt(*, plan: PreviewPlan, duration: float, frames: int | None = None) -> str:
     """The WebVTT thumbnails track: cue ``i`` spans ``[i*interval, (i+1)*interval)`` (the last ends at
     ``duration``) and shows frame ``i`` as ``sprite-<sheet>.jpg#xywh=x,y,w,h``.
 
-    ``sheets_written`` is how many sheets ffmpeg wrote; frames on missing sheets get no cue, and the
-    last cue written then runs to ``duration`` so the track still has no gap.
+    ``frames`` is how many frames ffmpeg cut (``preview_frames_cut``; default the plan's); the
+    last cue runs to ``duration`` so the track has no gap.
     """
-    frames = plan.frames
-    if sheets_written is not None:
-        frames = min(frames, sheets_written * plan.per_sheet)
+    frames = plan.frames if frames is None else frames
     if frames <= 0:
         raise ValueError("no preview sheet was written")
     lines = ["WEBVTT", ""]
     for index in range(frames):
         start = index * plan.interval
         end = duration if index == frames - 1 else (index + 1) * plan.interval
-        sheet, position = divmod(index, plan.per_sheet)
-        row, column = divmod(position, plan.columns)
-        x, y = column * plan.tile_width, row * plan.tile_height
+        sheet, x, y = plan.cell(index)
         lines += [
             f"{_timestamp(start)} --> {_timestamp(end)}",
             f"{sprite_name(sheet)}#xywh={x},{y},{plan.tile_width},{plan.tile_height}",

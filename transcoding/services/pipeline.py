@@ -33,7 +33,14 @@ from transcoding.ffmpeg.loudness import (
     loudness_measure_command,
     parse_loudness_measurement,
 )
-from transcoding.ffmpeg.previews import THUMBNAILS_VTT_NAME, PreviewPlan, plan_previews, sheets_in, thumbnails_vtt
+from transcoding.ffmpeg.previews import (
+    THUMBNAILS_VTT_NAME,
+    PreviewPlan,
+    plan_previews,
+    preview_frames_cut,
+    sheets_in,
+    thumbnails_vtt,
+)
 from transcoding.ffmpeg.probe import ProbeError, ProbeResult
 from transcoding.ffmpeg.process import (
     TranscodeCancelled,
@@ -309,7 +316,6 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
     top = renditions[0]
     poster = output_dir / "poster.jpg"
     cpu = result.cpu_seconds + measure_cpu
-    has_thumbnails = _thumbnails_write(claim=claim, output_dir=output_dir, plan=previews, duration=probe.duration)
     try:
         poster_result = run_ffmpeg(
             poster_command(
@@ -342,6 +348,14 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
             ) from exc
         _raise_if_writes_failed(work=work, log_tail=result.log_tail, cause=exc)
         raise _Permanent(f"ffmpeg's output is unusable: {exc}", log_tail=result.log_tail) from exc
+    has_thumbnails = _thumbnails_write(
+        claim=claim,
+        output_dir=output_dir,
+        plan=previews,
+        duration=probe.duration,
+        video_seconds=sum(output.renditions[0].segment_durations),
+        frame_rate=probe.frame_rate,
+    )
     # what was done to the source heads the job's log, above ffmpeg's own lines
     return _Encoded(
         probe=probe,
@@ -396,8 +410,17 @@ def _preview_plan(*, probe: ProbeResult, renditions: list[PlannedRendition]) -> 
     )
 
 
-def _thumbnails_write(*, claim: _Claim, output_dir: Path, plan: PreviewPlan | None, duration: float) -> bool:
-    """Write the thumbnails WebVTT track for the sheets ffmpeg wrote; False (logged) when there are none."""
+def _thumbnails_write(
+    *,
+    claim: _Claim,
+    output_dir: Path,
+    plan: PreviewPlan | None,
+    duration: float,
+    video_seconds: float,
+    frame_rate: float,
+) -> bool:
+    """Write the thumbnails WebVTT track for the frames ffmpeg cut from ``video_seconds`` of video
+    onto the sheets it wrote; False (logged) when there are none."""
     if plan is None:
         return False
     sheets = sheets_in(output_dir)
@@ -405,7 +428,8 @@ def _thumbnails_write(*, claim: _Claim, output_dir: Path, plan: PreviewPlan | No
         # The video plays without scrubbing previews.
         logger.warning("job_id=%s video_id=%s ffmpeg wrote no preview sheet", claim.job_id, claim.video_id)
         return False
-    text = thumbnails_vtt(plan=plan, duration=duration, sheets_written=sheets)
+    frames = preview_frames_cut(plan=plan, video_seconds=video_seconds, frame_rate=frame_rate, sheets_written=sheets)
+    text = thumbnails_vtt(plan=plan, duration=duration, frames=frames)
     (output_dir / THUMBNAILS_VTT_NAME).write_text(text, encoding="utf-8")
     return True
 

@@ -12,20 +12,28 @@ from transcoding.ffmpeg.loudness import (
     loudness_filter,
     parse_loudness_measurement,
 )
-from transcoding.ffmpeg.previews import plan_previews, thumbnails_vtt
+from transcoding.ffmpeg.previews import plan_previews, preview_frames_cut, thumbnails_vtt
 
 
 def test_short_videos_get_a_frame_every_interval():
     plan = plan_previews(duration=62.0, width=1280, height=720, interval=5.0)
-    assert (plan.interval, plan.frames, plan.sheets) == (5.0, 13, 1)
+    assert (plan.interval, plan.frames, plan.sheets) == (5.0, 13, 2)
+    # the first frame alone on sheet 0 (its last cell), then a hundred per sheet
+    assert [plan.cell(frame) for frame in (0, 1, 2, 11, 12)] == [
+        (0, 1440, 810),
+        (1, 0, 0),
+        (1, 160, 0),
+        (1, 0, 90),
+        (1, 160, 90),
+    ]
     assert (plan.tile_width, plan.tile_height) == (160, 90)
 
 
-def test_long_videos_get_a_longer_interval_and_at_most_ten_sheets():
+def test_long_videos_get_a_longer_interval_and_at_most_eleven_sheets():
     plan = plan_previews(duration=3 * 3600.0, width=1920, height=1080, interval=5.0)
-    assert plan.interval == 11.0 and plan.frames == 982 and plan.sheets == 10
+    assert plan.interval == 11.0 and plan.frames == 982 and plan.sheets == 11
     one_hour = plan_previews(duration=3600.0, width=1920, height=1080, interval=5.0)
-    assert (one_hour.interval, one_hour.frames, one_hour.sheets) == (5.0, 720, 8)
+    assert (one_hour.interval, one_hour.frames, one_hour.sheets) == (5.0, 720, 9)
 
 
 def test_a_zero_interval_is_refused():
@@ -33,12 +41,17 @@ def test_a_zero_interval_is_refused():
         plan_previews(duration=10, width=320, height=180, interval=0)
 
 
-def test_the_track_runs_to_the_end_even_when_a_sheet_is_missing():
+def test_the_track_runs_to_the_end_on_the_frames_ffmpeg_cut():
     plan = plan_previews(duration=1000.0, width=320, height=180, interval=5.0)
-    assert plan.sheets == 2
-    text = thumbnails_vtt(plan=plan, duration=1000.0, sheets_written=1)
-    assert text.count("-->") == 100
-    assert text.rstrip().endswith("00:08:15.000 --> 00:16:40.000\nsprite-0.jpg#xywh=1440,810,160,90")
+    assert plan.sheets == 3
+    # the video stream ends 0.01 s before the declared duration: its last interval starts too late to be cut
+    frames = preview_frames_cut(plan=plan, video_seconds=995.01, frame_rate=25, sheets_written=3)
+    assert frames == 199
+    # a sheet missing: no cue points at it
+    assert preview_frames_cut(plan=plan, video_seconds=1000.0, frame_rate=25, sheets_written=2) == 101
+    text = thumbnails_vtt(plan=plan, duration=1000.0, frames=101)
+    assert text.count("-->") == 101
+    assert text.rstrip().endswith("00:08:20.000 --> 00:16:40.000\nsprite-1.jpg#xywh=1440,810,160,90")
 
 
 def _measured(integrated: float, peak: float, lra: float = 5.0) -> LoudnessMeasurement:

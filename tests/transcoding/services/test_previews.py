@@ -89,7 +89,7 @@ def assert_track_covers(text: str, duration: float, sheets: dict[str, bytes], tm
 
 
 def test_sprites_and_track_cover_the_whole_video_and_go_with_the_output(user, landscape_clip, settings, tmp_path):
-    settings.PREVIEW_INTERVAL_S = 0.05  # 120 frames: two 10x10 sheets
+    settings.PREVIEW_INTERVAL_S = 0.05  # 120 frames: the first alone, then two 10x10 sheets
     video = make_stored_video(user, landscape_clip)
     job = run(video)
     assert job.status == TranscodeJob.Status.SUCCEEDED, job.error
@@ -97,7 +97,7 @@ def test_sprites_and_track_cover_the_whole_video_and_go_with_the_output(user, la
     assert video.thumbnails_key == prefix + "thumbnails.vtt"
     stored = keys_under(prefix)
     sheet_keys = sorted(key for key in stored if key.rsplit("/", 1)[1].startswith("sprite-"))
-    assert sheet_keys == [prefix + "sprite-0.jpg", prefix + "sprite-1.jpg"]
+    assert sheet_keys == [prefix + "sprite-0.jpg", prefix + "sprite-1.jpg", prefix + "sprite-2.jpg"]
     sheets = {key.rsplit("/", 1)[1]: read_bytes(key) for key in sheet_keys}
     assert image_size(sheets["sprite-0.jpg"], tmp_path) == (1600, 900)
     text = read_bytes(video.thumbnails_key).decode()
@@ -116,13 +116,15 @@ def test_sprites_and_track_cover_the_whole_video_and_go_with_the_output(user, la
     assert keys_under(f"videos/{video.id}/") == set()
 
 
-def test_portrait_previews_keep_the_picture_shape(user, rotated_portrait_clip, tmp_path):
+def test_portrait_previews_keep_the_picture_shape(user, rotated_portrait_clip, settings, tmp_path):
+    settings.PREVIEW_INTERVAL_S = 2.0
     video = make_stored_video(user, rotated_portrait_clip)
     run(video)
     text = read_bytes(video.thumbnails_key).decode()
-    sheet = {"sprite-0.jpg": read_bytes(f"videos/{video.id}/hls/1/sprite-0.jpg")}
+    sheet = {name: read_bytes(f"videos/{video.id}/hls/1/{name}") for name in ("sprite-0.jpg", "sprite-1.jpg")}
     assert_track_covers(text, video.duration, sheet, tmp_path)
-    assert parse_cues(text)[0][3] == (0, 0, 160, 284)
+    assert [cue[3] for cue in parse_cues(text)] == [(1440, 2556, 160, 284), (0, 0, 160, 284)]
+    assert image_size(sheet["sprite-1.jpg"], tmp_path) == (1600, 2840)
 
 
 def test_previews_off_by_setting_store_none(user, no_audio_clip, settings):
