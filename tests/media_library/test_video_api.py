@@ -256,6 +256,7 @@ def test_legacy_playback(user):
         "poster_url": None,
         "expires_at": None,
         "renditions": [],
+        "thumbnails_url": None,
     }
 
 
