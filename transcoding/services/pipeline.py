@@ -391,12 +391,16 @@ def _loudness_measure(
             should_cancel=reporter.should_cancel,
             log_tail_lines=200,
         )
-        measurement = parse_loudness_measurement(result.log_tail)
     except TranscodeCancelled as exc:
         raise _LostJob(str(exc)) from exc
-    except (TranscodeFailed, TranscodeTimeout, LoudnessMeasurementError) as exc:
+    except (TranscodeFailed, TranscodeTimeout) as exc:
         logger.warning("job_id=%s video_id=%s loudness not normalised: %s", claim.job_id, claim.video_id, exc)
-        return None, getattr(exc, "cpu_seconds", 0.0)
+        return None, exc.cpu_seconds
+    try:
+        measurement = parse_loudness_measurement(result.log_tail)
+    except LoudnessMeasurementError as exc:
+        logger.warning("job_id=%s video_id=%s loudness not normalised: %s", claim.job_id, claim.video_id, exc)
+        return None, result.cpu_seconds
     return loudness_filter(measurement, target_lufs=settings.LOUDNESS_TARGET_LUFS), result.cpu_seconds
 
 
