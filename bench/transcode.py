@@ -11,7 +11,8 @@ Options: ``--ladder`` (default ``240p:400k,480p:800k,720p:1500k``), ``--crf``, `
 ``--tier-preset NAME=PRESET`` (repeatable), ``--threads`` (x264 threads per encoder),
 ``--no-cascade`` (scale every tier from the source), ``--segment-seconds``,
 ``--cache-dir`` (generated sources, default ``$XDG_CACHE_HOME/unpuzzle-bench``),
-``--ffmpeg``/``--ffprobe``, ``--skip-quality``, ``--skip-throughput``, ``--keep`` (keep the HLS output).
+``--ffmpeg``/``--ffprobe``, ``--skip-quality``, ``--skip-throughput``, ``--skip-extras``, ``--keep``
+(keep the HLS output).
 
 What it measures:
 
@@ -30,6 +31,12 @@ What it measures:
    costs the tier bitrate), video only.  Target on the slide clip: >= 40% fewer bytes for
    capped CRF at equal or better SSIM.  A CRF sweep (``--sweep``) shows where capped CRF
    reaches the fixed-bitrate SSIM.
+3. Scrubbing previews and even loudness on the 60 s 1080p clip: the production command with
+   both off, then with both on (the audio-only loudnorm measuring pass plus the encode with the
+   preview branch and the linear loudnorm filter); CPU seconds of each, the ratio (target
+   <= 1.10), the sheets' and the WebVTT track's bytes; then the measuring pass alone on a
+   one-hour audio-only source (generated once, cached; 60 s with ``--quick``).
+   ``--skip-extras`` leaves this part out.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from bench.transcode_media import (  # noqa: E402
     cache_dir,
+    long_audio_source,
     motion_source,
     slides_source,
     ssim_db,
@@ -67,6 +75,19 @@ from transcoding.ffmpeg.commands import (  # noqa: E402
 )
 from transcoding.ffmpeg.filters import scale_filter  # noqa: E402
 from transcoding.ffmpeg.ladder import PlannedRendition, parse_ladder, plan_renditions  # noqa: E402
+from transcoding.ffmpeg.loudness import (  # noqa: E402
+    loudness_filter,
+    loudness_measure_command,
+    parse_loudness_measurement,
+)
+from transcoding.ffmpeg.previews import (  # noqa: E402
+    THUMBNAILS_VTT_NAME,
+    PreviewPlan,
+    plan_previews,
+    sheets_in,
+    sprite_name,
+    thumbnails_vtt,
+)
 from transcoding.ffmpeg.probe import ProbeResult, probe_file  # noqa: E402
 from transcoding.ffmpeg.process import FfmpegResult, run_ffmpeg  # noqa: E402
 from transcoding.hls.playlists import (  # noqa: E402
@@ -119,8 +140,10 @@ def pipeline_command(
     probe: ProbeResult,
     renditions: Sequence[PlannedRendition],
     rate_control: RateControl = "capped_crf",
+    previews: PreviewPlan | None = None,
+    audio_filter: str | None = None,
 ) -> list[str]:
-    """The production command (a)."""
+    """The production command (a); ``previews``/``audio_filter`` add the scrubbing previews and loudness."""
     return build_hls_command(
         ffmpeg_bin=ffmpeg_bin,
         input_path=source,
@@ -138,6 +161,8 @@ def pipeline_command(
             x264_threads=settings.threads,
             rate_control=rate_control,
         ),
+        previews=previews,
+        audio_filter=audio_filter,
     )
 
 
@@ -318,6 +343,94 @@ def throughput(args: argparse.Namespace, settings: Settings, source: Path, work:
             )
 
 
+def previews_and_loudness(args: argparse.Namespace, settings: Settings, source: Path, work: Path) -> None:
+    """Part 3: the extra CPU of scrubbing previews and loudness normalisation, and their bytes."""
+    probe = probe_file(source, ffprobe_bin=args.ffprobe, ffmpeg_bin=args.ffmpeg)
+    renditions = plan_renditions(probe, parse_ladder(settings.ladder))
+    assert probe.audio_stream_index is not None
+    top = renditions[0]
+    plan = plan_previews(duration=probe.duration, width=top.width, height=top.height, interval=args.preview_interval)
+    print(
+        f"\n== 3. Previews and loudness on {source.name}: a {plan.tile_width}x{plan.tile_height} frame every "
+        f"{plan.interval:g} s ({plan.frames} frames, {plan.sheets} sheet(s)), loudnorm to {args.loudness_target:g} LUFS"
+    )
+    off_runs: list[float] = []
+    on_runs: list[float] = []
+    measure_cpu: list[float] = []
+    out = work / "extras"
+    for attempt in range(args.repeat):
+        for label in ("off", "on"):
+            if out.exists():
+                shutil.rmtree(out)
+            out.mkdir(parents=True)
+            cpu = 0.0
+            previews, audio_filter = None, None
+            if label == "on":
+                measured = run_ffmpeg(
+                    loudness_measure_command(
+                        ffmpeg_bin=args.ffmpeg,
+                        input_path=source,
+                        audio_stream_index=probe.audio_stream_index,
+                        target_lufs=args.loudness_target,
+                    ),
+                    duration=probe.duration,
+                    timeout=3600,
+                    log_tail_lines=200,
+                )
+                measure_cpu.append(measured.cpu_seconds)
+                cpu += measured.cpu_seconds
+                chosen = loudness_filter(
+                    parse_loudness_measurement(measured.log_tail), target_lufs=args.loudness_target
+                )
+                previews, audio_filter = plan, chosen.filter if chosen else None
+                if attempt == 0 and chosen is not None:
+                    print(f"  {chosen.note}")
+            cmd = pipeline_command(
+                settings,
+                ffmpeg_bin=args.ffmpeg,
+                source=source,
+                out=out,
+                probe=probe,
+                renditions=renditions,
+                previews=previews,
+                audio_filter=audio_filter,
+            )
+            cpu += run_ffmpeg(cmd, duration=probe.duration, timeout=3600).cpu_seconds
+            (on_runs if label == "on" else off_runs).append(cpu)
+            print(f"  run {attempt + 1} (both {label}): {cpu:6.1f} s CPU", flush=True)
+    sheets = sheets_in(out)
+    (out / THUMBNAILS_VTT_NAME).write_text(thumbnails_vtt(plan=plan, duration=probe.duration))
+    sheet_bytes = sum((out / sprite_name(index)).stat().st_size for index in range(sheets))
+    off, on = statistics.median(off_runs), statistics.median(on_runs)
+    verdict = "meets" if on / off <= 1.10 else "MISSES"
+    print(
+        f"  both off: {off:.1f} s CPU; both on: {on:.1f} s CPU (measuring pass {statistics.median(measure_cpu):.1f} s)"
+    )
+    print(f"  ratio on/off: {on / off:.3f}  -> {verdict} the <= 1.10 target")
+    print(
+        f"  previews: {sheets} sheet(s), {sheet_bytes / 1024:.1f} KiB; {THUMBNAILS_VTT_NAME} "
+        f"{(out / THUMBNAILS_VTT_NAME).stat().st_size / 1024:.1f} KiB"
+    )
+
+    hour = 60 if args.quick else 3600
+    audio = long_audio_source(cache_dir(args.cache_dir), duration=hour, ffmpeg_bin=args.ffmpeg)
+    # the generated file holds one stream, the audio (probe_file refuses audio-only files)
+    result = run_ffmpeg(
+        loudness_measure_command(
+            ffmpeg_bin=args.ffmpeg, input_path=audio, audio_stream_index=0, target_lufs=args.loudness_target
+        ),
+        duration=hour,
+        timeout=7200,
+        log_tail_lines=200,
+    )
+    measured = parse_loudness_measurement(result.log_tail)
+    print(
+        f"  loudness measuring pass on {hour / 60:g} min of stereo AAC: {result.wall_seconds:.1f} s wall, "
+        f"{result.cpu_seconds:.1f} s CPU ({hour / result.wall_seconds:.0f}x realtime; "
+        f"measured {measured.integrated:.1f} LUFS)"
+    )
+
+
 def rate_control(
     args: argparse.Namespace, settings: Settings, label: str, source: Path, work: Path, sweep: Sequence[float]
 ) -> None:
@@ -403,6 +516,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ffprobe", default="ffprobe")
     parser.add_argument("--skip-quality", action="store_true", help="throughput only")
     parser.add_argument("--skip-throughput", action="store_true", help="rate control only")
+    parser.add_argument("--skip-extras", action="store_true", help="leave out part 3 (previews and loudness)")
+    parser.add_argument("--preview-interval", type=float, default=5.0, help="PREVIEW_INTERVAL_S for part 3")
+    parser.add_argument("--loudness-target", type=float, default=-16.0, help="LOUDNESS_TARGET_LUFS for part 3")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
 
@@ -440,6 +556,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sweep = [] if args.quick else [float(v) for v in args.sweep.split(",") if v.strip()]
             rate_control(args, settings, "slide-like", slides, work, sweep)
             rate_control(args, settings, "motion", motion, work, [])
+        if not args.skip_extras:
+            previews_and_loudness(args, settings, motion, work)
     finally:
         if args.keep:
             print(f"\noutput kept in {work}")

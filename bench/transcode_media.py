@@ -7,7 +7,7 @@ import math
 import os
 import statistics
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tests import clips
@@ -23,13 +23,21 @@ def cache_dir(arg: str | None) -> Path:
     return Path(base) / "unpuzzle-bench"
 
 
-def motion_source(cache: Path, *, duration: int, ffmpeg_bin: str) -> Path:
-    """1920x1080 30 fps testsrc2 with a sine tone, x264 veryfast CRF 20 (about 7 Mbit/s)."""
-    path = cache / f"motion_1080p30_{duration}s.mp4"
+def _generate_once(path: Path, make: Callable[[Path], object]) -> Path:
+    """``path``, made by ``make(partial_path)`` the first time (renamed when complete, so a killed run leaves none)."""
     if not path.exists():
         print(f"generating {path} ...", flush=True)
-        partial = path.with_suffix(".part.mp4")
-        clips.make_clip(
+        partial = path.with_suffix(".part" + path.suffix)
+        make(partial)
+        partial.replace(path)
+    return path
+
+
+def motion_source(cache: Path, *, duration: int, ffmpeg_bin: str) -> Path:
+    """1920x1080 30 fps testsrc2 with a sine tone, x264 veryfast CRF 20 (about 7 Mbit/s)."""
+    return _generate_once(
+        cache / f"motion_1080p30_{duration}s.mp4",
+        lambda partial: clips.make_clip(
             partial,
             width=1920,
             height=1080,
@@ -40,20 +48,51 @@ def motion_source(cache: Path, *, duration: int, ffmpeg_bin: str) -> Path:
             preset="veryfast",
             faststart=True,
             ffmpeg_bin=ffmpeg_bin,
-        )
-        partial.replace(path)
-    return path
+        ),
+    )
+
+
+def long_audio_source(cache: Path, *, duration: int, ffmpeg_bin: str) -> Path:
+    """Stereo 48 kHz AAC (128k) of a sine tone under pink noise, ``duration`` seconds (audio only)."""
+    return _generate_once(
+        cache / f"audio_{duration}s.m4a",
+        lambda partial: subprocess.run(
+            [
+                ffmpeg_bin,
+                "-hide_banner",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"sine=frequency=220:sample_rate=48000:duration={duration}",
+                "-f",
+                "lavfi",
+                "-i",
+                f"anoisesrc=color=pink:sample_rate=48000:amplitude=0.1:duration={duration}",
+                "-filter_complex",
+                "[0:a][1:a]amix=inputs=2,aformat=channel_layouts=stereo",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "128k",
+                str(partial),
+            ],
+            check=True,
+            stdin=subprocess.DEVNULL,
+        ),
+    )
 
 
 def slides_source(cache: Path, *, duration: int, ffmpeg_bin: str) -> Path:
     """1920x1080 30 fps stills (text slides, test patterns) changing every 10 s (every 2 s in --quick)."""
     slide_seconds = 10.0 if duration >= 30 else 2.0
     count = max(1, int(duration / slide_seconds))
-    path = cache / f"slides_1080p30_{count}x{slide_seconds:g}s.mp4"
-    if not path.exists():
-        print(f"generating {path} ...", flush=True)
-        partial = path.with_suffix(".part.mp4")
-        clips.make_slides(
+    return _generate_once(
+        cache / f"slides_1080p30_{count}x{slide_seconds:g}s.mp4",
+        lambda partial: clips.make_slides(
             partial,
             width=1920,
             height=1080,
@@ -64,9 +103,8 @@ def slides_source(cache: Path, *, duration: int, ffmpeg_bin: str) -> Path:
             crf=18,
             preset="veryfast",
             ffmpeg_bin=ffmpeg_bin,
-        )
-        partial.replace(path)
-    return path
+        ),
+    )
 
 
 def ssim_per_tier(

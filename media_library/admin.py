@@ -56,7 +56,7 @@ def watch_and_copy_links(*, video: Video, title: str = "") -> SafeString:
 
 # Written by uploads and the pipeline, never by hand: a typed-in original or storage key would make a
 # video play (or re-transcode) objects its owner may not see, and a cleared original strands its job.
-VIDEO_REFERENCE_FIELDS = ("media_file", "hls_master_key", "poster_key")
+VIDEO_REFERENCE_FIELDS = ("media_file", "hls_master_key", "poster_key", "thumbnails_key")
 # The single-file caption fields of older videos; caption tracks (the inline) replace them.
 LEGACY_CAPTION_FIELDS = ("captions_key", "captions_language")
 # Videos from files come from the upload page; the add form is for staff's legacy provider videos.

@@ -104,6 +104,9 @@ class Video(models.Model):
     )
     hls_master_key = models.CharField(max_length=512, blank=True)
     poster_key = models.CharField(max_length=512, blank=True)
+    thumbnails_key = models.CharField(
+        max_length=512, blank=True, help_text="WebVTT track of the scrubbing preview sheets, in the HLS output folder"
+    )
     duration = models.FloatField(null=True, blank=True, help_text="Seconds")
     max_quality = models.CharField(max_length=16, blank=True, help_text="Highest rendition, e.g. 720p")
     captions_key = models.CharField(max_length=512, blank=True)

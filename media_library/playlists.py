@@ -1,4 +1,4 @@
-"""Pure HLS helpers: playlist URI rewriting and key resolution.
+"""Pure HLS helpers: playlist and WebVTT thumbnail track URI rewriting, and key resolution.
 
 No Django imports: the app-served HLS view calls these with
 plain strings. Keys are storage keys (``videos/<id>/hls/1/480p/index.m3u8``), not
@@ -21,6 +21,7 @@ __all__ = [
     "resolve_playlist_uri",
     "rewrite_playlist_keys",
     "rewrite_playlist_uris",
+    "rewrite_vtt_image_keys",
 ]
 
 #: Tags whose attribute list may carry a ``URI="…"`` attribute (RFC 8216 and its
@@ -190,6 +191,37 @@ def _subtitle_media_line(subtitle: SubtitleRendition) -> str:
         f'LANGUAGE="{subtitle.language}",DEFAULT={default},AUTOSELECT=YES,FORCED=NO{characteristics},'
         f'URI="{subtitle.uri}"'
     )
+
+
+def rewrite_vtt_image_keys(
+    text: str,
+    *,
+    track_key: str,
+    hls_prefix: str,
+    url_for_key: Callable[[str], str],
+) -> str:
+    """Rewrite a stored WebVTT thumbnails track so each cue's image becomes ``url_for_key(key)``.
+
+    A cue text line that is one relative image reference (``sprite-0.jpg#xywh=0,0,160,90``)
+    is resolved against ``track_key`` with ``resolve_playlist_uri`` (so none may leave
+    ``hls_prefix``) and keeps its ``#xywh`` fragment; every other line is kept as written.
+
+    Raises:
+        ValueError: a reference resolves outside ``hls_prefix`` or is absolute.
+    """
+    pieces = _LINE_SPLIT.split(text)
+    for index in range(0, len(pieces), 2):
+        line = pieces[index]
+        match = _VTT_IMAGE_LINE.match(line)
+        if match is None:
+            continue
+        key = resolve_playlist_uri(playlist_key=track_key, uri=match.group("uri"), hls_prefix=hls_prefix)
+        pieces[index] = _checked(url_for_key(key), line, in_attribute=False) + (match.group("fragment") or "")
+    return "".join(pieces)
+
+
+# One image reference alone on a cue text line, with an optional media fragment (#xywh=...).
+_VTT_IMAGE_LINE = re.compile(r"^(?P<uri>[^\s#]+\.(?:jpe?g|png|webp))(?P<fragment>#[^\s]*)?$", re.IGNORECASE)
 
 
 def _rewrite_tag(line: str, map_uri: Callable[[str], str]) -> str:

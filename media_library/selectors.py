@@ -10,7 +10,9 @@ settings and the storage backend:
 * ``cdn``: ``CDN_URL`` only. Plain CDN URLs (the pull zone must not require tokens).
 * ``presigned``: no CDN, S3/B2 storage. The app serves the playlists itself
   (``media_library.views.video_hls``) and rewrites every segment URI into a
-  presigned storage URL and every variant URI into its own playlist URL.
+  presigned storage URL and every variant URI into its own playlist URL; the
+  scrubbing previews' WebVTT track is served the same way, its sheet images
+  rewritten into presigned URLs.
 * ``local``: no CDN, local storage. The app serves the HLS files as they are.
 
 The two app-served modes put a short-lived HMAC token into the URL path
@@ -52,6 +54,7 @@ from media_library.cdn import plain_cdn_url, signed_cdn_url
 from media_library.models import CaptionTrack, PreviousHlsOutput, Video
 from media_library.playlists import SubtitleRendition, master_add_subtitles, rewrite_playlist_keys
 from media_library.webvtt import subtitle_media_playlist
+from unpuzzle.content_types import AssetKind, asset_kind_for_key
 from unpuzzle.exceptions import VideoNotReady
 from unpuzzle.permissions import user_sees_all_videos
 from unpuzzle.storage import is_local, storage_url
@@ -67,6 +70,8 @@ MODE_LOCAL = "local"
 MODE_LEGACY = "legacy"
 
 _HLS_TOKEN_SALT = "media_library.hls"
+#: Text files of an HLS folder that name other files by relative URL: presigned mode serves them rewritten.
+APP_REWRITTEN_KINDS = frozenset({AssetKind.PLAYLIST, AssetKind.CAPTIONS})
 # S3 SigV4 presigned URLs cannot live longer than seven days.
 _MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 
@@ -81,6 +86,7 @@ class PlaybackGrant:
     expires_at: datetime | None
     renditions: list[dict[str, Any]] = field(default_factory=list)
     captions: list[dict[str, Any]] = field(default_factory=list)
+    thumbnails_url: str | None = None
 
 
 def videos_visible_to(*, user: User) -> QuerySet[Video]:
@@ -197,6 +203,7 @@ def video_playback(
         expires_at=urls.expires_at,
         renditions=renditions,
         captions=captions,
+        thumbnails_url=urls.url_for_key(video.thumbnails_key) if video.thumbnails_key else None,
     )
 
 
@@ -418,7 +425,7 @@ class _PlaybackUrls:
             )
         if self.mode == MODE_CDN:
             return plain_cdn_url(settings.CDN_URL, key)
-        if self.mode == MODE_PRESIGNED and not key.endswith(".m3u8"):
+        if self.mode == MODE_PRESIGNED and not (in_folder and asset_kind_for_key(key) in APP_REWRITTEN_KINDS):
             return storage_url(key, expire_seconds=min(settings.CDN_TOKEN_TTL, _MAX_PRESIGN_SECONDS))
         if in_folder:
             return hls_app_url(video=self.video, token=self.token, prefix=self.prefix, key=key, request=self.request)

@@ -162,6 +162,13 @@ class PlaybackSerializer(serializers.Serializer):
     captions = PlaybackCaptionSerializer(
         many=True, help_text="Caption tracks (also in the master playlist as subtitle renditions)"
     )
+    thumbnails_url = serializers.URLField(
+        allow_null=True,
+        help_text=(
+            "WebVTT thumbnails track for scrubbing previews: each cue's text is a sheet image URL with "
+            "#xywh=x,y,w,h (the frame's rectangle), relative to the track's URL; null when the video has none"
+        ),
+    )
 
 
 class VideoNotReadySerializer(serializers.Serializer):

@@ -151,13 +151,15 @@ def video_output_switch(
     poster_key: str,
     duration: float | None,
     renditions: list[Rendition],
+    thumbnails_key: str = "",
     duplicate_of: Video | None = None,
     now: datetime | None = None,
 ) -> None:
     """Make an HLS output the video's and mark it ready (caller holds the video's lock).
 
     ``renditions`` (unsaved rows) replace the video's; ``max_quality`` is the one with the
-    largest short side. ``duplicate_of`` names the video whose output this is, None for its own.
+    largest short side; ``thumbnails_key`` is the scrubbing previews' WebVTT track ("" for none).
+    ``duplicate_of`` names the video whose output this is, None for its own.
     """
     Rendition.objects.filter(video=video).delete()
     for rendition in renditions:
@@ -170,6 +172,7 @@ def video_output_switch(
     video.status_code = ""
     video.hls_master_key = master_key
     video.poster_key = poster_key
+    video.thumbnails_key = thumbnails_key
     video.duration = duration
     video.max_quality = max(renditions, key=lambda r: min(r.width, r.height)).name if renditions else ""
     video.ready_at = now or timezone.now()
@@ -181,6 +184,7 @@ def video_output_switch(
             "status_code",
             "hls_master_key",
             "poster_key",
+            "thumbnails_key",
             "duration",
             "max_quality",
             "ready_at",
@@ -207,6 +211,7 @@ def video_output_share(*, video: Video, source: Video) -> Video:
         video=video,
         master_key=source.hls_master_key,
         poster_key=source.poster_key,
+        thumbnails_key=source.thumbnails_key,
         duration=source.duration,
         renditions=copies,
         duplicate_of=source,

@@ -16,8 +16,9 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
 from media_library.models import Video
-from media_library.playlists import resolve_playlist_uri, rewrite_playlist_keys
+from media_library.playlists import resolve_playlist_uri, rewrite_playlist_keys, rewrite_vtt_image_keys
 from media_library.selectors import (
+    APP_REWRITTEN_KINDS,
     CAPTIONS_PATH,
     HlsTokenGrant,
     PlaybackGrant,
@@ -52,7 +53,8 @@ def video_hls(request: HttpRequest, video_id: uuid.UUID, token: str, path: str) 
     ``HLS_PREVIOUS_OUTPUT_GRACE_S`` ago, so a player that started on it keeps playing.
     Local storage: the file as stored (Range, ETag, CDN cache headers). S3/B2 storage:
     playlists are read and rewritten (variant playlists point back here, segments and
-    other files at presigned storage URLs); any other file redirects to its presigned URL.
+    other files at presigned storage URLs), the thumbnails WebVTT track too (its sheet
+    images at presigned URLs); any other file redirects to its presigned URL.
     A video with caption tracks gets its master with subtitle renditions added and the
     subtitle playlists under ``captions/``, in every delivery mode.
     """
@@ -81,7 +83,8 @@ def video_hls(request: HttpRequest, video_id: uuid.UUID, token: str, path: str) 
             return _generated_playlist(captioned, remaining=remaining)
     if is_local():
         return serve_local_file(request, key)
-    if asset_kind_for_key(key) != AssetKind.PLAYLIST:
+    kind = asset_kind_for_key(key)
+    if kind not in APP_REWRITTEN_KINDS:
         return HttpResponseRedirect(storage_url(key, expire_seconds=remaining))
 
     text = _read_playlist(key)
@@ -91,6 +94,9 @@ def video_hls(request: HttpRequest, video_id: uuid.UUID, token: str, path: str) 
             return hls_app_url(video=video, token=token, prefix=prefix, key=target, request=request)
         return storage_url(target, expire_seconds=remaining)
 
+    if kind == AssetKind.CAPTIONS:
+        body = rewrite_vtt_image_keys(text, track_key=key, hls_prefix=prefix, url_for_key=url_for_key)
+        return _generated_playlist(body, remaining=remaining, content_type="text/vtt; charset=utf-8")
     body = rewrite_playlist_keys(text, playlist_key=key, hls_prefix=prefix, url_for_key=url_for_key)
     return _generated_playlist(body, remaining=remaining)
 
@@ -114,15 +120,17 @@ def _video_hls_captions(
 def _read_playlist(key: str) -> str:
     storage = get_storage()
     if not storage.exists(key):
-        raise Http404(f"no stored playlist {key!r}")
+        raise Http404(f"no stored file {key!r}")
     with storage.open(key, "rb") as fh:
-        # Playlists are small text files (kilobytes even for hours of video).
+        # Playlists and thumbnail tracks are small text files (kilobytes even for hours of video).
         return fh.read().decode("utf-8")
 
 
-def _generated_playlist(body: str, *, remaining: int) -> HttpResponse:
-    """A playlist written for one grant: never shared caches, and never cached past the grant."""
-    response = HttpResponse(body, content_type="application/vnd.apple.mpegurl")
+def _generated_playlist(
+    body: str, *, remaining: int, content_type: str = "application/vnd.apple.mpegurl"
+) -> HttpResponse:
+    """A playlist (or thumbnails track) written for one grant: never shared caches, and never cached past the grant."""
+    response = HttpResponse(body, content_type=content_type)
     response.headers["Cache-Control"] = f"private, max-age={min(remaining, _REWRITTEN_PLAYLIST_MAX_AGE)}"
     return response
 
@@ -162,6 +170,7 @@ def player_context(*, video: Video, grant: PlaybackGrant) -> dict[str, Any]:
             "hls_url": grant.hls_url,
             "poster_url": grant.poster_url,
             "captions": grant.captions,
+            "thumbnails_url": grant.thumbnails_url,
         },
         "player_id": str(video.id),
         "player_config_id": f"player-config-{video.id}",

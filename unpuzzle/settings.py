@@ -264,6 +264,19 @@ HLS_SEGMENT_SECONDS = env.int("HLS_SEGMENT_SECONDS", default=6)
 HLS_CRF = env.float("HLS_CRF", default=23.0)
 HLS_X264_PRESET = env.str("HLS_X264_PRESET", default="veryfast")
 TRANSCODE_TIMEOUT_S = env.int("TRANSCODE_TIMEOUT_S", default=4 * 3600)
+# Scrubbing previews: a 160 px frame every PREVIEW_INTERVAL_S seconds (longer for videos over ~83 min,
+# at most 1000 frames), tiled 10x10 into JPEG sheets with a WebVTT track, from the ladder's own decode.
+PREVIEW_THUMBNAILS = env.bool("PREVIEW_THUMBNAILS", default=True)
+PREVIEW_INTERVAL_S = env.float("PREVIEW_INTERVAL_S", default=5.0)
+if PREVIEW_INTERVAL_S <= 0:
+    raise environ.ImproperlyConfigured(f"PREVIEW_INTERVAL_S must be more than 0 seconds, not {PREVIEW_INTERVAL_S:g}")
+# EBU R128 loudness normalisation (two-pass loudnorm: an audio-only measuring pass, then a constant gain).
+LOUDNESS_NORMALIZE = env.bool("LOUDNESS_NORMALIZE", default=True)
+LOUDNESS_TARGET_LUFS = env.float("LOUDNESS_TARGET_LUFS", default=-16.0)
+if not -70 <= LOUDNESS_TARGET_LUFS <= -5:
+    raise environ.ImproperlyConfigured(
+        f"LOUDNESS_TARGET_LUFS must be between -70 and -5 (LUFS; -16 suits speech online), not {LOUDNESS_TARGET_LUFS:g}"
+    )
 # The largest source accepted (0 = unchecked), judged on what ffprobe reads before ffmpeg touches the file:
 # coded pixels (4096x2304: 4K landscape or portrait fits), pixels x frames per second (that at 60 fps),
 # duration, bytes per second of declared duration (a still slide without sound takes ~34-2600), and the

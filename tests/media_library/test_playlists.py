@@ -8,6 +8,7 @@ from media_library.playlists import (
     resolve_playlist_uri,
     rewrite_playlist_keys,
     rewrite_playlist_uris,
+    rewrite_vtt_image_keys,
 )
 
 PREFIX = "videos/0f6e/hls/1/"
@@ -184,6 +185,33 @@ def test_rewrite_playlist_keys_refuses_escapes() -> None:
         rewrite_playlist_keys(
             "#EXTM3U\n#EXTINF:6,\n../../../../secret.ts\n",
             playlist_key=f"{PREFIX}480p/index.m3u8",
+            hls_prefix=PREFIX,
+            url_for_key=lambda key: key,
+        )
+
+
+THUMBNAILS = (
+    "WEBVTT\n\n"
+    "00:00:00.000 --> 00:00:05.000\nsprite-0.jpg#xywh=0,0,160,90\n\n"
+    "00:00:05.000 --> 00:00:06.000\nsprite-0.jpg#xywh=160,0,160,90\n"
+)
+
+
+def test_thumbnail_track_images_are_rewritten_and_keep_their_rectangle():
+    body = rewrite_vtt_image_keys(
+        THUMBNAILS,
+        track_key=PREFIX + "thumbnails.vtt",
+        hls_prefix=PREFIX,
+        url_for_key=lambda key: f"https://bucket.example/{key}?sig=1",
+    )
+    assert body == THUMBNAILS.replace("sprite-0.jpg#", f"https://bucket.example/{PREFIX}sprite-0.jpg?sig=1#")
+
+
+def test_a_thumbnail_track_cannot_reach_outside_its_folder():
+    with pytest.raises(ValueError, match="escapes the HLS prefix"):
+        rewrite_vtt_image_keys(
+            THUMBNAILS.replace("sprite-0.jpg", "../../../other/hls/1/sprite-0.jpg"),
+            track_key=PREFIX + "thumbnails.vtt",
             hls_prefix=PREFIX,
             url_for_key=lambda key: key,
         )

@@ -229,7 +229,7 @@ def test_playback_grant_body_and_access_count(user, video):
         assert media_file.access_count == expected
         assert media_file.last_accessed_at is not None
     body = response.json()
-    assert set(body) == {"mode", "hls_url", "poster_url", "expires_at", "renditions", "captions"}
+    assert set(body) == {"mode", "hls_url", "poster_url", "expires_at", "renditions", "captions", "thumbnails_url"}
     assert body["mode"] == "local" and body["hls_url"].endswith("/master.m3u8") and body["expires_at"]
     assert body["renditions"][0]["name"] == "240p"
 
@@ -257,6 +257,7 @@ def test_legacy_playback(user):
         "expires_at": None,
         "renditions": [],
         "captions": [],
+        "thumbnails_url": None,
     }
 
 

@@ -17,7 +17,9 @@ process; services glue them to models and storage.  The flow for one video is::
 Modules: ``probe`` (ffprobe, the integrity pass and decode check, ProbeResult, ProbeError),
 ``sanity`` (source limits: declared size, rate, duration, bytes per second, timestamp gaps), ``ladder`` (tiers and planned
 renditions), ``filters`` (deinterlacing, HDR/wide-gamut conversion, the scaling graph),
-``commands`` (encoder options, the HLS and poster commands), ``process`` (running ffmpeg,
+``commands`` (encoder options, the HLS and poster commands), ``previews`` (the scrubbing
+preview sheets and their WebVTT track), ``loudness`` (the measuring pass and the loudness
+filter), ``process`` (running ffmpeg,
 TranscodeError), ``progress`` (``-progress`` parsing), ``values`` (lenient number reading).  The written files are read and
 measured by ``transcoding.hls``.
 """

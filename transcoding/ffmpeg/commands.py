@@ -12,8 +12,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from transcoding.ffmpeg.filters import BT709_TAGS, SourceConversion, build_filter_graph, source_conversion
+from transcoding.ffmpeg.filters import (
+    BT709_TAGS,
+    PREVIEW_LABEL,
+    SourceConversion,
+    build_filter_graph,
+    source_conversion,
+)
 from transcoding.ffmpeg.ladder import PlannedRendition, even_floor
+from transcoding.ffmpeg.previews import PreviewPlan, preview_filter_chain, preview_output_args
 from transcoding.ffmpeg.probe import DEFAULT_DEMUXERS, PathLike, ProbeResult, input_url, whitelist_args
 from transcoding.hls.playlists import (
     MASTER_PLAYLIST_NAME,
@@ -170,6 +177,8 @@ def build_hls_command(
     preset: str = "veryfast",
     options: EncoderOptions = DEFAULT_ENCODER_OPTIONS,
     conversion: SourceConversion | None = None,
+    previews: PreviewPlan | None = None,
+    audio_filter: str | None = None,
     allowed_demuxers: Sequence[str] | None = DEFAULT_DEMUXERS,
     loglevel: str = "warning",
 ) -> list[str]:
@@ -184,6 +193,9 @@ def build_hls_command(
     x264 threads, rate control); its defaults are production's.
     ``conversion`` prepares interlaced and HDR sources (default: ``source_conversion``
     assuming the usual filters exist; pass the one made with ``available_filters``).
+    ``previews`` adds the scrubbing preview sheets (``sprite-<n>.jpg`` in ``output_dir``) as one
+    more branch of the same decode; ``audio_filter`` (loudness normalisation) runs once on the
+    source audio before it is handed to every rendition.
     """
     validate_renditions(renditions)
     ratio = segment_seconds / keyframe_interval if keyframe_interval > 0 else 0.0
@@ -203,7 +215,14 @@ def build_hls_command(
         renditions=renditions,
         cascade=options.cascade,
         source_filters=conversion.filters,
+        preview_chain=preview_filter_chain(previews) if previews is not None else None,
     )
+    with_audio = probe.has_audio and probe.audio_stream_index is not None
+    audio_inputs = [f"0:{probe.audio_stream_index}"] * len(renditions)
+    if with_audio and audio_filter:
+        audio_inputs = [f"[a{i}]" for i in range(len(renditions))]
+        fan_out = f",asplit={len(renditions)}" if len(renditions) > 1 else ""
+        graph += f";[0:{probe.audio_stream_index}]{audio_filter}{fan_out}" + "".join(audio_inputs)
     cmd: list[str] = [
         ffmpeg_bin,
         "-hide_banner",
@@ -221,10 +240,9 @@ def build_hls_command(
     cmd += ["-filter_complex", graph]
     for label in labels:
         cmd += ["-map", f"[{label}]"]
-    with_audio = probe.has_audio and probe.audio_stream_index is not None
     if with_audio:
-        for _ in renditions:
-            cmd += ["-map", f"0:{probe.audio_stream_index}"]
+        for audio_input in audio_inputs:
+            cmd += ["-map", audio_input]
     for index, rendition in enumerate(renditions):
         cmd += video_encoder_args(
             rendition=rendition,
@@ -272,6 +290,8 @@ def build_hls_command(
         stream_map,
         os.fspath(out / "%v" / MEDIA_PLAYLIST_NAME),
     ]
+    if previews is not None:
+        cmd += preview_output_args(label=PREVIEW_LABEL, output_dir=out)
     return cmd
 
 

@@ -236,24 +236,34 @@ def scale_filter(rendition: PlannedRendition) -> str:
     return f"scale={rendition.width}:{rendition.height},format=yuv420p,setsar=1"
 
 
+#: Label of the scrubbing previews' branch in the ladder's filter graph.
+PREVIEW_LABEL = "pv"
+
+
 def build_filter_graph(
     *,
     video_input: str,
     renditions: Sequence[PlannedRendition],
     cascade: bool = True,
     source_filters: Sequence[str] = (),
+    preview_chain: str | None = None,
 ) -> tuple[str, list[str]]:
     """filter_complex text and the output label of each rendition (same order as ``renditions``).
 
     ``source_filters`` (deinterlacing, tone mapping: ``SourceConversion.filters``) run once
     on the source picture, before anything is split.  With ``cascade`` each tier is scaled
     from the next larger tier's picture instead of from the source, which is much cheaper
-    when the source is large.
+    when the source is large.  ``preview_chain`` (the scrubbing previews) gets its own branch
+    of the prepared source picture, labelled ``PREVIEW_LABEL``.
     """
     order = sorted(range(len(renditions)), key=lambda i: renditions[i].width * renditions[i].height, reverse=True)
     labels = [f"v{i}" for i in range(len(renditions))]
     source = f"[{video_input}]" + "".join(f"{name}," for name in source_filters)
     parts: list[str] = []
+    if preview_chain:
+        parts.append(f"{source}split=2[src][{PREVIEW_LABEL}in]")
+        parts.append(f"[{PREVIEW_LABEL}in]{preview_chain}[{PREVIEW_LABEL}]")
+        source = "[src]"
     if cascade:
         current = source
         for position, index in enumerate(order):

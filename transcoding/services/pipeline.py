@@ -25,7 +25,22 @@ from transcoding.costs.ledger import cost_record_transcode
 from transcoding.costs.selectors import spending_allowed, transcode_ceiling_reason, transcode_running_ceiling_reason
 from transcoding.ffmpeg.commands import build_hls_command, poster_command
 from transcoding.ffmpeg.filters import available_filters, source_conversion
-from transcoding.ffmpeg.ladder import parse_bitrate, parse_ladder, plan_renditions
+from transcoding.ffmpeg.ladder import PlannedRendition, parse_bitrate, parse_ladder, plan_renditions
+from transcoding.ffmpeg.loudness import (
+    LoudnessFilter,
+    LoudnessMeasurementError,
+    loudness_filter,
+    loudness_measure_command,
+    parse_loudness_measurement,
+)
+from transcoding.ffmpeg.previews import (
+    THUMBNAILS_VTT_NAME,
+    PreviewPlan,
+    plan_previews,
+    preview_frames_cut,
+    sheets_in,
+    thumbnails_vtt,
+)
 from transcoding.ffmpeg.probe import ProbeError, ProbeResult
 from transcoding.ffmpeg.process import (
     TranscodeCancelled,
@@ -71,6 +86,8 @@ ENCODE_PROGRESS_SHARE = 0.9
 PROGRESS_SAVE_SECONDS = 2.0
 CLUSTER_BEAT_SECONDS = 60.0
 POSTER_TIMEOUT_S = 300
+# The audio-only measuring pass of a 1-hour source takes about a minute of one core.
+LOUDNESS_MEASURE_TIMEOUT_S = 3600
 
 
 class _LostJob(Exception):
@@ -213,6 +230,7 @@ class _Encoded:
     probe: ProbeResult
     output: HlsOutput
     has_poster: bool
+    has_thumbnails: bool
     cpu_seconds: float
     log_tail: list[str]
 
@@ -256,6 +274,12 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
         log("job_id=%s video_id=%s %s", claim.job_id, claim.video_id, note)
     output_dir = work / "hls"
     output_dir.mkdir()
+    notes = list(conversion.notes)
+    audio, measure_cpu = _loudness_measure(claim=claim, source=source, probe=probe, reporter=reporter)
+    if audio is not None:
+        notes.append(audio.note)
+        logger.info("job_id=%s video_id=%s %s", claim.job_id, claim.video_id, audio.note)
+    previews = _preview_plan(probe=probe, renditions=renditions)
     command = build_hls_command(
         ffmpeg_bin=settings.FFMPEG_BIN,
         input_path=source,
@@ -268,6 +292,8 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
         crf=settings.HLS_CRF,
         preset=settings.HLS_X264_PRESET,
         conversion=conversion,
+        previews=previews,
+        audio_filter=audio.filter if audio is not None else None,
     )
     try:
         result = run_ffmpeg(
@@ -295,13 +321,13 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
         raise _Permanent(
             f"ffmpeg could not decode or encode the original: {exc}",
             failure=failure_for("encode_failed"),
-            log_tail=[*conversion.notes, *exc.log_tail],
+            log_tail=[*notes, *exc.log_tail],
         ) from exc
     reporter.check(ENCODE_PROGRESS_SHARE * 100)
 
     top = renditions[0]
     poster = output_dir / "poster.jpg"
-    cpu = result.cpu_seconds
+    cpu = result.cpu_seconds + measure_cpu
     try:
         poster_result = run_ffmpeg(
             poster_command(
@@ -336,14 +362,94 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
         raise _Permanent(
             f"ffmpeg's output is unusable: {exc}", failure=failure_for("encode_failed"), log_tail=result.log_tail
         ) from exc
+    has_thumbnails = _thumbnails_write(
+        claim=claim,
+        output_dir=output_dir,
+        plan=previews,
+        duration=probe.duration,
+        video_seconds=sum(output.renditions[0].segment_durations),
+        frame_rate=probe.frame_rate,
+    )
     # what was done to the source heads the job's log, above ffmpeg's own lines
     return _Encoded(
         probe=probe,
         output=output,
         has_poster=has_poster,
+        has_thumbnails=has_thumbnails,
         cpu_seconds=cpu,
-        log_tail=[*conversion.notes, *result.log_tail],
+        log_tail=[*notes, *result.log_tail],
     )
+
+
+def _loudness_measure(
+    *, claim: _Claim, source: Path, probe: ProbeResult, reporter: _Reporter
+) -> tuple[LoudnessFilter | None, float]:
+    """The encode's loudness filter from an audio-only measuring pass, and the pass's CPU seconds.
+
+    None when ``LOUDNESS_NORMALIZE`` is off, the source has no audio or it is silent; a pass
+    that fails or times out leaves the audio as it is (logged) rather than failing the job.
+    """
+    if not settings.LOUDNESS_NORMALIZE or not probe.has_audio or probe.audio_stream_index is None:
+        return None, 0.0
+    command = loudness_measure_command(
+        ffmpeg_bin=settings.FFMPEG_BIN,
+        input_path=source,
+        audio_stream_index=probe.audio_stream_index,
+        target_lufs=settings.LOUDNESS_TARGET_LUFS,
+    )
+    try:
+        result = run_ffmpeg(
+            command,
+            duration=probe.duration,
+            timeout=min(LOUDNESS_MEASURE_TIMEOUT_S, settings.TRANSCODE_TIMEOUT_S),
+            should_cancel=reporter.should_cancel,
+            log_tail_lines=200,
+        )
+    except TranscodeCancelled as exc:
+        raise _LostJob(str(exc)) from exc
+    except (TranscodeFailed, TranscodeTimeout) as exc:
+        logger.warning("job_id=%s video_id=%s loudness not normalised: %s", claim.job_id, claim.video_id, exc)
+        return None, exc.cpu_seconds
+    try:
+        measurement = parse_loudness_measurement(result.log_tail)
+    except LoudnessMeasurementError as exc:
+        logger.warning("job_id=%s video_id=%s loudness not normalised: %s", claim.job_id, claim.video_id, exc)
+        return None, result.cpu_seconds
+    return loudness_filter(measurement, target_lufs=settings.LOUDNESS_TARGET_LUFS), result.cpu_seconds
+
+
+def _preview_plan(*, probe: ProbeResult, renditions: list[PlannedRendition]) -> PreviewPlan | None:
+    """How the scrubbing previews are cut (``PREVIEW_THUMBNAILS``, ``PREVIEW_INTERVAL_S``), None when off."""
+    if not settings.PREVIEW_THUMBNAILS:
+        return None
+    top = renditions[0]
+    return plan_previews(
+        duration=probe.duration, width=top.width, height=top.height, interval=settings.PREVIEW_INTERVAL_S
+    )
+
+
+def _thumbnails_write(
+    *,
+    claim: _Claim,
+    output_dir: Path,
+    plan: PreviewPlan | None,
+    duration: float,
+    video_seconds: float,
+    frame_rate: float,
+) -> bool:
+    """Write the thumbnails WebVTT track for the frames ffmpeg cut from ``video_seconds`` of video
+    onto the sheets it wrote; False (logged) when there are none."""
+    if plan is None:
+        return False
+    sheets = sheets_in(output_dir)
+    if sheets == 0:
+        # The video plays without scrubbing previews.
+        logger.warning("job_id=%s video_id=%s ffmpeg wrote no preview sheet", claim.job_id, claim.video_id)
+        return False
+    frames = preview_frames_cut(plan=plan, video_seconds=video_seconds, frame_rate=frame_rate, sheets_written=sheets)
+    text = thumbnails_vtt(plan=plan, duration=duration, frames=frames)
+    (output_dir / THUMBNAILS_VTT_NAME).write_text(text, encoding="utf-8")
+    return True
 
 
 _WRITE_FAILURES = ("No space left on device", "Disk quota exceeded")
@@ -378,6 +484,7 @@ def _transcode_switch(*, claim: _Claim, encoded: _Encoded, stored: list[tuple[st
         video=video,
         master_key=claim.prefix + MASTER_PLAYLIST_NAME,
         poster_key=claim.prefix + "poster.jpg" if encoded.has_poster else "",
+        thumbnails_key=claim.prefix + THUMBNAILS_VTT_NAME if encoded.has_thumbnails else "",
         duration=probe.duration,
         renditions=[
             Rendition(
