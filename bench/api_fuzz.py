@@ -30,6 +30,9 @@ from abuse import product  # noqa: E402
 
 from tests.unpuzzle.api_fuzz import schemathesis_command, schemathesis_env  # noqa: E402
 
+# schemathesis' full report of the last run, per user (bench/.cache is not tracked).
+LOGS = ROOT / "bench" / ".cache" / "api_fuzz"
+
 MAKE_TOKENS = (
     "from tests.factories import make_superuser, make_user, make_video\n"
     "from unpuzzle.tokens import api_token_create\n"
@@ -40,7 +43,7 @@ MAKE_TOKENS = (
 )
 
 
-def run(base: str, token: str, max_examples: int, workdir: Path) -> dict:
+def run(base: str, token: str, max_examples: int, workdir: Path, who: str) -> dict:
     started = time.monotonic()
     result = subprocess.run(
         schemathesis_command(base, token, max_examples=max_examples, phases="examples,coverage,fuzzing,stateful"),
@@ -53,14 +56,14 @@ def run(base: str, token: str, max_examples: int, workdir: Path) -> dict:
     tested = re.search(r"Tested: (\d+)", out)
     cases = re.search(r"(\d+) generated", out)
     failures = re.search(r"(\d+) found (\d+) unique failures", out)
-    (workdir / f"schemathesis-{token[:8]}.log").write_text(out)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    (LOGS / f"schemathesis-{who}.log").write_text(out)
     return {
         "exit": result.returncode,
         "operations": int(tested[1]) if tested else 0,
         "cases": int(cases[1]) if cases else 0,
         "failures": int(failures[2]) if failures else 0,
         "seconds": round(time.monotonic() - started, 1),
-        "tail": out[-3000:] if result.returncode else "",
     }
 
 
@@ -85,14 +88,17 @@ def main() -> None:
             print(f"api_fuzz: {p.base}, max examples {args.max_examples}, phases examples+coverage+fuzzing+stateful")
             failed = False
             for who in ("root", "uploader"):
-                figures = run(p.base, tokens[who], args.max_examples, workdir)
+                figures = run(p.base, tokens[who], args.max_examples, workdir, who)
                 print(
                     f"  {who:9s} operations {figures['operations']:3d}  cases {figures['cases']:6d}  "
                     f"failures {figures['failures']:3d}  exit {figures['exit']}  {figures['seconds']:.0f} s"
                 )
                 if figures["exit"]:
                     failed = True
-                    print(figures["tail"])
+                    print(f"    report: {LOGS / f'schemathesis-{who}.log'}")
+            p.log.flush()
+            LOGS.mkdir(parents=True, exist_ok=True)
+            (LOGS / "product.log").write_bytes(Path(p.log.name).read_bytes())
     sys.exit(1 if failed else 0)
 
 

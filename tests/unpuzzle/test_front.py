@@ -86,3 +86,15 @@ def test_uploads_stream_through_the_front(front, user):
     assert tus.patch(url, data[:half], offset=0).headers["Upload-Offset"] == str(half)
     done = tus.patch(url, data[half:], offset=half)
     assert done.status_code == 204 and done.headers["Upload-Offset"] == str(len(data))
+
+
+def test_methods_nginx_refuses_itself_get_the_apis_405(front, user):
+    # nginx answers TRACE before any location (found by bench/api_fuzz.py: HTML and no Allow header).
+    refused = requests.request("TRACE", f"{front}/api/v1/videos/", timeout=10)
+    assert refused.status_code == 405
+    assert refused.json() == {"detail": "this method is not allowed here", "code": "method_not_allowed"}
+    assert "GET" in refused.headers["Allow"]
+    # The app's own 405s pass through unchanged, with the methods that URL takes.
+    token = Token.objects.create(user=user).key
+    own = requests.post(f"{front}/api/v1/me/", headers={"Authorization": f"Token {token}"}, timeout=10)
+    assert own.status_code == 405 and own.headers["Allow"] == "GET, HEAD, OPTIONS"
