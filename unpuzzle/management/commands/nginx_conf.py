@@ -12,12 +12,14 @@ TEMPLATE = Path(settings.BASE_DIR) / "deploy" / "nginx.conf.template"
 
 
 def render_nginx_conf(*, listen: str, run_dir: Path, gunicorn_socket: Path) -> str:
-    """The template with this deployment's values: where nginx listens, its pid/temp folder, the
-    gunicorn socket, and the largest upload body (``MAX_VIDEO_SIZE_MB``)."""
+    """The template with this deployment's values: where nginx listens, its pid and log folder, the
+    gunicorn socket (whose folder also holds nginx's temp files), and the largest upload body
+    (``MAX_VIDEO_SIZE_MB``)."""
     values = {
         "LISTEN": listen,
         "RUN_DIR": str(run_dir),
         "GUNICORN_SOCKET": str(gunicorn_socket),
+        "TEMP_DIR": str(gunicorn_socket.parent),
         "MAX_BODY_MB": str(int(settings.MAX_VIDEO_SIZE_MB) + 1),
     }
     text = TEMPLATE.read_text()
