@@ -29,7 +29,7 @@ from media_library.services import (
 )
 from media_library.views import player_context
 from media_library.webvtt import is_language_tag
-from unpuzzle.admin_scope import OwnerListFilter, OwnerScopedAdminMixin
+from unpuzzle.admin_scope import OwnerListFilter, OwnerScopedAdminMixin, ViewOnlyAdminMixin
 from unpuzzle.exceptions import DomainError
 
 # Statuses after which a video's row stops polling the API.
@@ -426,7 +426,7 @@ class RenditionAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(CaptionTrack)
-class CaptionTrackAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
+class CaptionTrackAdmin(OwnerScopedAdminMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
     """Every video's caption tracks at a glance (view only: tracks are added and changed on the video page)."""
 
     owner_path = "video__owner"
@@ -449,18 +449,9 @@ class CaptionTrackAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         "updated_at",
     )
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(PreviousHlsOutput)
-class PreviousHlsOutputAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
+class PreviousHlsOutputAdmin(OwnerScopedAdminMixin, ViewOnlyAdminMixin, admin.ModelAdmin):
     """HLS folders a re-transcode replaced, still stored for players that started on them (view only:
     the reaper schedule deletes folder and row once the grace period is over)."""
 
@@ -474,12 +465,3 @@ class PreviousHlsOutputAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description="deleted from")
     def deleted_from(self, obj: PreviousHlsOutput):
         return obj.superseded_at + previous_output_grace()
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

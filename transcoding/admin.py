@@ -23,7 +23,7 @@ from transcoding.models import BudgetPolicy, CostAlert, CostDashboard, CostLogEn
 from transcoding.selectors import videos_with_latest_job
 from transcoding.services.jobs import transcode_cancel, transcode_request
 from transcoding.services.videos import video_delete
-from unpuzzle.admin_scope import OwnerListFilter, OwnerScopedAdminMixin
+from unpuzzle.admin_scope import OwnerListFilter, OwnerScopedAdminMixin, ViewOnlyAdminMixin
 from unpuzzle.exceptions import DomainError
 from unpuzzle.failures import failure_plain
 from unpuzzle.money import format_usd
@@ -442,20 +442,11 @@ class _Echo:
 
 
 @admin.register(CostDashboard)
-class CostDashboardAdmin(admin.ModelAdmin):
+class CostDashboardAdmin(ViewOnlyAdminMixin, admin.ModelAdmin):
     """The staff costs dashboard, listed in the admin index as "Costs dashboard"."""
 
     def has_view_permission(self, request, obj=None):
         return user_can_view_costs(user=request.user)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         app_label, model_name = self.opts.app_label, self.opts.model_name

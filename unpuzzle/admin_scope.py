@@ -76,3 +76,17 @@ class OwnerScopedAdminMixin(_AdminBase):
         if self.owner_path == "owner" and not change and (self.owner_scoped(request) or obj.owner_id is None):
             obj.owner = request.user
         super().save_model(request, obj, form, change)
+
+
+class ViewOnlyAdminMixin(_AdminBase):
+    """Rows the admin only shows: something else (a service, a schedule, another page) makes,
+    changes and deletes them."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
