@@ -17,6 +17,8 @@ import math
 import os
 from pathlib import Path
 
+from media_library.webvtt import format_timestamp
+
 #: Width of one preview frame in pixels; the height follows the picture's aspect ratio (even).
 PREVIEW_TILE_WIDTH = 160
 PREVIEW_COLUMNS = 10
@@ -138,14 +140,6 @@ def sprite_name(sheet: int) -> str:
     return SPRITE_TEMPLATE % sheet
 
 
-def _timestamp(seconds: float) -> str:
-    millis = round(seconds * 1000)
-    hours, rest = divmod(millis, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    secs, millis = divmod(rest, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
-
-
 def thumbnails_vtt(*, plan: PreviewPlan, duration: float, frames: int | None = None) -> str:
     """The WebVTT thumbnails track: cue ``i`` spans ``[i*interval, (i+1)*interval)`` (the last ends at
     ``duration``) and shows frame ``i`` as ``sprite-<sheet>.jpg#xywh=x,y,w,h``.
@@ -162,7 +156,7 @@ def thumbnails_vtt(*, plan: PreviewPlan, duration: float, frames: int | None = N
         end = duration if index == frames - 1 else (index + 1) * plan.interval
         sheet, x, y = plan.cell(index)
         lines += [
-            f"{_timestamp(start)} --> {_timestamp(end)}",
+            f"{format_timestamp(start)} --> {format_timestamp(end)}",
             f"{sprite_name(sheet)}#xywh={x},{y},{plan.tile_width},{plan.tile_height}",
             "",
         ]
