@@ -50,10 +50,9 @@ def test_hovering_the_scrub_bar_previews_the_hovered_time(page, browser_settings
         page.mouse.move(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
         preview.wait_for(state="visible")
         hovered = float(preview.get_attribute("data-time") or "nan")
-        # the player's duration: the media element's once it has loaded (HLS may add a few audio frames)
-        duration = page.evaluate(f"() => document.getElementById('player-{video.id}').duration") or video.duration
-        assert duration == pytest.approx(video.duration, abs=0.2)
-        assert hovered == pytest.approx(fraction * duration, abs=duration / box["width"] * 2)
+        # the bar maps the pointer onto the media element's duration, the stored one until the playlist has
+        # loaded; hls.js may then lengthen it by a few audio frames (up to 0.1 s here) while it buffers
+        assert hovered == pytest.approx(fraction * video.duration, abs=video.duration / box["width"] * 2 + 0.1)
         start, end, image, (x, y, w, h) = next(cue for cue in cues if cue[0] <= hovered < cue[1])
         style = preview.locator(".player-preview-image").evaluate(
             """(el) => ({image: el.style.backgroundImage, position: el.style.backgroundPosition,
