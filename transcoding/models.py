@@ -62,6 +62,10 @@ class TranscodeJob(models.Model):
         default=0, help_text="Attempts ended by storage, network or database errors (retried with backoff)"
     )
     output_prefix = models.CharField(max_length=512, blank=True)
+    chunk_count = models.PositiveIntegerField(
+        default=0, help_text="Video chunks of the running attempt, encoded in parallel (0: one process)"
+    )
+    plan = models.JSONField(default=dict, blank=True, help_text="What every chunk of the attempt encodes with")
     wall_seconds = models.FloatField(null=True, blank=True)
     cpu_seconds = models.FloatField(null=True, blank=True)
     output_bytes = models.BigIntegerField(null=True, blank=True)
@@ -96,6 +100,63 @@ class TranscodeJob(models.Model):
         """Attempts that count against ``TRANSCODE_MAX_ATTEMPTS``: all but those a storage,
         network or database error ended (those have their own budget, with backoff)."""
         return self.attempts - self.transient_failures
+
+
+class TranscodeChunk(models.Model):
+    """One piece of a chunked transcode attempt: a time range of the source encoded into every
+    tier (``video``), or the whole audio track with the poster (``audio``).
+
+    A chunk belongs to one attempt of its job (``job_attempt``); it is claimed, retried and reaped
+    on its own, by any worker of the transcode cluster. ``output`` holds what the assembly needs
+    from it: per tier the segments (name, duration, bytes) and I-frame ranges it wrote.
+    """
+
+    class Kind(models.TextChoices):
+        VIDEO = "video", "Video"
+        AUDIO = "audio", "Audio and poster"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    id = models.BigAutoField(primary_key=True)
+    job = models.ForeignKey(TranscodeJob, on_delete=models.CASCADE, related_name="chunks")
+    job_attempt = models.PositiveIntegerField(help_text="The job's attempt this chunk is part of")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.VIDEO)
+    index = models.PositiveIntegerField(help_text="Position in the source, from 0 (video chunks)")
+    start_s = models.FloatField(help_text="Start in the source, seconds")
+    length_s = models.FloatField(help_text="Length, seconds")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent 0..100")
+    attempts = models.PositiveIntegerField(default=0)
+    transient_failures = models.PositiveIntegerField(default=0)
+    not_before = models.DateTimeField(null=True, blank=True, help_text="A retried chunk starts after this")
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True, help_text="host:pid of the worker that ran it last")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    wall_seconds = models.FloatField(null=True, blank=True)
+    cpu_seconds = models.FloatField(null=True, blank=True, help_text="CPU of every run of this chunk")
+    output = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "job_attempt", "-kind", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "job_attempt", "kind", "index"], name="chunk_unique_per_attempt"),
+            models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=100), name="chunk_progress_0_100"),
+        ]
+        indexes = [models.Index(fields=["status", "not_before"])]
+
+    def __str__(self) -> str:
+        if self.kind == self.Kind.AUDIO:
+            return f"audio of job {self.job_id} attempt {self.job_attempt}"
+        return f"chunk {self.index} of job {self.job_id} attempt {self.job_attempt}"
 
 
 class CostLogEntry(models.Model):

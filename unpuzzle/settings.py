@@ -264,6 +264,19 @@ HLS_SEGMENT_SECONDS = env.int("HLS_SEGMENT_SECONDS", default=6)
 HLS_CRF = env.float("HLS_CRF", default=23.0)
 HLS_X264_PRESET = env.str("HLS_X264_PRESET", default="veryfast")
 TRANSCODE_TIMEOUT_S = env.int("TRANSCODE_TIMEOUT_S", default=4 * 3600)
+# Sources longer than TRANSCODE_CHUNK_MIN_SECONDS are cut into chunks of TRANSCODE_CHUNK_SECONDS (a multiple of
+# HLS_SEGMENT_SECONDS; 0 turns chunking off) that every worker of the transcode cluster encodes in parallel.
+TRANSCODE_CHUNK_MIN_SECONDS = env.int("TRANSCODE_CHUNK_MIN_SECONDS", default=600)
+TRANSCODE_CHUNK_SECONDS = env.int("TRANSCODE_CHUNK_SECONDS", default=150)
+if TRANSCODE_CHUNK_SECONDS < 0 or TRANSCODE_CHUNK_SECONDS % HLS_SEGMENT_SECONDS:
+    raise environ.ImproperlyConfigured(
+        f"TRANSCODE_CHUNK_SECONDS={TRANSCODE_CHUNK_SECONDS} must be 0 (no chunks) or a multiple of "
+        f"HLS_SEGMENT_SECONDS={HLS_SEGMENT_SECONDS}, so chunks end on segment boundaries"
+    )
+# Threads of each x264 encoder (0: x264's choice, one per core); 1 when each worker has a core of its own.
+TRANSCODE_THREADS = env.int("TRANSCODE_THREADS", default=0)
+if TRANSCODE_THREADS < 0:
+    raise environ.ImproperlyConfigured(f"TRANSCODE_THREADS must be 0 (automatic) or more, not {TRANSCODE_THREADS}")
 # Scrubbing previews: a 160 px frame every PREVIEW_INTERVAL_S seconds (longer for videos over ~83 min,
 # at most 1000 frames), tiled 10x10 into JPEG sheets with a WebVTT track, from the ladder's own decode.
 PREVIEW_THUMBNAILS = env.bool("PREVIEW_THUMBNAILS", default=True)
