@@ -26,6 +26,8 @@ class TcpProxy:
         self._open: set[socket.socket] = set()
         self._held: list[socket.socket] = []
         self._stopped = threading.Event()
+        #: Bytes the target sent to clients (response bodies and headers), for tests that count downloads.
+        self.bytes_down = 0
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
         self.port = probe.getsockname()[1]
@@ -62,17 +64,23 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
+            # a small send buffer towards the client: what is counted as sent is what the client could
+            # take, not megabytes parked in this host's buffers when the client stops reading
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
             with self._lock:
                 self._open.update((client, upstream))
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+            for src, dst, down in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pipe, args=(src, dst, down), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, down: bool = False) -> None:
         try:
             while chunk := src.recv(65536):
                 if self.mode != "pass":
                     break
                 dst.sendall(chunk)
+                if down:
+                    with self._lock:
+                        self.bytes_down += len(chunk)
         except OSError:
             pass
         finally:

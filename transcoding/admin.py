@@ -19,7 +19,7 @@ from media_library.models import Video
 from transcoding.costs import budget, charts, pricing
 from transcoding.costs import selectors as cost_selectors
 from transcoding.costs.selectors import budget_status, user_can_manage_budget, user_can_view_costs
-from transcoding.models import BudgetPolicy, CostAlert, CostDashboard, CostLogEntry, TranscodeJob
+from transcoding.models import BudgetPolicy, CostAlert, CostDashboard, CostLogEntry, TranscodeChunk, TranscodeJob
 from transcoding.selectors import videos_with_latest_job
 from transcoding.services.jobs import transcode_cancel, transcode_request
 from transcoding.services.videos import video_delete
@@ -42,6 +42,48 @@ def cancel_jobs(model_admin, request, jobs) -> None:
             model_admin.message_user(request, f"job {job.id}: {exc.message}", messages.WARNING)
     level = messages.SUCCESS if cancelled else messages.WARNING
     model_admin.message_user(request, f"Cancelled {cancelled} transcode job(s).", level)
+
+
+class TranscodeChunkInline(admin.TabularInline):
+    """The chunks of a chunked job, every attempt's: which ran where, when, how long, how it ended."""
+
+    model = TranscodeChunk
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "chunks (long sources are encoded in parallel)"
+    fields = (
+        "job_attempt",
+        "kind",
+        "index",
+        "start_s",
+        "length_s",
+        "status",
+        "progress",
+        "attempts",
+        "worker",
+        "started_at",
+        "wall_seconds",
+        "cpu_seconds",
+        "error",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TranscodeChunk)
+class TranscodeChunkAdmin(ViewOnlyAdminMixin, OwnerScopedAdminMixin, admin.ModelAdmin):
+    """Chunks across jobs, for staff watching a busy transcode cluster."""
+
+    owner_path = "job__video__owner"
+    list_display = ("__str__", "status", "progress", "attempts", "worker", "started_at", "wall_seconds", "cpu_seconds")
+    list_filter = ("status", "kind")
+    search_fields = ("job__id", "job__video__title", "worker")
+    list_select_related = ("job",)
 
 
 @admin.register(TranscodeJob)
@@ -69,6 +111,7 @@ class TranscodeJobAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         "task_id",
         "dispatched_at",
         "output_prefix",
+        "chunk_count",
         "wall_seconds",
         "cpu_seconds",
         "output_bytes",
@@ -77,6 +120,10 @@ class TranscodeJobAdmin(OwnerScopedAdminMixin, admin.ModelAdmin):
         "updated_at",
     )
     actions = ["cancel"]
+    inlines = [TranscodeChunkInline]
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None and obj.chunks.exists() else []
 
     def has_add_permission(self, request):
         # Jobs are queued by transcode_request and the upload's finalization, with their video's checks.

@@ -317,7 +317,16 @@ def input_args(
     reconnecting on network errors); with ``chunk``, accurate seeking to its start and its length only."""
     args: list[str] = []
     if is_remote_input(input_path):
-        args += ["-reconnect", "1", "-reconnect_on_network_error", "1", "-reconnect_delay_max", "30"]
+        args += [
+            "-reconnect",
+            "1",
+            "-reconnect_on_network_error",
+            "1",
+            "-reconnect_delay_max",
+            "30",
+            "-recv_buffer_size",
+            "262144",
+        ]
     args += whitelist_args(allowed_demuxers, remote=is_remote_input(input_path))
     if chunk is not None:
         args += ["-ss", f"{chunk.start:.6f}", "-t", f"{chunk.length:.6f}"]

@@ -8,12 +8,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import requests
+from django.test import Client
 
 from media_library.models import Video
+from media_library.selectors import video_playback
 from tests.clips import make_clip
 from tests.factories import make_stored_video
+from tests.hls_player import follow_playlists
 from transcoding.costs.ledger import Kind
 from transcoding.models import CostLogEntry, TranscodeChunk, TranscodeJob
+from transcoding.services import chunks
 from transcoding.services.jobs import transcode_enqueue
 from transcoding.services.pipeline import transcode_run
 from transcoding.tasks import transcode_video
@@ -55,7 +60,18 @@ def local_path(key: str) -> Path:
 
 def packets(path: Path, stream: str) -> list[dict]:
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", stream, "-show_entries", "packet=pts_time,flags", "-of", "json", path],
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            stream,
+            "-show_entries",
+            "packet=pts_time,flags",
+            "-of",
+            "json",
+            path,
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -109,7 +125,11 @@ def test_a_long_source_is_encoded_in_chunks_and_plays_as_one_seamless_ladder(use
         assert gaps == {round(1 / FPS, 4)}
         assert (tier / "iframes.m3u8").read_text().count("#EXT-X-BYTERANGE") == 7
 
-    audio = [float(p["pts_time"]) for uri in media_segments(folder / "audio" / "index.m3u8") for p in packets(folder / "audio" / uri[1], "a")]
+    audio = [
+        float(p["pts_time"])
+        for uri in media_segments(folder / "audio" / "index.m3u8")
+        for p in packets(folder / "audio" / uri[1], "a")
+    ]
     first_frame = min(float(p["pts_time"]) for p in packets(folder / "120p" / "seg_00000.ts", "v"))
     # audio starts with the picture (less the AAC encoder's priming frame) and runs without a gap
     assert audio[0] == pytest.approx(first_frame - 1024 / 48000, abs=1 / FPS)
@@ -120,7 +140,16 @@ def test_a_long_source_is_encoded_in_chunks_and_plays_as_one_seamless_ladder(use
     # ffprobe reads the whole assembled stream through the master playlist: 13 s of both
     probe = json.loads(
         subprocess.run(
-            ["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_type", "-of", "json", folder / "master.m3u8"],
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-show_entries",
+                "format=duration:stream=codec_type",
+                "-of",
+                "json",
+                folder / "master.m3u8",
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -138,6 +167,12 @@ def test_a_long_source_is_encoded_in_chunks_and_plays_as_one_seamless_ladder(use
     assert job.cpu_seconds == pytest.approx(sum(c.cpu_seconds for c in chunks), rel=0.01)
     assert CostLogEntry.objects.filter(job=job, kind=Kind.TRANSCODE).exists()
     assert "chunk 4/4" in job.log_tail and "audio and poster on" in job.log_tail
+    fetched = {"/".join(url.split("?")[0].split("/")[-2:]) for url in plays(video, user)}
+    audio_segments = [uri for _, uri in media_segments(folder / "audio" / "index.m3u8")]
+    assert {f"audio/{uri}" for uri in audio_segments} | {"audio/index.m3u8"} <= fetched
+    assert {
+        f"{tier}/{name}" for tier in ("120p", "180p") for name in ("index.m3u8", "iframes.m3u8", "seg_00006.ts")
+    } <= fetched
 
 
 def test_a_source_at_or_below_the_minimum_keeps_one_process(user, landscape_clip, settings):
@@ -148,3 +183,56 @@ def test_a_source_at_or_below_the_minimum_keeps_one_process(user, landscape_clip
     job.refresh_from_db()
     assert job.status == TranscodeJob.Status.SUCCEEDED and job.chunk_count == 0
     assert not TranscodeChunk.objects.filter(job=job).exists()
+
+
+@pytest.fixture(scope="module")
+def grainy_clip(tmp_path_factory) -> Path:
+    """320x240, 12 s of grain that defeats compression (~1.5 MB/s): each ranged request reads ahead
+    a little, which this makes small next to a chunk's share."""
+    return make_clip(
+        tmp_path_factory.mktemp("grain") / "grainy.mp4", width=320, height=240, duration=12.0, noise=True, crf=14
+    )
+
+
+def test_on_s3_each_chunk_reads_only_its_share_of_the_original_by_byte_ranges(user, grainy_clip, s3_proxy, settings):
+    long_clip = grainy_clip
+    settings.PREVIEW_THUMBNAILS = False
+    size = long_clip.stat().st_size
+    video = make_stored_video(user, long_clip)
+    job = transcode_enqueue(video=video)
+    # the planner copies the original once to probe it whole, as a single process does
+    transcode_run(job_id=job.id)
+    job.refresh_from_db()
+    assert job.chunk_count == 3 and job.status == TranscodeJob.Status.RUNNING
+    read: dict[str, int] = {}
+    while True:
+        before = s3_proxy.bytes_down
+        chunk = chunks._chunk_claim()
+        if chunk is None:
+            break
+        chunks._chunk_run(chunk)
+        read[str(chunk)] = s3_proxy.bytes_down - before
+    job.refresh_from_db()
+    video.refresh_from_db()
+    assert job.status == TranscodeJob.Status.SUCCEEDED, job.error
+    assert video.status == Video.Status.READY
+    audio = next(value for name, value in read.items() if name.startswith("audio"))
+    shares = [value for name, value in read.items() if name.startswith("chunk")]
+    # the audio reads the whole file (it is interleaved with the picture); each video chunk about its third
+    assert audio >= size
+    assert len(shares) == 3 and all(share < size * 0.6 for share in shares), (shares, size)
+    assert sum(shares) < size * 1.6
+    assert plays(video, user)
+
+
+def plays(video: Video, user) -> list[str]:
+    """Every playlist and segment the player fetches through the product's playback URL."""
+    video.refresh_from_db()
+    with requests.Session() as session:
+        fetched = follow_playlists(
+            Client(),
+            video_playback(video=video, user=user).hls_url,
+            fetch_external=lambda url: session.get(url, timeout=10),
+        )
+    assert any("/audio/" in uri for uri in fetched), "the audio rendition is not reached from the master"
+    return fetched

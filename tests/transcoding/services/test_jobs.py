@@ -157,7 +157,16 @@ def test_reaper_task_and_schedule():
     from transcoding.tasks import transcode_reap_stale as task
     from unpuzzle.schedules import SCHEDULES
 
-    assert task() == {"requeued": 0, "failed": 0, "dispatched": 0, "redispatched": 0, "previous_outputs_deleted": 0}
+    assert task() == {
+        "requeued": 0,
+        "failed": 0,
+        "chunks_requeued": 0,
+        "chunks_failed": 0,
+        "dispatched": 0,
+        "redispatched": 0,
+        "chunks_dispatched": 0,
+        "previous_outputs_deleted": 0,
+    }
     spec = next(s for s in SCHEDULES if s.func == "transcoding.tasks.transcode_reap_stale")
     assert 0 < spec.minutes <= 10
 
