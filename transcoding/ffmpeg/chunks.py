@@ -55,9 +55,13 @@ def plan_chunks(
         count -= 1
     chunks = [ChunkRange(index=i, start=float(i * chunk_seconds), length=float(chunk_seconds)) for i in range(count)]
     last = chunks[-1]
-    # the last chunk runs to the end (a little past it: ffmpeg stops where the source does)
-    chunks[-1] = dataclasses.replace(last, length=max(duration - last.start, 0.0) + 1.0)
+    chunks[-1] = dataclasses.replace(last, length=max(duration - last.start, 0.0))
     return chunks
+
+
+#: The last chunk is read this much past the declared duration: ffmpeg stops where the source does, and a
+#: source whose streams run a little longer than its header says loses nothing.
+LAST_CHUNK_READ_PAST_S = 1.0
 
 
 def chunk_sprite_template(index: int) -> str:

@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from media_library.webvtt import format_timestamp
 from transcoding.costs.selectors import spending_allowed
-from transcoding.ffmpeg.chunks import ChunkRange, chunk_sprite_template
+from transcoding.ffmpeg.chunks import LAST_CHUNK_READ_PAST_S, ChunkRange, chunk_sprite_template
 from transcoding.ffmpeg.commands import audio_hls_command, build_hls_command, poster_command
 from transcoding.ffmpeg.filters import available_filters, source_conversion
 from transcoding.ffmpeg.ladder import parse_ladder, plan_renditions
@@ -64,6 +64,7 @@ from transcoding.hls.playlists import (
 from transcoding.hls.ts import HlsOutputError
 from transcoding.models import TranscodeChunk, TranscodeJob
 from transcoding.services.jobs import (
+    attempt_output_delete,
     transcode_block_for_budget,
     transcode_chunk_requeue,
     transcode_chunks_dispatch,
@@ -71,7 +72,7 @@ from transcoding.services.jobs import (
     transcode_lock,
     video_job_ended,
 )
-from transcoding.services.maintenance import attempt_output_delete, work_dir_create
+from transcoding.services.maintenance import work_dir_create
 from transcoding.services.pipeline import (
     POSTER_TIMEOUT_S,
     _Claim,
@@ -258,8 +259,12 @@ def _chunk_run(chunk: TranscodeChunk) -> None:
         last = _chunk_done(chunk=chunk, result=result, wall_seconds=time.monotonic() - started)
     except _LostJob as exc:
         logger.info("job_id=%s %s stopped: %s", job.id, chunk, exc)
-        _delete_keys(stored)
         _chunk_ended(chunk=chunk, status=TranscodeChunk.Status.CANCELLED, error=str(exc), cpu=cpu)
+        if not _attempt_running(claim):
+            # cancelled, failed or re-attempted: nothing of this attempt will play; its other chunks'
+            # segments go with this one's (what it uploaded after the job ended included)
+            attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
+        # else the reaper gave this chunk to another worker, whose run writes the same segments: leave them
         return
     except _Permanent as exc:
         _delete_keys(stored)
@@ -290,6 +295,12 @@ def _chunk_run(chunk: TranscodeChunk) -> None:
         shutil.rmtree(work, ignore_errors=True)
     if last:
         _chunks_assemble(claim=claim)
+
+
+def _attempt_running(claim: _Claim) -> bool:
+    return TranscodeJob.objects.filter(
+        pk=claim.job_id, status=TranscodeJob.Status.RUNNING, attempts=claim.attempt
+    ).exists()
 
 
 def _delete_keys(stored: list[tuple[str, int]]) -> None:
@@ -439,7 +450,12 @@ def _video_encode(
     output_dir.mkdir()
     segment_seconds = plan["segment_seconds"]
     previews = _chunk_previews(plan=plan, length=chunk.length_s)
-    rng = ChunkRange(index=chunk.index, start=chunk.start_s, length=chunk.length_s)
+    last = not TranscodeChunk.objects.filter(
+        job_id=chunk.job_id, job_attempt=chunk.job_attempt, kind=TranscodeChunk.Kind.VIDEO, index__gt=chunk.index
+    ).exists()
+    rng = ChunkRange(
+        index=chunk.index, start=chunk.start_s, length=chunk.length_s + (LAST_CHUNK_READ_PAST_S if last else 0.0)
+    )
     command = build_hls_command(
         ffmpeg_bin=settings.FFMPEG_BIN,
         input_path=source,
@@ -456,8 +472,7 @@ def _video_encode(
         previews=previews,
         chunk=rng,
     )
-    length = min(chunk.length_s, max(probe.duration - chunk.start_s, 0.001))
-    cpu, log_tail = _run(command, duration=length, reporter=reporter, work=work, what=str(chunk))
+    cpu, log_tail = _run(command, duration=chunk.length_s, reporter=reporter, work=work, what=str(chunk))
     try:
         tiers = {r.name: measure_chunk_part(directory=output_dir / r.name) for r in renditions}
     except HlsOutputError as exc:

@@ -12,7 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from media_library.models import Video
+from media_library.models import PreviousHlsOutput, Video
+from media_library.selectors import previous_output_grace_cutoff
 from media_library.services import video_duplicates_waiting, video_output_share
 from transcoding.costs.selectors import spending_allowed
 from transcoding.ffmpeg.sanity import human_duration
@@ -21,6 +22,7 @@ from transcoding.serializers import video_representation
 from unpuzzle.exceptions import Conflict, NotFound, PermissionDenied
 from unpuzzle.failures import Failure, failure_for
 from unpuzzle.permissions import user_sees_all_videos
+from unpuzzle.storage import delete_prefix
 from unpuzzle.webhooks.services import webhook_event_record
 
 if TYPE_CHECKING:
@@ -267,8 +269,34 @@ def transcode_cancel(*, job: TranscodeJob, by: AbstractBaseUser | AnonymousUser 
         job=locked, status=TranscodeJob.Status.CANCELLED, error=f"cancelled by {who}", error_code=failure.code
     )
     video_job_ended(video=video, failure=failure)
+    prefix = locked.output_prefix
+    if locked.chunk_count and prefix and not video.hls_master_key.startswith(prefix):
+        # A chunked attempt's finished chunks left segments that no worker still running will remove.
+        transaction.on_commit(lambda: attempt_output_delete(video_id=video.id, prefix=prefix))
     logger.info("job_id=%s video_id=%s cancelled by %s", locked.id, video.id, who)
     return locked
+
+
+def attempt_output_delete(*, video_id: uuid.UUID, prefix: str) -> None:
+    """Delete the output folder of an attempt that ended without being switched on.
+
+    When storage refuses (the outage that may have ended the attempt), the folder is recorded
+    as a ``PreviousHlsOutput`` already past its grace, so the reaper's sweep deletes it once
+    storage answers again; a video deleted meanwhile took its objects with it.
+    """
+    try:
+        removed = delete_prefix(prefix)
+        logger.info("video_id=%s removed %d objects of the abandoned attempt %s", video_id, removed, prefix)
+        return
+    except Exception as exc:
+        logger.warning("video_id=%s could not delete %s now (%s); the reaper's sweep retries", video_id, prefix, exc)
+    if not Video.objects.filter(pk=video_id).exists():
+        return
+    PreviousHlsOutput.objects.update_or_create(
+        video_id=video_id,
+        master_key=prefix + "master.m3u8",
+        defaults={"superseded_at": previous_output_grace_cutoff()},
+    )
 
 
 def transcode_block_for_budget(*, job: TranscodeJob, video: Video, reason: str) -> None:

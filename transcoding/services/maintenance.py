@@ -20,7 +20,13 @@ from django.utils import timezone
 from media_library.models import PreviousHlsOutput, Video
 from media_library.selectors import hls_folders_in_use, previous_output_grace_cutoff
 from transcoding.models import TranscodeChunk, TranscodeJob
-from transcoding.services.jobs import transcode_job_finish, transcode_lock, transcode_requeue, video_job_ended
+from transcoding.services.jobs import (
+    attempt_output_delete,
+    transcode_job_finish,
+    transcode_lock,
+    transcode_requeue,
+    video_job_ended,
+)
 from unpuzzle.failures import failure_for
 from unpuzzle.storage import delete_prefix, iter_objects
 
@@ -127,28 +133,6 @@ def transcode_previous_outputs_sweep(*, now: datetime | None = None) -> int:
             logger.info("video_id=%s removed %d objects of the previous output %s", previous.video_id, count, prefix)
         PreviousHlsOutput.objects.filter(pk=previous.pk).delete()
     return removed
-
-
-def attempt_output_delete(*, video_id: uuid.UUID, prefix: str) -> None:
-    """Delete the output folder of an attempt that ended without being switched on.
-
-    When storage refuses (the outage that may have ended the attempt), the folder is recorded
-    as a ``PreviousHlsOutput`` already past its grace, so the reaper's sweep deletes it once
-    storage answers again; a video deleted meanwhile took its objects with it.
-    """
-    try:
-        removed = delete_prefix(prefix)
-        logger.info("video_id=%s removed %d objects of the abandoned attempt %s", video_id, removed, prefix)
-        return
-    except Exception as exc:
-        logger.warning("video_id=%s could not delete %s now (%s); the reaper's sweep retries", video_id, prefix, exc)
-    if not Video.objects.filter(pk=video_id).exists():
-        return
-    PreviousHlsOutput.objects.update_or_create(
-        video_id=video_id,
-        master_key=prefix + "master.m3u8",
-        defaults={"superseded_at": previous_output_grace_cutoff()},
-    )
 
 
 # --- Reaper, dispatch and work dirs -------------------------------------------------------

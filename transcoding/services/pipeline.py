@@ -57,6 +57,7 @@ from transcoding.hls.ts import HlsOutputError, HlsOutputIncomplete
 from transcoding.models import TranscodeChunk, TranscodeJob
 from transcoding.serializers import video_representation
 from transcoding.services.jobs import (
+    attempt_output_delete,
     transcode_block_for_budget,
     transcode_chunks_dispatch,
     transcode_job_finish,
@@ -67,7 +68,6 @@ from transcoding.services.jobs import (
     video_move_to,
 )
 from transcoding.services.maintenance import (
-    attempt_output_delete,
     hls_folder_number,
     older_outputs_delete,
     previous_output_keep,

@@ -236,3 +236,165 @@ def plays(video: Video, user) -> list[str]:
         )
     assert any("/audio/" in uri for uri in fetched), "the audio rendition is not reached from the master"
     return fetched
+
+
+# --- Lifecycle: each chunk on its own ---------------------------------------------------------
+
+
+def planned(user, clip: Path) -> tuple[Video, TranscodeJob]:
+    """A video whose attempt the planner has cut into chunks, none of them run yet."""
+    video = make_stored_video(user, clip)
+    job = transcode_enqueue(video=video)
+    transcode_run(job_id=job.id)
+    job.refresh_from_db()
+    assert job.status == TranscodeJob.Status.RUNNING and job.chunk_count == 4
+    return video, job
+
+
+def run_one(**claim) -> TranscodeChunk | None:
+    chunk = chunks._chunk_claim(**claim)
+    if chunk is not None:
+        chunks._chunk_run(chunk)
+    return chunk
+
+
+def objects_under(prefix: str) -> list[str]:
+    return [key for key, _ in storage.iter_objects(prefix)]
+
+
+def test_a_chunk_ended_by_a_storage_outage_is_retried_alone(user, long_clip, settings, monkeypatch):
+    settings.TRANSCODE_RETRY_BACKOFF_S = 0
+    real_save = chunks.save_directory
+    failed = []
+
+    def outage_once(prefix, directory, **kwargs):
+        if (Path(directory) / "120p" / "seg_00002.ts").exists() and not failed:
+            failed.append(prefix)
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return real_save(prefix, directory, **kwargs)
+
+    monkeypatch.setattr(chunks, "save_directory", outage_once)
+    video = make_stored_video(user, long_clip)
+    job = transcode_chunked(video)
+    assert failed, "the outage never happened"
+    assert job.status == TranscodeJob.Status.SUCCEEDED, job.error
+    assert job.attempts == 1, "the whole job was not run again"
+    runs = {c.index: (c.attempts, c.transient_failures) for c in job.chunks.filter(kind="video")}
+    assert runs == {0: (1, 0), 1: (1, 1), 2: (1, 0), 3: (1, 0)}
+    assert video.status == Video.Status.READY
+
+
+def test_progress_is_the_sum_over_the_chunks(user, long_clip):
+    video, job = planned(user, long_clip)
+    run_one(prefer_job=job.id)  # the audio
+    run_one(prefer_job=job.id)  # chunk 0: 4 of 13 s
+    chunk = chunks._chunk_claim()
+    reporter = chunks._ChunkReporter(chunks._claim_of(job), chunk)
+    assert reporter.save(50)
+    job.refresh_from_db()
+    # (100 % of 4 s + 50 % of 4 s) of 13 s
+    assert job.progress == int((100 * 4 + 50 * 4) / 13)
+
+
+def test_a_chunk_finishing_after_its_job_was_cancelled_publishes_nothing(user, long_clip, admin_user, monkeypatch):
+    from transcoding.services.jobs import transcode_cancel
+
+    video, job = planned(user, long_clip)
+    real_done = chunks._chunk_done
+
+    def cancelled_meanwhile(*, chunk, **kwargs):
+        if chunk.index == 2 and chunk.kind == "video":
+            transcode_cancel(job=job, by=admin_user)
+        return real_done(chunk=chunk, **kwargs)
+
+    monkeypatch.setattr(chunks, "_chunk_done", cancelled_meanwhile)
+    ran = chunks.transcode_chunks_run(prefer_job=job.id)
+    job.refresh_from_db()
+    video.refresh_from_db()
+    assert job.status == TranscodeJob.Status.CANCELLED
+    assert ran == 4, "the audio and chunks 0-2 ran; chunk 3 was never started"
+    statuses = dict(job.chunks.filter(kind="video").values_list("index", "status"))
+    assert statuses == {0: "succeeded", 1: "succeeded", 2: "cancelled", 3: "queued"}
+    # nothing of the attempt is left in storage: the late chunk's segments and the earlier chunks' too
+    assert objects_under(job.output_prefix) == []
+    assert video.status == Video.Status.FAILED and not video.hls_master_key
+
+
+def test_the_budget_gate_stops_the_chunks_not_yet_started(
+    user, long_clip, admin_user, django_capture_on_commit_callbacks
+):
+    from transcoding.costs.budget import budget_engage_kill_switch
+
+    video, job = planned(user, long_clip)
+    run_one(prefer_job=job.id)
+    run_one(prefer_job=job.id)
+    budget_engage_kill_switch(by=admin_user, reason="month over budget")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_one(prefer_job=job.id) is None
+    job.refresh_from_db()
+    video.refresh_from_db()
+    assert job.status == TranscodeJob.Status.CANCELLED
+    assert video.status == Video.Status.BLOCKED
+    assert job.chunks.filter(status="succeeded").count() == 2
+    assert objects_under(job.output_prefix) == []
+
+
+def test_the_reaper_requeues_a_silent_chunk_alone_then_gives_up(
+    user, long_clip, settings, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from transcoding.tasks import transcode_reap_stale
+
+    settings.TRANSCODE_MAX_ATTEMPTS = 2
+    video, job = planned(user, long_clip)
+    run_one(prefer_job=job.id)  # the audio
+    for run in (1, 2):
+        # a worker takes chunk 0 and is killed: its heartbeat stops
+        chunk = chunks._chunk_claim(prefer_job=job.id)
+        assert (chunk.index, chunk.attempts) == (0, run)
+        TranscodeChunk.objects.filter(pk=chunk.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+        TranscodeJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+        with django_capture_on_commit_callbacks(execute=True):
+            counts = transcode_reap_stale()
+        job.refresh_from_db()
+        if run == 1:
+            assert counts["chunks_requeued"] == 1 and counts["requeued"] == 0
+            assert job.status == TranscodeJob.Status.RUNNING and job.attempts == 1
+            assert job.chunks.get(pk=chunk.pk).status == "queued"
+    assert counts["chunks_failed"] == 1
+    assert job.status == TranscodeJob.Status.FAILED and "gave up after 2 runs of chunk 0" in job.error
+    video.refresh_from_db()
+    assert video.status == Video.Status.FAILED
+    assert objects_under(job.output_prefix) == []
+
+
+def test_chunked_output_matches_a_single_process_encode_of_the_same_source(user, other_user, long_clip, settings):
+    from media_library.models import Rendition
+
+    chunked_video = make_stored_video(user, long_clip)
+    assert transcode_chunked(chunked_video).chunk_count == 4
+    settings.TRANSCODE_CHUNK_SECONDS = 0
+    single_video = make_stored_video(other_user, long_clip)
+    assert transcode_chunked(single_video).chunk_count == 0
+    audio_bytes = sum(
+        size for key, size in storage.iter_objects(chunked_video.hls_master_key.rsplit("/", 1)[0] + "/audio/")
+    )
+
+    def tiers(video: Video) -> dict[str, Rendition]:
+        return {r.name: r for r in video.renditions.all()}
+
+    for name, single in tiers(single_video).items():
+        chunked = tiers(chunked_video)[name]
+        assert (chunked.width, chunked.height, chunked.segment_count) == (
+            single.width,
+            single.height,
+            single.segment_count,
+        )
+        assert chunked.codecs == single.codecs  # H.264 profile/level from the SPS, and AAC-LC
+        # the same picture at the same quality: bytes (with the shared audio) and bandwidths close to one process's
+        assert chunked.bytes + audio_bytes == pytest.approx(single.bytes, rel=0.1)
+        assert chunked.average_bandwidth == pytest.approx(single.average_bandwidth, rel=0.1)
+        assert chunked.bandwidth == pytest.approx(single.bandwidth, rel=0.25)
