@@ -69,7 +69,7 @@ def start_cluster(process_env, isolated_var) -> Iterator[Callable[[str], subproc
     started: list[subprocess.Popen] = []
 
     def start(name: str) -> subprocess.Popen:
-        log_path = isolated_var / f"qcluster-{name or SHORT}.log"
+        log_path = isolated_var / f"qcluster-{name or SHORT}-{len(started) + 1}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "manage.py", "qcluster"],
