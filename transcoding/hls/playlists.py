@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from transcoding.hls.ts import (
     HlsOutputError,
@@ -345,7 +345,7 @@ def rewrite_master_playlist(
 # reading a segment again (``assemble_rendition``).
 
 
-def measure_chunk_part(*, directory: PathLike, with_keyframes: bool = True) -> dict[str, object]:
+def measure_chunk_part(*, directory: PathLike, with_keyframes: bool = True) -> dict[str, Any]:
     """What one chunk wrote for one tier (or the audio rendition) in ``directory``: its segments
     ``[uri, duration, bytes]``, I-frame entries ``[uri, duration, offset, length]``, the H.264 codec
     string, whether every segment starts with an IDR frame, and the bytes of its segments."""
@@ -356,7 +356,7 @@ def measure_chunk_part(*, directory: PathLike, with_keyframes: bool = True) -> d
     segments = read_media_playlist(playlist)
     if not segments:
         raise HlsOutputError(f"{playlist} lists no segments")
-    part: dict[str, object] = {
+    part: dict[str, Any] = {
         "segments": [[segment.uri, segment.duration, segment.bytes] for segment in segments],
         "bytes": sum(segment.bytes for segment in segments),
     }

@@ -123,7 +123,7 @@ def _chunk_claim(*, prefer_job: uuid.UUID | str | None = None) -> TranscodeChunk
         candidates = _queued(now).order_by("job__created_at", "kind", "index")
         candidate = None
         if prefer_job is not None:
-            candidate = candidates.filter(job_id=prefer_job).values_list("pk", "job_id").first()
+            candidate = candidates.filter(job_id=uuid.UUID(str(prefer_job))).values_list("pk", "job_id").first()
         candidate = candidate or candidates.values_list("pk", "job_id").first()
         if candidate is None:
             return None
