@@ -13,6 +13,7 @@ from django.test import Client
 
 from media_library.models import Video
 from media_library.selectors import video_playback
+from media_library.services import video_first_pts
 from tests.clips import make_clip
 from tests.factories import make_stored_video
 from tests.hls_player import follow_playlists
@@ -162,6 +163,8 @@ def test_a_long_source_is_encoded_in_chunks_and_plays_as_one_seamless_ladder(use
     vtt = local_path(video.thumbnails_key).read_text()
     assert vtt.count("#xywh=") == 13 and "sprite-3-0.jpg" in vtt and vtt.rstrip().splitlines()[-2].endswith("00:13.000")
     assert video.poster_key and local_path(video.poster_key).stat().st_size > 0
+    # caption files line up with this clock: cue time 0 is the first frame's timestamp (1 s + ffmpeg's 1.4 s)
+    assert video_first_pts(video=video) == round((1.0 + 1.4) * 90_000)
 
     # cost and CPU count every chunk; the log says where each ran
     assert job.cpu_seconds == pytest.approx(sum(c.cpu_seconds for c in chunks), rel=0.01)
@@ -398,3 +401,14 @@ def test_chunked_output_matches_a_single_process_encode_of_the_same_source(user,
         assert chunked.bytes + audio_bytes == pytest.approx(single.bytes, rel=0.1)
         assert chunked.average_bandwidth == pytest.approx(single.average_bandwidth, rel=0.1)
         assert chunked.bandwidth == pytest.approx(single.bandwidth, rel=0.25)
+
+
+def test_the_transcode_command_waits_for_a_chunked_job_and_encodes_its_chunks(user, long_clip, capsys):
+    from django.core.management import call_command
+
+    video = make_stored_video(user, long_clip)
+    call_command("transcode", str(video.id), "--wait")
+    video.refresh_from_db()
+    assert video.status == Video.Status.READY
+    assert TranscodeChunk.objects.filter(job__video=video, status="succeeded").count() == 5
+    assert "succeeded after 1 attempt(s); video ready" in capsys.readouterr().out

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from media_library.models import Video
 from media_library.selectors import video_playback_url
 from transcoding.models import TranscodeJob
+from transcoding.services.chunks import transcode_chunks_run
 from transcoding.services.jobs import transcode_enqueue
 from transcoding.services.pipeline import transcode_run
 
@@ -48,6 +49,8 @@ class Command(BaseCommand):
         last = None
         while True:
             transcode_run(job_id=job.id)  # a no-op unless the job is queued
+            # a long source's chunks: encoded here too, with whichever transcode workers are running
+            transcode_chunks_run(prefer_job=job.id)
             job.refresh_from_db()
             if job.status not in TranscodeJob.ACTIVE_STATUSES:
                 return job
