@@ -26,9 +26,7 @@ from transcoding.ffmpeg.probe import (
     DEFAULT_DEMUXERS,
     PathLike,
     ProbeResult,
-    input_url,
-    is_remote_input,
-    whitelist_args,
+    input_args,
 )
 from transcoding.hls.playlists import (
     AUDIO_RENDITION_NAME,
@@ -248,7 +246,12 @@ def build_hls_command(
         "-progress",
         "pipe:1",
         "-nostats",
-        *input_args(input_path, allowed_demuxers=allowed_demuxers, chunk=chunk),
+        *input_args(
+            input_path,
+            allowed_demuxers=allowed_demuxers,
+            start=chunk.start if chunk is not None else None,
+            length=chunk.length if chunk is not None else None,
+        ),
     ]
     cmd += ["-filter_complex", graph]
     for label in labels:
@@ -308,29 +311,6 @@ def build_hls_command(
         template = chunk_sprite_template(chunk.index) if chunk is not None else SPRITE_TEMPLATE
         cmd += preview_output_args(label=PREVIEW_LABEL, output_dir=out, template=template)
     return cmd
-
-
-def input_args(
-    input_path: PathLike | str, *, allowed_demuxers: Sequence[str] | None, chunk: ChunkRange | None = None
-) -> list[str]:
-    """Input options and ``-i``: a local file, or the original's presigned URL (read by byte ranges,
-    reconnecting on network errors); with ``chunk``, accurate seeking to its start and its length only."""
-    args: list[str] = []
-    if is_remote_input(input_path):
-        args += [
-            "-reconnect",
-            "1",
-            "-reconnect_on_network_error",
-            "1",
-            "-reconnect_delay_max",
-            "30",
-            "-recv_buffer_size",
-            "262144",
-        ]
-    args += whitelist_args(allowed_demuxers, remote=is_remote_input(input_path))
-    if chunk is not None:
-        args += ["-ss", f"{chunk.start:.6f}", "-t", f"{chunk.length:.6f}"]
-    return [*args, "-i", input_url(input_path)]
 
 
 def chunk_output_args(chunk: ChunkRange, *, segment_seconds: float) -> list[str]:

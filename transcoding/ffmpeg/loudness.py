@@ -14,7 +14,7 @@ import dataclasses
 import json
 from collections.abc import Sequence
 
-from transcoding.ffmpeg.probe import DEFAULT_DEMUXERS, PathLike, input_url, whitelist_args
+from transcoding.ffmpeg.probe import DEFAULT_DEMUXERS, PathLike, input_args
 from transcoding.ffmpeg.values import to_float
 
 #: Highest true peak the output may reach (dBTP).
@@ -63,7 +63,7 @@ def _loudnorm_targets(target_lufs: float, loudness_range: float) -> str:
 def loudness_measure_command(
     *,
     ffmpeg_bin: str = "ffmpeg",
-    input_path: PathLike,
+    input_path: PathLike | str,
     audio_stream_index: int,
     target_lufs: float,
     allowed_demuxers: Sequence[str] | None = DEFAULT_DEMUXERS,
@@ -78,9 +78,7 @@ def loudness_measure_command(
         "-progress",
         "pipe:1",
         "-nostats",
-        *whitelist_args(allowed_demuxers),
-        "-i",
-        input_url(input_path),
+        *input_args(input_path, allowed_demuxers=allowed_demuxers),
         "-map",
         f"0:{audio_stream_index}",
         "-vn",

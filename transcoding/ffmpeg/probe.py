@@ -280,6 +280,30 @@ def whitelist_args(allowed_demuxers: Sequence[str] | None, *, remote: bool = Fal
     return args
 
 
+def input_args(
+    input_path: PathLike | str,
+    *,
+    allowed_demuxers: Sequence[str] | None,
+    start: float | None = None,
+    length: float | None = None,
+) -> list[str]:
+    """Input options and ``-i`` of an ffmpeg command: a local file, or the original's presigned URL
+    (read by byte ranges, reconnecting on network errors, with a modest receive buffer so a request
+    the demuxer abandons for a seek does not pull megabytes it never reads); ``start``/``length``
+    read only that time range (accurate seeking)."""
+    args: list[str] = []
+    remote = is_remote_input(input_path)
+    if remote:
+        args += ["-reconnect", "1", "-reconnect_on_network_error", "1", "-reconnect_delay_max", "30"]
+        args += ["-recv_buffer_size", "262144"]
+    args += whitelist_args(allowed_demuxers, remote=remote)
+    if start is not None:
+        args += ["-ss", f"{start:.6f}"]
+    if length is not None:
+        args += ["-t", f"{length:.6f}"]
+    return [*args, "-i", input_url(input_path)]
+
+
 def _ffprobe_args(ffprobe_bin: str, allowed_demuxers: Sequence[str] | None) -> list[str]:
     """The start of every ffprobe command: quiet except errors, local files of allowed formats only."""
     return [ffprobe_bin, "-hide_banner", "-v", "error", *whitelist_args(allowed_demuxers)]

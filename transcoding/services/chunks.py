@@ -72,7 +72,7 @@ from transcoding.services.jobs import (
     transcode_lock,
     video_job_ended,
 )
-from transcoding.services.maintenance import work_dir_create
+from transcoding.services.maintenance import transcode_work_dirs_sweep, work_dir_create
 from transcoding.services.pipeline import (
     POSTER_TIMEOUT_S,
     _Claim,
@@ -215,6 +215,8 @@ def transcode_chunks_run(*, prefer_job: uuid.UUID | str | None = None) -> int:
     """Encode queued chunks one after another until none is left (or this task has run for half of
     ``TRANSCODE_TIMEOUT_S``); returns how many ran. What the django-q2 chunk task calls."""
     started = time.monotonic()
+    # what killed workers left on this machine goes first (the reaper may run on another one)
+    transcode_work_dirs_sweep()
     ran = 0
     while time.monotonic() - started < settings.TRANSCODE_TIMEOUT_S * RUNNER_TIME_SHARE:
         chunk = _chunk_claim(prefer_job=prefer_job)
@@ -514,7 +516,7 @@ def _audio_encode(
     notes: list[str] = []
     output: dict[str, Any] = {"audio": None, "poster": False}
     if probe.has_audio and probe.audio_stream_index is not None:
-        audio, measure_cpu = _loudness_measure(claim=claim, source=source, probe=probe, reporter=reporter)  # type: ignore[arg-type]
+        audio, measure_cpu = _loudness_measure(claim=claim, source=source, probe=probe, reporter=reporter)
         cpu += measure_cpu
         if audio is not None:
             notes.append(audio.note)

@@ -420,7 +420,7 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
 
 
 def _loudness_measure(
-    *, claim: _Claim, source: Path, probe: ProbeResult, reporter: _Reporter
+    *, claim: _Claim, source: Path | str, probe: ProbeResult, reporter: _Reporter
 ) -> tuple[LoudnessFilter | None, float]:
     """The encode's loudness filter from an audio-only measuring pass, and the pass's CPU seconds.
 

@@ -225,6 +225,8 @@ def test_on_s3_each_chunk_reads_only_its_share_of_the_original_by_byte_ranges(us
     assert audio >= size
     assert len(shares) == 3 and all(share < size * 0.6 for share in shares), (shares, size)
     assert sum(shares) < size * 1.6
+    # the audio chunk measured loudness over the URL too
+    assert "normalised to -16 LUFS" in job.log_tail
     assert plays(video, user)
 
 
