@@ -287,16 +287,7 @@ def build_hls_command(
         "-max_muxing_queue_size",
         "4096",
         *(chunk_output_args(chunk, segment_seconds=segment_seconds) if chunk is not None else []),
-        "-f",
-        "hls",
-        "-hls_time",
-        f"{segment_seconds:g}",
-        "-hls_playlist_type",
-        "vod",
-        "-hls_list_size",
-        "0",
-        "-hls_segment_type",
-        "mpegts",
+        *hls_muxer_args(segment_seconds),
         "-hls_flags",
         "independent_segments",
         "-hls_segment_filename",
@@ -311,6 +302,22 @@ def build_hls_command(
         template = chunk_sprite_template(chunk.index) if chunk is not None else SPRITE_TEMPLATE
         cmd += preview_output_args(label=PREVIEW_LABEL, output_dir=out, template=template)
     return cmd
+
+
+def hls_muxer_args(segment_seconds: float) -> list[str]:
+    """The HLS muxer of every output: a VOD playlist of MPEG-TS segments cut every ``segment_seconds``."""
+    return [
+        "-f",
+        "hls",
+        "-hls_time",
+        f"{segment_seconds:g}",
+        "-hls_playlist_type",
+        "vod",
+        "-hls_list_size",
+        "0",
+        "-hls_segment_type",
+        "mpegts",
+    ]
 
 
 def chunk_output_args(chunk: ChunkRange, *, segment_seconds: float) -> list[str]:
@@ -372,16 +379,7 @@ def audio_hls_command(
         "-1",
         "-output_ts_offset",
         f"{CHUNK_TS_OFFSET_S:.6f}",
-        "-f",
-        "hls",
-        "-hls_time",
-        f"{segment_seconds:g}",
-        "-hls_playlist_type",
-        "vod",
-        "-hls_list_size",
-        "0",
-        "-hls_segment_type",
-        "mpegts",
+        *hls_muxer_args(segment_seconds),
         "-hls_segment_filename",
         os.fspath(out / AUDIO_RENDITION_NAME / SEGMENT_TEMPLATE),
         os.fspath(out / AUDIO_RENDITION_NAME / MEDIA_PLAYLIST_NAME),

@@ -75,6 +75,7 @@ from transcoding.services.jobs import (
 from transcoding.services.maintenance import transcode_work_dirs_sweep, work_dir_create
 from transcoding.services.pipeline import (
     POSTER_TIMEOUT_S,
+    _attempt_error,
     _Claim,
     _Encoded,
     _is_transient,
@@ -90,7 +91,7 @@ from transcoding.services.pipeline import (
     transient_backoff_s,
 )
 from unpuzzle.failures import failure_for
-from unpuzzle.storage import StoredObjectMissing, delete_key, open_for_ranges, save_directory
+from unpuzzle.storage import StoredObjectMissing, open_for_ranges, save_directory
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +242,6 @@ def _chunk_run(chunk: TranscodeChunk) -> None:
     reporter = _ChunkReporter(claim, chunk)
     started = time.monotonic()
     work = work_dir_create(job_id=job.id, attempt=chunk.job_attempt)
-    stored: list[tuple[str, int]] = []
     cpu = 0.0
     try:
         probe = parse_probe(job.plan["probe"])
@@ -268,29 +268,21 @@ def _chunk_run(chunk: TranscodeChunk) -> None:
             attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
         # else the reaper gave this chunk to another worker, whose run writes the same segments: leave them
         return
-    except _Permanent as exc:
-        _delete_keys(stored)
+    except (_Permanent, StoredObjectMissing) as exc:
         _chunk_ended(chunk=chunk, status=TranscodeChunk.Status.FAILED, error=str(exc), cpu=cpu)
         attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
-        _transcode_attempt_failed(
-            claim=claim, message=f"{chunk}: {exc}", failure=exc.failure, log_tail=exc.log_tail, transient=False
-        )
-        return
-    except StoredObjectMissing as exc:
-        _delete_keys(stored)
-        _chunk_ended(chunk=chunk, status=TranscodeChunk.Status.FAILED, error=str(exc), cpu=cpu)
-        attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
-        _transcode_attempt_failed(
-            claim=claim,
-            message=f"the original is missing from storage: {exc}",
-            failure=failure_for("original_missing"),
-            log_tail=[],
-            transient=False,
-        )
+        if isinstance(exc, _Permanent):
+            message, failure, log_tail = f"{chunk}: {exc}", exc.failure, exc.log_tail
+        else:
+            message, failure, log_tail = (
+                f"the original is missing from storage: {exc}",
+                failure_for("original_missing"),
+                [],
+            )
+        _transcode_attempt_failed(claim=claim, message=message, failure=failure, log_tail=log_tail, transient=False)
         return
     except Exception as exc:
         logger.exception("job_id=%s %s failed", job.id, chunk)
-        _delete_keys(stored)
         _chunk_failed(chunk=chunk, claim=claim, exc=exc, cpu=cpu)
         return
     finally:
@@ -303,15 +295,6 @@ def _attempt_running(claim: _Claim) -> bool:
     return TranscodeJob.objects.filter(
         pk=claim.job_id, status=TranscodeJob.Status.RUNNING, attempts=claim.attempt
     ).exists()
-
-
-def _delete_keys(stored: list[tuple[str, int]]) -> None:
-    """Remove what a chunk uploaded before it learnt its work is not wanted (robust: logged)."""
-    for key, _ in stored:
-        try:
-            delete_key(key)
-        except Exception as exc:
-            logger.warning("could not delete %s (%s); the attempt's folder sweep removes it", key, exc)
 
 
 def _chunk_ended(*, chunk: TranscodeChunk, status: str, error: str, cpu: float) -> None:
@@ -588,14 +571,7 @@ def _chunks_assemble(*, claim: _Claim) -> None:
         attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
     except Exception as exc:
         logger.exception("job_id=%s video_id=%s assembly failed", claim.job_id, claim.video_id)
-        attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
-        _transcode_attempt_failed(
-            claim=claim,
-            message=f"assembling the chunks failed: {type(exc).__name__}: {exc}",
-            failure=failure_for("server_error"),
-            log_tail=[],
-            transient=_is_transient(exc),
-        )
+        _attempt_error(claim=claim, exc=exc, what="assembling the chunks failed: ")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -737,13 +737,19 @@ def transcode_run(*, job_id: uuid.UUID | str) -> None:
         )
     except Exception as exc:
         logger.exception("job_id=%s video_id=%s attempt %d failed", claim.job_id, claim.video_id, claim.attempt)
-        attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
-        _transcode_attempt_failed(
-            claim=claim,
-            message=f"{type(exc).__name__}: {exc}",
-            failure=failure_for("server_error"),
-            log_tail=[],
-            transient=_is_transient(exc),
-        )
+        _attempt_error(claim=claim, exc=exc)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _attempt_error(*, claim: _Claim, exc: Exception, what: str = "") -> None:
+    """End an attempt an unexpected error stopped: its folder goes; storage, network and database
+    errors are retried after a backoff, anything else fails the job (``server_error``)."""
+    attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
+    _transcode_attempt_failed(
+        claim=claim,
+        message=f"{what}{type(exc).__name__}: {exc}",
+        failure=failure_for("server_error"),
+        log_tail=[],
+        transient=_is_transient(exc),
+    )
