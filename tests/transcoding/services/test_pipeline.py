@@ -363,8 +363,11 @@ def test_each_replaced_folder_has_its_own_grace_and_the_current_one_is_never_del
     assert reaper_task() == {
         "requeued": 0,
         "failed": 0,
+        "chunks_requeued": 0,
+        "chunks_failed": 0,
         "dispatched": 0,
         "redispatched": 0,
+        "chunks_dispatched": 0,
         "previous_outputs_deleted": 1,
     }
     assert folders(video) == {"2", "3"}
