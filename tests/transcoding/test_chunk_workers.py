@@ -82,8 +82,8 @@ def test_a_worker_killed_in_the_middle_of_a_chunk_costs_that_chunk_alone(
     start_cluster, chunked_env, user, settings, tmp_path
 ):
     # slower encoder settings, so the kill lands in the middle of a chunk
-    chunked_env.update({"TRANSCODE_CHUNK_SECONDS": "8", "HLS_X264_PRESET": "veryslow", "HLS_LADDER": "360p:800k"})
-    clip = make_clip(tmp_path / "lecture.mp4", width=640, height=360, duration=24.0)
+    chunked_env.update({"TRANSCODE_CHUNK_SECONDS": "8", "HLS_X264_PRESET": "slow", "HLS_LADDER": "360p:800k"})
+    clip = make_clip(tmp_path / "lecture.mp4", width=640, height=360, duration=16.0)
     first = start_cluster(TRANSCODE)
     job = transcode_enqueue(video=make_stored_video(user, clip))
     running = wait_for(
