@@ -194,6 +194,23 @@ def open_local_copy(
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def open_for_ranges(
+    key: str, *, expire_seconds: int, storage: Storage | None = None, directory: Path | None = None
+) -> Iterator[Path | str]:
+    """Yield what a reader that seeks (ffmpeg) opens to read parts of the object: the file itself on
+    local storage, a presigned URL on S3/B2 (byte-range GETs, valid ``expire_seconds``; nothing is
+    copied), else a local copy (``open_local_copy``). Raises StoredObjectMissing when there is no object."""
+    backend = _backend(storage)
+    if is_s3(backend):
+        if not backend.exists(key):
+            raise StoredObjectMissing(f"stored object {key!r} does not exist")
+        yield storage_url(key, expire_seconds=expire_seconds, storage=backend)
+        return
+    with open_local_copy(key, storage=backend, directory=directory) as path:
+        yield path
+
+
 def iter_objects(prefix: str, *, storage: Storage | None = None) -> Iterator[tuple[str, int]]:
     """Yield ``(key, size)`` for every object whose key starts with ``prefix``."""
     backend = _backend(storage)

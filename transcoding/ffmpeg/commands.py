@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
+from transcoding.ffmpeg.chunks import CHUNK_TS_OFFSET_S, ChunkRange, chunk_sprite_template
 from transcoding.ffmpeg.filters import (
     BT709_TAGS,
     PREVIEW_LABEL,
@@ -20,9 +21,17 @@ from transcoding.ffmpeg.filters import (
     source_conversion,
 )
 from transcoding.ffmpeg.ladder import PlannedRendition, even_floor
-from transcoding.ffmpeg.previews import PreviewPlan, preview_filter_chain, preview_output_args
-from transcoding.ffmpeg.probe import DEFAULT_DEMUXERS, PathLike, ProbeResult, input_url, whitelist_args
+from transcoding.ffmpeg.previews import SPRITE_TEMPLATE, PreviewPlan, preview_filter_chain, preview_output_args
+from transcoding.ffmpeg.probe import (
+    DEFAULT_DEMUXERS,
+    PathLike,
+    ProbeResult,
+    input_url,
+    is_remote_input,
+    whitelist_args,
+)
 from transcoding.hls.playlists import (
+    AUDIO_RENDITION_NAME,
     MASTER_PLAYLIST_NAME,
     MEDIA_PLAYLIST_NAME,
     SEGMENT_TEMPLATE,
@@ -166,7 +175,7 @@ DEFAULT_ENCODER_OPTIONS = EncoderOptions()
 def build_hls_command(
     *,
     ffmpeg_bin: str = "ffmpeg",
-    input_path: PathLike,
+    input_path: PathLike | str,
     output_dir: PathLike,
     probe: ProbeResult,
     renditions: Sequence[PlannedRendition],
@@ -181,6 +190,7 @@ def build_hls_command(
     audio_filter: str | None = None,
     allowed_demuxers: Sequence[str] | None = DEFAULT_DEMUXERS,
     loglevel: str = "warning",
+    chunk: ChunkRange | None = None,
 ) -> list[str]:
     """One ffmpeg process that decodes once and writes every rendition as HLS.
 
@@ -196,6 +206,11 @@ def build_hls_command(
     ``previews`` adds the scrubbing preview sheets (``sprite-<n>.jpg`` in ``output_dir``) as one
     more branch of the same decode; ``audio_filter`` (loudness normalisation) runs once on the
     source audio before it is handed to every rendition.
+
+    With ``chunk`` the command encodes only that time range of the source, video only (the audio
+    is encoded once for the whole file: ``audio_hls_command``): segments are numbered from the
+    chunk's first segment and timestamped where the chunk sits in the whole video
+    (``chunk_output_args``), and the preview sheets are named after the chunk.
     """
     validate_renditions(renditions)
     ratio = segment_seconds / keyframe_interval if keyframe_interval > 0 else 0.0
@@ -217,7 +232,7 @@ def build_hls_command(
         source_filters=conversion.filters,
         preview_chain=preview_filter_chain(previews) if previews is not None else None,
     )
-    with_audio = probe.has_audio and probe.audio_stream_index is not None
+    with_audio = probe.has_audio and probe.audio_stream_index is not None and chunk is None
     audio_inputs = [f"0:{probe.audio_stream_index}"] * len(renditions)
     if with_audio and audio_filter:
         audio_inputs = [f"[a{i}]" for i in range(len(renditions))]
@@ -233,9 +248,7 @@ def build_hls_command(
         "-progress",
         "pipe:1",
         "-nostats",
-        *whitelist_args(allowed_demuxers),
-        "-i",
-        input_url(input_path),
+        *input_args(input_path, allowed_demuxers=allowed_demuxers, chunk=chunk),
     ]
     cmd += ["-filter_complex", graph]
     for label in labels:
@@ -270,6 +283,7 @@ def build_hls_command(
         # x264 lookahead delays video packets; the default queue overflows on some inputs
         "-max_muxing_queue_size",
         "4096",
+        *(chunk_output_args(chunk, segment_seconds=segment_seconds) if chunk is not None else []),
         "-f",
         "hls",
         "-hls_time",
@@ -291,7 +305,98 @@ def build_hls_command(
         os.fspath(out / "%v" / MEDIA_PLAYLIST_NAME),
     ]
     if previews is not None:
-        cmd += preview_output_args(label=PREVIEW_LABEL, output_dir=out)
+        template = chunk_sprite_template(chunk.index) if chunk is not None else SPRITE_TEMPLATE
+        cmd += preview_output_args(label=PREVIEW_LABEL, output_dir=out, template=template)
+    return cmd
+
+
+def input_args(
+    input_path: PathLike | str, *, allowed_demuxers: Sequence[str] | None, chunk: ChunkRange | None = None
+) -> list[str]:
+    """Input options and ``-i``: a local file, or the original's presigned URL (read by byte ranges,
+    reconnecting on network errors); with ``chunk``, accurate seeking to its start and its length only."""
+    args: list[str] = []
+    if is_remote_input(input_path):
+        args += ["-reconnect", "1", "-reconnect_on_network_error", "1", "-reconnect_delay_max", "30"]
+    args += whitelist_args(allowed_demuxers, remote=is_remote_input(input_path))
+    if chunk is not None:
+        args += ["-ss", f"{chunk.start:.6f}", "-t", f"{chunk.length:.6f}"]
+    return [*args, "-i", input_url(input_path)]
+
+
+def chunk_output_args(chunk: ChunkRange, *, segment_seconds: float) -> list[str]:
+    """Output options that place a chunk in the whole video: segment numbers from its first segment,
+    timestamps shifted to its start (plus ``CHUNK_TS_OFFSET_S``, which no B-frame or AAC priming
+    delay reaches below zero, so no muxer shifts one chunk's clock and not another's)."""
+    return [
+        "-output_ts_offset",
+        f"{chunk.start + CHUNK_TS_OFFSET_S:.6f}",
+        "-start_number",
+        str(chunk.first_segment(segment_seconds)),
+    ]
+
+
+def audio_hls_command(
+    *,
+    ffmpeg_bin: str = "ffmpeg",
+    input_path: PathLike | str,
+    output_dir: PathLike,
+    probe: ProbeResult,
+    segment_seconds: float = 6.0,
+    audio_bitrate: int = 128_000,
+    audio_filter: str | None = None,
+    allowed_demuxers: Sequence[str] | None = DEFAULT_DEMUXERS,
+    loglevel: str = "warning",
+) -> list[str]:
+    """The whole audio track as one HLS audio rendition (``<output_dir>/audio/index.m3u8``), for the
+    chunked layout: AAC as the ladder's, on the chunks' clock (``CHUNK_TS_OFFSET_S``), encoded once so
+    it has no gap or click where the video chunks meet."""
+    if not probe.has_audio or probe.audio_stream_index is None:
+        raise ValueError("the source has no audio stream")
+    out = Path(output_dir).absolute()
+    if "%" in os.fspath(out):
+        raise ValueError(f"output_dir {out} must not contain '%' (ffmpeg treats it as a pattern)")
+    cmd = [
+        ffmpeg_bin,
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        loglevel,
+        "-progress",
+        "pipe:1",
+        "-nostats",
+        *input_args(input_path, allowed_demuxers=allowed_demuxers),
+        "-map",
+        f"0:{probe.audio_stream_index}",
+        "-vn",
+        "-sn",
+        "-dn",
+    ]
+    if audio_filter:
+        cmd += ["-af", audio_filter]
+    cmd += audio_encoder_args(stream=None, audio_bitrate=audio_bitrate)
+    cmd += [
+        "-map_metadata",
+        "-1",
+        "-map_chapters",
+        "-1",
+        "-output_ts_offset",
+        f"{CHUNK_TS_OFFSET_S:.6f}",
+        "-f",
+        "hls",
+        "-hls_time",
+        f"{segment_seconds:g}",
+        "-hls_playlist_type",
+        "vod",
+        "-hls_list_size",
+        "0",
+        "-hls_segment_type",
+        "mpegts",
+        "-hls_segment_filename",
+        os.fspath(out / AUDIO_RENDITION_NAME / SEGMENT_TEMPLATE),
+        os.fspath(out / AUDIO_RENDITION_NAME / MEDIA_PLAYLIST_NAME),
+    ]
     return cmd
 
 
@@ -304,7 +409,7 @@ def poster_time(probe: ProbeResult, *, position: float = 0.1) -> float:
 def poster_command(
     *,
     ffmpeg_bin: str = "ffmpeg",
-    input_path: PathLike,
+    input_path: PathLike | str,
     output_path: PathLike,
     probe: ProbeResult,
     width: int | None = None,
@@ -333,11 +438,9 @@ def poster_command(
         "-y",
         "-loglevel",
         "error",
-        *whitelist_args(allowed_demuxers),
         "-ss",
         f"{poster_time(probe, position=position):.3f}",
-        "-i",
-        input_url(input_path),
+        *input_args(input_path, allowed_demuxers=allowed_demuxers),
         "-map",
         f"0:{probe.video_stream_index}",
         "-frames:v",

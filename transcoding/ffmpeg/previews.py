@@ -98,8 +98,11 @@ def preview_filter_chain(plan: PreviewPlan) -> str:
     )
 
 
-def preview_output_args(*, label: str, output_dir: os.PathLike[str] | str) -> list[str]:
-    """Output options and file pattern of the sheets: JPEGs ``sprite-0.jpg``, ``sprite-1.jpg``… in ``output_dir``."""
+def preview_output_args(
+    *, label: str, output_dir: os.PathLike[str] | str, template: str = SPRITE_TEMPLATE
+) -> list[str]:
+    """Output options and file pattern of the sheets: JPEGs ``sprite-0.jpg``, ``sprite-1.jpg``… in ``output_dir``
+    (``template`` names them otherwise: a chunk's own sheets)."""
     return [
         "-map",
         f"[{label}]",
@@ -119,7 +122,7 @@ def preview_output_args(*, label: str, output_dir: os.PathLike[str] | str) -> li
         "image2",
         "-start_number",
         "0",
-        os.fspath(Path(output_dir).absolute() / SPRITE_TEMPLATE),
+        os.fspath(Path(output_dir).absolute() / template),
     ]
 
 
@@ -135,9 +138,9 @@ def preview_frames_cut(*, plan: PreviewPlan, video_seconds: float, frame_rate: f
     return min(plan.frames, cut, on_sheets)
 
 
-def sprite_name(sheet: int) -> str:
+def sprite_name(sheet: int, template: str = SPRITE_TEMPLATE) -> str:
     """File name of the ``sheet``-th preview sheet (from 0)."""
-    return SPRITE_TEMPLATE % sheet
+    return template % sheet
 
 
 def thumbnails_vtt(*, plan: PreviewPlan, duration: float, frames: int | None = None) -> str:
@@ -147,26 +150,38 @@ def thumbnails_vtt(*, plan: PreviewPlan, duration: float, frames: int | None = N
     ``frames`` is how many frames ffmpeg cut (``preview_frames_cut``; default the plan's); the
     last cue runs to ``duration`` so the track has no gap.
     """
+    return thumbnails_vtt_join([thumbnail_cues(plan=plan, start=0.0, end=duration, frames=frames)])
+
+
+def thumbnail_cues(
+    *, plan: PreviewPlan, start: float, end: float, frames: int | None = None, template: str = SPRITE_TEMPLATE
+) -> list[str]:
+    """Cue blocks for the frames of sheets named by ``template`` cut from ``start`` to ``end`` of the
+    video (a chunk's, or the whole video from 0): frame ``i`` from ``start + i*interval``, the last to ``end``."""
     frames = plan.frames if frames is None else frames
     if frames <= 0:
         raise ValueError("no preview sheet was written")
-    lines = ["WEBVTT", ""]
+    blocks = []
     for index in range(frames):
-        start = index * plan.interval
-        end = duration if index == frames - 1 else (index + 1) * plan.interval
+        cue_start = start + index * plan.interval
+        cue_end = end if index == frames - 1 else start + (index + 1) * plan.interval
         sheet, x, y = plan.cell(index)
-        lines += [
-            f"{format_timestamp(start)} --> {format_timestamp(end)}",
-            f"{sprite_name(sheet)}#xywh={x},{y},{plan.tile_width},{plan.tile_height}",
-            "",
-        ]
-    return "\n".join(lines)
+        blocks.append(
+            f"{format_timestamp(cue_start)} --> {format_timestamp(cue_end)}\n"
+            f"{sprite_name(sheet, template)}#xywh={x},{y},{plan.tile_width},{plan.tile_height}\n"
+        )
+    return blocks
 
 
-def sheets_in(output_dir: os.PathLike[str] | str) -> int:
+def thumbnails_vtt_join(parts: list[list[str]]) -> str:
+    """One WebVTT thumbnails track of the cue blocks of ``parts`` (in time order)."""
+    return "\n".join(["WEBVTT\n", *(block for part in parts for block in part)])
+
+
+def sheets_in(output_dir: os.PathLike[str] | str, template: str = SPRITE_TEMPLATE) -> int:
     """How many consecutive sheets (``sprite-0.jpg``, ``sprite-1.jpg``…) a directory holds, non-empty."""
     directory = Path(output_dir)
     count = 0
-    while (path := directory / sprite_name(count)).is_file() and path.stat().st_size > 0:
+    while (path := directory / sprite_name(count, template)).is_file() and path.stat().st_size > 0:
         count += 1
     return count

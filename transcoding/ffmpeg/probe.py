@@ -258,15 +258,23 @@ def parse_probe(data: Mapping[str, Any]) -> ProbeResult:
     )
 
 
-def input_url(path: PathLike) -> str:
-    """The ``-i`` argument for a local file, as an absolute ``file:`` URL."""
+def is_remote_input(path: PathLike | str) -> bool:
+    """True for an original read over HTTP(S) (a presigned storage URL), False for a local file."""
+    return isinstance(path, str) and path.startswith(("https://", "http://"))
+
+
+def input_url(path: PathLike | str) -> str:
+    """The ``-i`` argument: a local file as an absolute ``file:`` URL, or a storage URL as given."""
+    if is_remote_input(path):
+        return os.fspath(path)
     # the file: prefix stops names like "a:b.mp4" or "http..." from being read as protocols
     return "file:" + os.fspath(Path(path).absolute())
 
 
-def whitelist_args(allowed_demuxers: Sequence[str] | None) -> list[str]:
-    """Input options that allow local files only and, when given, only ``allowed_demuxers``."""
-    args = ["-protocol_whitelist", "file"]
+def whitelist_args(allowed_demuxers: Sequence[str] | None, *, remote: bool = False) -> list[str]:
+    """Input options that allow local files only (or, ``remote``, only HTTP(S) for the storage URL
+    the worker made itself) and, when given, only ``allowed_demuxers``."""
+    args = ["-protocol_whitelist", "https,tls,http,tcp" if remote else "file"]
     if allowed_demuxers:
         args += ["-format_whitelist", ",".join(allowed_demuxers)]
     return args

@@ -16,7 +16,7 @@ from media_library.models import Video
 from media_library.services import video_duplicates_waiting, video_output_share
 from transcoding.costs.selectors import spending_allowed
 from transcoding.ffmpeg.sanity import human_duration
-from transcoding.models import TranscodeJob
+from transcoding.models import TranscodeChunk, TranscodeJob
 from transcoding.serializers import video_representation
 from unpuzzle.exceptions import Conflict, NotFound, PermissionDenied
 from unpuzzle.failures import Failure, failure_for
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TRANSCODE_TASK = "transcoding.tasks.transcode_video"
+CHUNKS_TASK = "transcoding.tasks.transcode_chunks"
 
 
 def transcode_dispatch(*, job_id: uuid.UUID) -> None:
@@ -268,3 +269,60 @@ def transcode_cancel(*, job: TranscodeJob, by: AbstractBaseUser | AnonymousUser 
     video_job_ended(video=video, failure=failure)
     logger.info("job_id=%s video_id=%s cancelled by %s", locked.id, video.id, who)
     return locked
+
+
+def transcode_block_for_budget(*, job: TranscodeJob, video: Video, reason: str) -> None:
+    """Cancel a job that may not start (or go on) because spending is stopped, and block its video
+    with ``reason``; releasing the kill switch queues it again. The caller holds the locks."""
+    transcode_job_finish(
+        job=job, status=TranscodeJob.Status.CANCELLED, error=f"not started, spending is stopped: {reason}"
+    )
+    video_move_to(video=video, status=Video.Status.BLOCKED)
+    video.status_reason = reason
+    video.status_code = ""
+    video.save(update_fields=["status", "status_reason", "status_code", "updated_at"])
+    webhook_event_record(type="video.blocked", data=video_representation(video=video))
+    logger.info("job_id=%s video_id=%s blocked: %s", job.id, video.id, reason)
+
+
+# --- Chunks of a chunked attempt ------------------------------------------------------------
+
+
+def transcode_chunks_dispatch(*, count: int) -> None:
+    """Put ``count`` chunk tasks on the transcode cluster's queue.
+
+    A chunk task is not tied to a chunk: it claims whichever queued chunk is next when a worker
+    starts it, and goes on to the next one until none is left. So a task that a busy cluster
+    fetched ahead of a free worker strands nothing: the workers that are free take the chunks.
+    """
+    for _ in range(count):
+        async_task(
+            CHUNKS_TASK, task_name="transcode-chunks", group="transcode-chunks", cluster=settings.TRANSCODE_CLUSTER
+        )
+
+
+def transcode_chunk_requeue(*, chunk: TranscodeChunk, reason: str, not_before: datetime | None = None) -> None:
+    """Hand a chunk back to the queue on its own (caller holds the job's lock and set its counters);
+    without ``not_before`` a chunk task is dispatched after commit, with it the reaper does once it passed."""
+    chunk.status = TranscodeChunk.Status.QUEUED
+    chunk.error = reason
+    chunk.progress = 0
+    chunk.not_before = not_before
+    chunk.dispatched_at = None if not_before else timezone.now()
+    chunk.save(
+        update_fields=["status", "error", "progress", "not_before", "dispatched_at", "transient_failures", "attempts"]
+    )
+    if not_before is None:
+        transaction.on_commit(lambda: transcode_chunks_dispatch(count=1))
+    logger.warning("job_id=%s %s requeued: %s", chunk.job_id, chunk, reason)
+
+
+def transcode_chunks_cancel(*, job: TranscodeJob) -> int:
+    """Mark the unfinished chunks of ``job``'s attempts that are over as cancelled; returns how many.
+    Their workers see the job end within seconds and stop on their own."""
+    stale = TranscodeChunk.objects.filter(
+        job=job, status__in=[TranscodeChunk.Status.QUEUED, TranscodeChunk.Status.RUNNING]
+    )
+    if job.status == TranscodeJob.Status.RUNNING:
+        stale = stale.exclude(job_attempt=job.attempts)
+    return stale.update(status=TranscodeChunk.Status.CANCELLED, finished_at=timezone.now())

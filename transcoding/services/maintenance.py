@@ -14,12 +14,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from media_library.models import PreviousHlsOutput, Video
 from media_library.selectors import hls_folders_in_use, previous_output_grace_cutoff
-from transcoding.models import TranscodeJob
+from transcoding.models import TranscodeChunk, TranscodeJob
 from transcoding.services.jobs import transcode_job_finish, transcode_lock, transcode_requeue, video_job_ended
 from unpuzzle.failures import failure_for
 from unpuzzle.storage import delete_prefix, iter_objects
@@ -218,8 +218,10 @@ def transcode_reap_stale(*, now: datetime | None = None) -> dict[str, int]:
     """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.TRANSCODE_HEARTBEAT_STALE_S)
-    stale = TranscodeJob.objects.filter(status=TranscodeJob.Status.RUNNING).filter(
-        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    stale = (
+        TranscodeJob.objects.filter(status=TranscodeJob.Status.RUNNING)
+        .filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff))
+        .exclude(Exists(_live_chunks()))
     )
     counts = {"requeued": 0, "failed": 0}
     for job_id in list(stale.values_list("id", flat=True)):
@@ -231,10 +233,24 @@ def transcode_reap_stale(*, now: datetime | None = None) -> dict[str, int]:
     return counts
 
 
+def _live_chunks() -> QuerySet[TranscodeChunk]:
+    """Chunks of a job's running attempt still to be encoded: the chunk reaper watches those, and a
+    chunked job waiting for free workers has no heartbeat of its own meanwhile."""
+    return TranscodeChunk.objects.filter(
+        job=OuterRef("pk"),
+        job_attempt=OuterRef("attempts"),
+        status__in=[TranscodeChunk.Status.QUEUED, TranscodeChunk.Status.RUNNING],
+    )
+
+
 @transaction.atomic
 def _reap_one(*, job_id: uuid.UUID, cutoff: datetime) -> str | None:
     job, video = transcode_lock(job_id=job_id)
     if job is None or video is None or job.status != TranscodeJob.Status.RUNNING:
+        return None
+    if TranscodeChunk.objects.filter(
+        job=job, job_attempt=job.attempts, status__in=[TranscodeChunk.Status.QUEUED, TranscodeChunk.Status.RUNNING]
+    ).exists():
         return None
     beat = job.heartbeat_at or job.started_at
     if beat is not None and beat >= cutoff:

@@ -3,6 +3,7 @@ upload the output to a fresh folder and switch it on the video, or record why th
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import shutil
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -23,7 +24,8 @@ from media_library.models import Rendition, Video
 from media_library.services import video_output_switch
 from transcoding.costs.ledger import cost_record_transcode
 from transcoding.costs.selectors import spending_allowed, transcode_ceiling_reason, transcode_running_ceiling_reason
-from transcoding.ffmpeg.commands import build_hls_command, poster_command
+from transcoding.ffmpeg.chunks import ChunkRange, plan_chunks
+from transcoding.ffmpeg.commands import EncoderOptions, build_hls_command, poster_command
 from transcoding.ffmpeg.filters import available_filters, source_conversion
 from transcoding.ffmpeg.ladder import PlannedRendition, parse_bitrate, parse_ladder, plan_renditions
 from transcoding.ffmpeg.loudness import (
@@ -52,9 +54,11 @@ from transcoding.ffmpeg.process import (
 from transcoding.ffmpeg.sanity import human_duration
 from transcoding.hls.playlists import MASTER_PLAYLIST_NAME, HlsOutput, rewrite_master_playlist
 from transcoding.hls.ts import HlsOutputError, HlsOutputIncomplete
-from transcoding.models import TranscodeJob
+from transcoding.models import TranscodeChunk, TranscodeJob
 from transcoding.serializers import video_representation
 from transcoding.services.jobs import (
+    transcode_block_for_budget,
+    transcode_chunks_dispatch,
     transcode_job_finish,
     transcode_lock,
     transcode_requeue,
@@ -130,15 +134,7 @@ def _transcode_claim(*, job_id: uuid.UUID | str) -> _Claim | None:
 
     decision = spending_allowed(owner=video.owner)
     if not decision.allowed:
-        transcode_job_finish(
-            job=job, status=TranscodeJob.Status.CANCELLED, error=f"not started, spending is stopped: {decision.reason}"
-        )
-        video_move_to(video=video, status=Video.Status.BLOCKED)
-        video.status_reason = decision.reason
-        video.status_code = ""
-        video.save(update_fields=["status", "status_reason", "status_code", "updated_at"])
-        webhook_event_record(type="video.blocked", data=video_representation(video=video))
-        logger.info("job_id=%s video_id=%s blocked before start: %s", job.id, video.id, decision.reason)
+        transcode_block_for_budget(job=job, video=video, reason=decision.reason)
         return None
 
     now = timezone.now()
@@ -148,7 +144,21 @@ def _transcode_claim(*, job_id: uuid.UUID | str) -> _Claim | None:
     job.heartbeat_at = now
     job.progress = 0
     job.not_before = None
-    job.save(update_fields=["status", "attempts", "started_at", "heartbeat_at", "progress", "not_before", "updated_at"])
+    job.chunk_count = 0
+    job.plan = {}
+    job.save(
+        update_fields=[
+            "status",
+            "attempts",
+            "started_at",
+            "heartbeat_at",
+            "progress",
+            "not_before",
+            "chunk_count",
+            "plan",
+            "updated_at",
+        ]
+    )
     # Folder numbers only grow: every attempt of every job of this video gets its own.
     attempts_total = TranscodeJob.objects.filter(video=video).aggregate(total=Sum("attempts"))["total"] or 0
     folder = max(attempts_total, hls_folder_number(video.hls_master_key) + 1)
@@ -199,7 +209,10 @@ class _Reporter:
             # A cluster whose workers all transcode for hours is alive all the same (/healthz).
             self.last_cluster_beat = self.last_save
             cluster_beat()
-        return self._mine().update(progress=min(99, int(self.percent)), heartbeat_at=timezone.now()) == 1
+        return self._store(min(99, int(self.percent)))
+
+    def _store(self, progress: int) -> bool:
+        return self._mine().update(progress=progress, heartbeat_at=timezone.now()) == 1
 
     def on_encode_progress(self, percent: float) -> None:
         self.percent = max(self.percent, percent * ENCODE_PROGRESS_SHARE)
@@ -220,6 +233,11 @@ class _Reporter:
             raise _LostJob("the job was cancelled or taken over while it ran")
 
 
+def encoder_options() -> EncoderOptions:
+    """Production's encoder options; ``TRANSCODE_THREADS`` sets x264's threads (0: its own choice)."""
+    return EncoderOptions(x264_threads=settings.TRANSCODE_THREADS or None)
+
+
 def _keyframe_interval(segment_seconds: int) -> float:
     # Segments must start with an IDR frame: 2 s keyframes when they divide the segment, else 1 s.
     return 2.0 if segment_seconds % 2 == 0 else 1.0
@@ -235,11 +253,22 @@ class _Encoded:
     log_tail: list[str]
 
 
-def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> _Encoded:
+@dataclass(frozen=True)
+class _Chunked:
+    """A long source's plan: its chunks are encoded in parallel (``transcoding.services.chunks``)."""
+
+    probe: ProbeResult
+    renditions: list[PlannedRendition]
+    chunks: list[ChunkRange]
+
+
+def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> _Encoded | _Chunked:
     """Probe, encode the ladder in one ffmpeg process, write the poster and the measured master.
 
     Nothing is encoded for a source outside the limits (``original_probe``) or whose estimate is
     over ``TRANSCODE_MAX_VIDEO_USD``; an encode whose output and CPU pass the ceiling is stopped.
+    A source longer than ``TRANSCODE_CHUNK_MIN_SECONDS`` is not encoded here: its chunked plan is
+    returned instead.
     """
     try:
         probe = original_probe(path=source)
@@ -253,6 +282,14 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
     if over_ceiling:
         raise _Permanent(f"not started: {over_ceiling}", failure=failure_for("over_cost_ceiling", detail=over_ceiling))
     renditions = plan_renditions(probe, parse_ladder(settings.HLS_LADDER))
+    chunks = plan_chunks(
+        duration=probe.duration,
+        chunk_seconds=settings.TRANSCODE_CHUNK_SECONDS,
+        min_seconds=settings.TRANSCODE_CHUNK_MIN_SECONDS,
+        segment_seconds=settings.HLS_SEGMENT_SECONDS,
+    )
+    if chunks is not None:
+        return _Chunked(probe=probe, renditions=renditions, chunks=chunks)
 
     def ceiling(encoded_s: float, cpu_seconds: float) -> str:
         return transcode_running_ceiling_reason(
@@ -291,6 +328,7 @@ def _encode(*, claim: _Claim, source: Path, work: Path, reporter: _Reporter) -> 
         audio_bitrate=parse_bitrate(settings.HLS_AUDIO_BITRATE),
         crf=settings.HLS_CRF,
         preset=settings.HLS_X264_PRESET,
+        options=encoder_options(),
         conversion=conversion,
         previews=previews,
         audio_filter=audio.filter if audio is not None else None,
@@ -590,6 +628,62 @@ def _transcode_attempt_failed(
     logger.warning("job_id=%s video_id=%s failed: %s", job.id, video.id, message)
 
 
+def chunk_plan_data(*, plan: _Chunked, claim: _Claim) -> dict[str, Any]:
+    """What every chunk of the attempt encodes with, fixed when the attempt starts (so a chunk run on
+    another machine, or after a settings change, makes the same ladder): stored on the job."""
+    previews = _preview_plan(probe=plan.probe, renditions=plan.renditions)
+    return {
+        "storage_key": claim.storage_key,
+        "probe": plan.probe.raw,
+        "ladder": settings.HLS_LADDER,
+        "segment_seconds": settings.HLS_SEGMENT_SECONDS,
+        "audio_bitrate": parse_bitrate(settings.HLS_AUDIO_BITRATE),
+        "crf": settings.HLS_CRF,
+        "preset": settings.HLS_X264_PRESET,
+        "previews": dataclasses.asdict(previews) if previews is not None else None,
+    }
+
+
+@transaction.atomic
+def _chunks_create(*, claim: _Claim, plan: _Chunked) -> None:
+    """Write the attempt's chunks (the audio chunk first, then the video ones) and queue a chunk task
+    for each; the job stays running until the last chunk assembles the output."""
+    job, video = transcode_lock(job_id=claim.job_id)
+    if job is None or video is None or job.status != TranscodeJob.Status.RUNNING or job.attempts != claim.attempt:
+        raise _LostJob("the job was cancelled, its video deleted, or another worker took it over")
+    job.chunk_count = len(plan.chunks)
+    job.plan = chunk_plan_data(plan=plan, claim=claim)
+    job.save(update_fields=["chunk_count", "plan", "updated_at"])
+    rows = [
+        TranscodeChunk(
+            job=job,
+            job_attempt=claim.attempt,
+            kind=TranscodeChunk.Kind.AUDIO,
+            index=0,
+            start_s=0.0,
+            length_s=plan.probe.duration,
+        )
+    ]
+    rows += [
+        TranscodeChunk(job=job, job_attempt=claim.attempt, index=c.index, start_s=c.start, length_s=c.length)
+        for c in plan.chunks
+    ]
+    now = timezone.now()
+    for row in rows:
+        row.dispatched_at = now
+    TranscodeChunk.objects.bulk_create(rows)
+    # this worker runs one of them itself: one task fewer
+    transaction.on_commit(lambda: transcode_chunks_dispatch(count=len(rows) - 1))
+    logger.info(
+        "job_id=%s video_id=%s %.1f s cut into %d chunks of %d s, encoded in parallel",
+        claim.job_id,
+        claim.video_id,
+        plan.probe.duration,
+        len(plan.chunks),
+        settings.TRANSCODE_CHUNK_SECONDS,
+    )
+
+
 def transcode_run(*, job_id: uuid.UUID | str) -> None:
     """Run one queued transcode job to the end (the django-q2 task calls this).
 
@@ -614,6 +708,10 @@ def transcode_run(*, job_id: uuid.UUID | str) -> None:
     try:
         with open_local_copy(claim.storage_key, directory=work) as source:
             encoded = _encode(claim=claim, source=source, work=work, reporter=reporter)
+        if isinstance(encoded, _Chunked):
+            # The workers of the transcode cluster take it from here, this one included (tasks.transcode_video).
+            _chunks_create(claim=claim, plan=encoded)
+            return
         reporter.check(95)
         # A folder number can only hold leftovers of a lost attempt; start it empty.
         delete_prefix(claim.prefix)
