@@ -78,6 +78,7 @@ class Result:
     cluster_cpu: dict[str, float]
     workers: dict[str, str]
     output: Path
+    load_at_start: float
 
     @property
     def job(self) -> dict[str, Any]:
@@ -161,6 +162,7 @@ def product_env(args: argparse.Namespace, work: Path, database: Database) -> dic
 
 def run_once(product: Product, run: Run, *, env: dict[str, str], source: Path, deadline_s: float) -> Result:
     """Start the clusters of ``run``, queue the source as a new video, wait for it, stop them."""
+    load = os.getloadavg()[0]
     product.env = env
     product.start("short")
     clusters = {}
@@ -186,7 +188,9 @@ def run_once(product: Product, run: Run, *, env: dict[str, str], source: Path, d
     finally:
         product.stop_all()
     output = Path(report["media_root"]) / report["video"]["hls_master_key"]
-    return Result(run=run, report=report, cluster_cpu=cluster_cpu, workers=workers, output=output.parent)
+    return Result(
+        run=run, report=report, cluster_cpu=cluster_cpu, workers=workers, output=output.parent, load_at_start=load
+    )
 
 
 # --- measures of an output -----------------------------------------------------------------
@@ -316,13 +320,19 @@ def verdict(ok: bool) -> str:
 
 
 def print_runs(results: dict[str, Result]) -> None:
-    print(f"\n  {'run':44} {'ready in':>16} {'job CPU s':>10} {'clusters CPU s':>15} {'chunks':>7} {'job wall s':>11}")
+    print(
+        f"\n  {'run':44} {'ready in':>16} {'job CPU s':>10} {'clusters CPU s':>15} {'chunks':>7} "
+        f"{'core use':>9} {'load at start':>14}"
+    )
     for result in results.values():
         job = result.job
+        clusters_cpu = sum(result.cluster_cpu.values())
+        # below ~95%, something else took the pinned cores: the run's times are not comparable
+        use = clusters_cpu / (result.time_to_ready * len(result.run.cores))
         print(
             f"  ({result.run.key}) {result.run.title:40} {fmt_s(result.time_to_ready):>16} "
-            f"{job['cpu_seconds'] or 0:10.1f} {sum(result.cluster_cpu.values()):15.1f} {job['chunk_count']:7d} "
-            f"{job['wall_seconds'] or 0:11.1f}"
+            f"{job['cpu_seconds'] or 0:10.1f} {clusters_cpu:15.1f} {job['chunk_count']:7d} {use:9.0%} "
+            f"{result.load_at_start:14.2f}"
         )
     a, b, c = results.get("a"), results.get("b"), results.get("c")
     if a and c:
@@ -387,7 +397,7 @@ def print_timeline(result: Result) -> None:
     last = max(c["finished_at"] for c in result.chunks)
     print(
         f"    last chunk done {last - result.enqueued:7.1f}; video ready {result.time_to_ready:7.1f} "
-        f"(assembly and switch {result.report['video']['ready_at'] - last:.1f} s)"
+        f"(assembly and switch {result.report['video']['ready_at'] - last:.2f} s)"
     )
     for name in sorted(set(result.workers.values())):
         mine = [c for c in result.chunks if result.workers.get(c["worker"]) == name]
