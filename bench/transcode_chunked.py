@@ -9,7 +9,9 @@ of its own (``taskset``, ``TRANSCODE_THREADS=1``) to stand for a machine:
 
 (a) one process: ``TRANSCODE_CHUNK_SECONDS=0``, one transcode worker on core 0;
 (b) chunked, one transcode worker on core 0;
-(c) chunked, two transcode clusters of one worker each, on core 0 and core 1.
+(c) chunked, two transcode clusters of one worker each, on core 0 and core 1;
+(s) optional (``--runs a,b,c,s``): (b) with ``STORAGE_BACKEND=b2`` on a moto S3 server, counting its
+    requests by B2 class, per phase and per chunk (one worker runs the chunks one after another).
 
 Printed: time to ready (the job's creation to the video's ``ready_at``), the ratios a/c and b/c,
 the CPU of (c) over (a) from ``job.cpu_seconds`` and from the clusters' own counters (/proc), bytes
@@ -24,6 +26,7 @@ import argparse
 import contextlib
 import dataclasses
 import heapq
+import logging
 import math
 import os
 import re
@@ -39,7 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.faults_product import Database, Helper, Product
+from bench.faults_product import Database, Helper, Product, Storage
 from bench.transcode_media import motion_source, ssim_per_tier
 from transcoding.ffmpeg.ladder import PlannedRendition, parse_ladder, plan_renditions
 from transcoding.ffmpeg.previews import plan_previews
@@ -60,12 +63,14 @@ class Run:
     title: str
     chunked: bool
     cores: tuple[str, ...]
+    s3: bool = False
 
 
 RUNS = (
     Run("a", "one process, 1 worker on core 0", chunked=False, cores=("0",)),
     Run("b", "chunked, 1 worker on core 0", chunked=True, cores=("0",)),
     Run("c", "chunked, 2 workers on cores 0 and 1", chunked=True, cores=("0", "1")),
+    Run("s", "chunked, 1 worker on core 0, S3 (moto)", chunked=True, cores=("0",), s3=True),
 )
 
 
@@ -107,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of this part (``--quick``, ``--keep`` and ``--cache-dir`` are bench/transcode.py's)."""
     group = parser.add_argument_group("part 4, chunked transcoding through the product (--chunked)")
     group.add_argument("--chunked", action="store_true", help="run part 4 alone (10-minute clip, about 30 min)")
-    group.add_argument("--runs", default="a,b,c", help="which of the runs a, b, c (default all)")
+    group.add_argument("--runs", default="a,b,c", help="which of the runs a, b, c, s (s: on moto S3; default a,b,c)")
     group.add_argument("--chunk-seconds", type=int, default=None, help="TRANSCODE_CHUNK_SECONDS (150; 30 --quick)")
     group.add_argument(
         "--chunk-min-seconds", type=int, default=None, help="TRANSCODE_CHUNK_MIN_SECONDS (300; 60 --quick)"
@@ -135,6 +140,63 @@ def group_cpu_seconds(leader: int) -> float:
     return total / CLOCK_TICKS
 
 
+class RequestLog(logging.Handler):
+    """Every request the moto S3 server answers (its werkzeug access log): when, method, path, status."""
+
+    LINE = re.compile(r"(\w+) (\S+) HTTP/")
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.requests: list[tuple[float, str, str, str]] = []
+        server_log = logging.getLogger("werkzeug")
+        for handler in server_log.handlers:  # its own handler prints errors only, as before
+            handler.setLevel(logging.ERROR)
+        server_log.setLevel(logging.INFO)
+        server_log.propagate = False
+        server_log.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line, code = re.sub(r"\x1b\[[0-9;]*m", "", str(record.args[0])), str(record.args[1])  # type: ignore[index]
+        match = self.LINE.match(line)
+        if match:
+            self.requests.append((record.created, match.group(1), match.group(2), code))
+
+
+def b2_class(method: str, path: str) -> str:
+    """The B2 transaction class of an S3 request: A (uploads, deletes: free), B (object reads), C (listings)."""
+    key = path.split("?", 1)[0].strip("/").partition("/")[2]
+    if method in ("GET", "HEAD") and key:
+        return "B"
+    if method == "GET":
+        return "C"  # a bucket listing (ListObjectsV2, ListMultipartUploads)
+    return "A"
+
+
+def requests_by_phase(result: Result, requests: Sequence[tuple[float, str, str, str]]) -> dict[str, dict[str, int]]:
+    """Requests during ``result``'s run by phase (storing the original, planning, each chunk, assembly) and
+    B2 class; with one worker the chunks run one after another, so each request has one chunk."""
+    chunks = sorted(result.chunks, key=lambda c: c["started_at"])
+    phases: dict[str, dict[str, int]] = {}
+    for at, method, path, _ in requests:
+        if at < result.enqueued:
+            phase = "store original"
+        elif at < chunks[0]["started_at"]:
+            phase = "plan"
+        elif at > chunks[-1]["finished_at"]:
+            phase = "assembly"
+        else:
+            phase = next(
+                (chunk_name(c) for c in chunks if c["started_at"] <= at <= c["finished_at"] + 0.5), "between chunks"
+            )
+        row = phases.setdefault(phase, {"A": 0, "B": 0, "C": 0})
+        row[b2_class(method, path)] += 1
+    return phases
+
+
+def chunk_name(chunk: dict[str, Any]) -> str:
+    return "audio+poster" if chunk["kind"] == "audio" else f"chunk {chunk['index']}"
+
+
 def worker_label(worker: str, clusters: dict[str, int]) -> str:
     """``host:pid`` as the transcode cluster (process group) the pid belongs to."""
     with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
@@ -160,7 +222,9 @@ def product_env(args: argparse.Namespace, work: Path, database: Database) -> dic
     }
 
 
-def run_once(product: Product, run: Run, *, env: dict[str, str], source: Path, deadline_s: float) -> Result:
+def run_once(
+    product: Product, run: Run, *, env: dict[str, str], source: Path, deadline_s: float, username: str
+) -> Result:
     """Start the clusters of ``run``, queue the source as a new video, wait for it, stop them."""
     load = os.getloadavg()[0]
     product.env = env
@@ -173,7 +237,7 @@ def run_once(product: Product, run: Run, *, env: dict[str, str], source: Path, d
     product.helper = Helper(env, product.logs / "helper.log", 0)
     try:
         before = {name: group_cpu_seconds(pid) for name, pid in clusters.items()}
-        queued = product.ask("video_enqueue", path=str(source), username="bench")
+        queued = product.ask("video_enqueue", path=str(source), username=username)
         print(f"  ({run.key}) queued job {queued['job_id']} ...", flush=True)
         give_up = time.monotonic() + deadline_s
         while True:
@@ -404,8 +468,21 @@ def print_timeline(result: Result) -> None:
         print(f"    {name}: {len(mine)} chunks, {sum(c['wall_seconds'] or 0 for c in mine):.1f} s busy")
 
 
+def print_requests(result: Result, phases: dict[str, dict[str, int]]) -> None:
+    """The S3 run's requests by phase and B2 class."""
+    print(f"\n  storage requests of ({result.run.key}) by phase (B2 class A: uploads and deletes, B: reads, C: lists):")
+    print(f"    {'phase':16} {'A':>6} {'B':>6} {'C':>6}")
+    for phase, row in phases.items():
+        print(f"    {phase:16} {row['A']:6d} {row['B']:6d} {row['C']:6d}")
+
+
 def print_model(
-    results: dict[str, Result], *, chunk_s: int, prices: dict[str, float], renditions: Sequence[PlannedRendition]
+    results: dict[str, Result],
+    *,
+    chunk_s: int,
+    prices: dict[str, float],
+    renditions: Sequence[PlannedRendition],
+    s3_phases: dict[str, dict[str, int]] | None,
 ) -> None:
     basis = results.get("c") or results.get("b")
     if basis is None or not basis.chunks:
@@ -416,14 +493,14 @@ def print_model(
         f"\n  model from ({basis.run.key}): a video chunk takes {model.video_rate:.3f} s per source second on one "
         f"core, the audio chunk {model.audio_rate:.4f} s per source second ({'first' if model.audio_first else 'last'}"
         f" in the queue); before the first chunk {model.before_s * duration:.1f} s, after the last "
-        f"{model.after_s * duration:.1f} s on {duration:.0f} s (both taken as growing with the duration)"
+        f"{model.after_s * duration:.2f} s on {duration:.0f} s (both taken as growing with the duration)"
     )
     for key in ("b", "c"):
         if key in results:
             workers = len(results[key].run.cores)
             print(
-                f"    check: {workers} worker(s), {duration:.0f} s -> model {fmt_s(model.time_to_ready(duration, workers)[0])}, "
-                f"measured {fmt_s(results[key].time_to_ready)}"
+                f"    check: {workers} worker(s), {duration:.0f} s -> model "
+                f"{fmt_s(model.time_to_ready(duration, workers)[0])}, measured {fmt_s(results[key].time_to_ready)}"
             )
     count = model.chunk_count(LECTURE_S)
     print(f"  a {LECTURE_S / 3600:g}-hour lecture at TRANSCODE_CHUNK_SECONDS={chunk_s}: {count} video chunks + 1 audio")
@@ -432,7 +509,7 @@ def print_model(
         rounds = math.ceil((count + 1) / workers)
         print(
             f"    {workers:2d} workers: {rounds:2d} rounds, ready in {fmt_s(total)} "
-            f"(before chunks {before:.0f} s, chunks {span:.0f} s, assembly {after:.0f} s)"
+            f"(before chunks {before:.0f} s, chunks {span:.0f} s, assembly {after:.1f} s)"
         )
     files = output_files(basis.output)
     segments = math.ceil(LECTURE_S / int(os.environ.get("HLS_SEGMENT_SECONDS", "6")))
@@ -441,15 +518,28 @@ def print_model(
     sheets = plan_previews(duration=LECTURE_S, width=top.width, height=top.height).sheets
     measured_sheets = plan_previews(duration=duration, width=top.width, height=top.height).sheets
     puts = segments * streams + files["playlists"] + (files["pictures"] - measured_sheets + sheets) + files["other"]
-    gets = count + 1
-    lists = 1
-    cost = gets / 10_000 * prices["B2_CLASS_B_USD_PER_10K"] + lists / 1_000 * prices["B2_CLASS_C_USD_PER_1K"]
     print(
         f"  storage requests for it: {puts:,} PUT ({segments:,} segments x {streams} streams, "
-        f"{files['playlists']} playlists, {sheets} preview sheets, poster, {files['other']} other) free (class A); "
-        f"{gets} GET (one range read of the original per chunk) at ${prices['B2_CLASS_B_USD_PER_10K']}/10,000; "
-        f"{lists} LIST at ${prices['B2_CLASS_C_USD_PER_1K']}/1,000: ${cost:.6f} per lecture, "
-        f"the same for 8 or 32 workers"
+        f"{files['playlists']} playlists, {sheets} preview sheets, poster, {files['other']} other), class A: free"
+    )
+    if not s3_phases:
+        print("  (class B and C requests are measured by the S3 run: --runs a,b,c,s)")
+        return
+    s3_duration = results["s"].report["video"]["duration"]
+    video_b = [row["B"] for phase, row in s3_phases.items() if phase.startswith("chunk ")]
+    per_chunk = statistics.median(video_b) if video_b else 0
+    audio_b = s3_phases.get("audio+poster", {}).get("B", 0)
+    # planning reads the whole original (ranged GETs of a fixed size): more of them for a longer source
+    plan_b = s3_phases.get("plan", {}).get("B", 0) * LECTURE_S / s3_duration
+    other_b = sum(row["B"] for phase, row in s3_phases.items() if phase in ("assembly", "between chunks"))
+    class_b = plan_b + count * per_chunk + audio_b + other_b
+    class_c = sum(row["C"] for phase, row in s3_phases.items() if phase != "store original")
+    cost = class_b / 10_000 * prices["B2_CLASS_B_USD_PER_10K"] + class_c / 1_000 * prices["B2_CLASS_C_USD_PER_1K"]
+    print(
+        f"  class B (from the S3 run): {class_b:,.0f} (planning {plan_b:,.0f}, scaled to the duration; "
+        f"{per_chunk:g} per video chunk x {count}; audio chunk {audio_b}; other {other_b}) at "
+        f"${prices['B2_CLASS_B_USD_PER_10K']:g}/10,000; class C: {class_c} at ${prices['B2_CLASS_C_USD_PER_1K']:g}/1,000; "
+        f"${cost:.5f} per lecture, the same for 8 or 32 workers (the chunks, not the workers, make the requests)"
     )
 
 
@@ -485,7 +575,8 @@ def chunked(args: argparse.Namespace, cache: Path) -> int:
     # Ctrl-C and SIGTERM unwind through the cleanup below.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    database = product = None
+    database = product = storage = None
+    requests: RequestLog | None = None
     results: dict[str, Result] = {}
     try:
         database = Database(server_url=None if args.sqlite else args.postgres, var_dir=work / "var")
@@ -495,7 +586,13 @@ def chunked(args: argparse.Namespace, cache: Path) -> int:
         prices = b2_prices(product)
         for run in runs:
             env = {**base_env, "TRANSCODE_CHUNK_SECONDS": str(args.chunk_seconds if run.chunked else 0)}
-            result = run_once(product, run, env=env, source=source, deadline_s=args.deadline_s)
+            if run.s3:
+                storage = Storage()
+                requests = RequestLog()
+                env.update(storage.env())
+            # the S3 run's owner has no original stored yet (a user's same file is not stored twice)
+            username = "bench-s3" if run.s3 else "bench"
+            result = run_once(product, run, env=env, source=source, deadline_s=args.deadline_s, username=username)
             results[run.key] = result
             job = result.job
             print(
@@ -514,7 +611,11 @@ def chunked(args: argparse.Namespace, cache: Path) -> int:
         for key in ("b", "c"):
             if key in results and results[key].chunks:
                 print_timeline(results[key])
-        print_model(results, chunk_s=args.chunk_seconds, prices=prices, renditions=renditions)
+        s3_phases = None
+        if "s" in results and requests is not None:
+            s3_phases = requests_by_phase(results["s"], requests.requests)
+            print_requests(results["s"], s3_phases)
+        print_model(results, chunk_s=args.chunk_seconds, prices=prices, renditions=renditions, s3_phases=s3_phases)
         print("  load average at end " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
         return 0
     finally:
@@ -522,6 +623,8 @@ def chunked(args: argparse.Namespace, cache: Path) -> int:
             product.stop_all()
         if database is not None:
             database.drop()
+        if storage is not None:
+            storage.close()
         if args.keep:
             print(f"\noutput and logs kept in {work}")
         else:
