@@ -391,7 +391,8 @@ def print_runs(results: dict[str, Result]) -> None:
     for result in results.values():
         job = result.job
         clusters_cpu = sum(result.cluster_cpu.values())
-        # below ~95%, something else took the pinned cores: the run's times are not comparable
+        # CPU over time to ready x cores: short of 100% by idle workers (planning, the last round) and
+        # by other processes on the pinned cores (the timeline's per-worker share tells which)
         use = clusters_cpu / (result.time_to_ready * len(result.run.cores))
         print(
             f"  ({result.run.key}) {result.run.title:40} {fmt_s(result.time_to_ready):>16} "
@@ -465,7 +466,12 @@ def print_timeline(result: Result) -> None:
     )
     for name in sorted(set(result.workers.values())):
         mine = [c for c in result.chunks if result.workers.get(c["worker"]) == name]
-        print(f"    {name}: {len(mine)} chunks, {sum(c['wall_seconds'] or 0 for c in mine):.1f} s busy")
+        busy = sum(c["wall_seconds"] or 0 for c in mine)
+        cpu = sum(c["cpu_seconds"] or 0 for c in mine)
+        print(
+            f"    {name}: {len(mine)} chunks, {busy:.1f} s busy, {cpu:.1f} s CPU in its ffmpeg runs "
+            f"({cpu / busy:.0%} of the busy time; the rest is Python, uploads and other processes on its core)"
+        )
 
 
 def print_requests(result: Result, phases: dict[str, dict[str, int]]) -> None:
