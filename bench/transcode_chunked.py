@@ -319,6 +319,12 @@ def output_files(output: Path) -> dict[str, int]:
 # --- the model -----------------------------------------------------------------------------
 
 
+def chunk_sheets(frames: int, per_sheet: int = 100) -> int:
+    """Preview sheets a chunk of ``frames`` preview frames writes: its first frame goes out on a sheet of
+    its own (the preview chain's ``init_padding``, so ffmpeg reports progress at once), the rest fill more."""
+    return 1 + math.ceil((frames - 1) / per_sheet)
+
+
 def makespan(tasks: Sequence[float], workers: int) -> float:
     """When the last of ``tasks`` (durations, in queue order) ends, each taken by the next free worker."""
     free = [0.0] * workers
@@ -480,6 +486,12 @@ def print_requests(result: Result, phases: dict[str, dict[str, int]]) -> None:
     print(f"    {'phase':16} {'A':>6} {'B':>6} {'C':>6}")
     for phase, row in phases.items():
         print(f"    {phase:16} {row['A']:6d} {row['B']:6d} {row['C']:6d}")
+    chunks = result.chunks
+    first, last = min(c["started_at"] for c in chunks), max(c["finished_at"] for c in chunks)
+    print(
+        f"    planning (enqueue to the first chunk) took {first - result.enqueued:.1f} s, assembly "
+        f"{result.report['video']['ready_at'] - last:.2f} s; time to ready {fmt_s(result.time_to_ready)}"
+    )
 
 
 def print_model(
@@ -521,12 +533,15 @@ def print_model(
     segments = math.ceil(LECTURE_S / int(os.environ.get("HLS_SEGMENT_SECONDS", "6")))
     streams = len(renditions) + (1 if audio_playlist(basis.output) else 0)
     top = renditions[0]
-    sheets = plan_previews(duration=LECTURE_S, width=top.width, height=top.height).sheets
-    measured_sheets = plan_previews(duration=duration, width=top.width, height=top.height).sheets
-    puts = segments * streams + files["playlists"] + (files["pictures"] - measured_sheets + sheets) + files["other"]
+    previews = plan_previews(duration=LECTURE_S, width=top.width, height=top.height)
+    interval = previews.interval
+    sheets = count * chunk_sheets(math.ceil(chunk_s / interval), previews.per_sheet)
+    puts = segments * streams + files["playlists"] + sheets + 1 + files["other"]
     print(
         f"  storage requests for it: {puts:,} PUT ({segments:,} segments x {streams} streams, "
-        f"{files['playlists']} playlists, {sheets} preview sheets, poster, {files['other']} other), class A: free"
+        f"{files['playlists']} playlists, {sheets} preview sheets (a frame every {interval:g} s, "
+        f"{sheets // count} sheets per chunk), poster, {files['other']} other), "
+        f"class A: free"
     )
     if not s3_phases:
         print("  (class B and C requests are measured by the S3 run: --runs a,b,c,s)")
