@@ -156,7 +156,9 @@ class RequestLog(logging.Handler):
         server_log.addHandler(self)
 
     def emit(self, record: logging.LogRecord) -> None:
-        line, code = re.sub(r"\x1b\[[0-9;]*m", "", str(record.args[0])), str(record.args[1])  # type: ignore[index]
+        if not isinstance(record.args, tuple) or len(record.args) < 2:
+            return  # not an access line ("Error on request", with the traceback)
+        line, code = re.sub(r"\x1b\[[0-9;]*m", "", str(record.args[0])), str(record.args[1])
         match = self.LINE.match(line)
         if match:
             self.requests.append((record.created, match.group(1), match.group(2), code))
