@@ -531,6 +531,19 @@ def print_model(
             f"    {workers:2d} workers: {rounds:2d} rounds, ready in {fmt_s(total)} "
             f"(before chunks {before:.0f} s, chunks {span:.0f} s, assembly {after:.1f} s)"
         )
+    if "s" in results:
+        s3 = results["s"]
+        s3_duration = s3.report["video"]["duration"]
+        planning = min(c["started_at"] for c in s3.chunks) - s3.enqueued
+        scaled = planning * LECTURE_S / s3_duration
+        totals = ", ".join(
+            f"{workers} workers {fmt_s(model.time_to_ready(LECTURE_S, workers)[0] - model.before_s * LECTURE_S + scaled)}"
+            for workers in MODEL_WORKERS
+        )
+        print(
+            f"    on S3 the planning step copies the whole original first: {planning:.1f} s for {s3_duration:.0f} s in "
+            f"(s) (moto on loopback), {scaled:.0f} s scaled to the lecture: {totals}"
+        )
     files = output_files(basis.output)
     segments = math.ceil(LECTURE_S / int(os.environ.get("HLS_SEGMENT_SECONDS", "6")))
     streams = len(renditions) + (1 if audio_playlist(basis.output) else 0)
