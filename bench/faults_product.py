@@ -297,15 +297,22 @@ class Product:
         cluster = "transcode" if kind == "transcode" else ""
         return [sys.executable, "manage.py", "qcluster"], {**self.env, "Q_CLUSTER_NAME": cluster}
 
-    def start(self, kind: str, timeout: float = 60) -> float:
-        """Start ``kind`` (nginx, web, short, transcode) and wait until it serves; returns when (epoch)."""
-        log_path = self.logs / f"{kind}.log"
+    def start(self, kind: str, timeout: float = 60, *, name: str | None = None, cpus: str | None = None) -> float:
+        """Start ``kind`` (nginx, web, short, transcode) and wait until it serves; returns when (epoch).
+
+        ``name`` (default ``kind``) tells several processes of one kind apart (its log and ``procs`` key);
+        ``cpus`` pins it and its children to those cores (``taskset -c``), as if it had a machine of its own.
+        """
+        name = name or kind
+        log_path = self.logs / f"{name}.log"
         offset = log_path.stat().st_size if log_path.exists() else 0
         command, env = self._command(kind)
+        if cpus is not None:
+            command = ["taskset", "-c", cpus, *command]
         if kind == "web" and self.front == "nginx":
             self.socket.unlink(missing_ok=True)
         with open(log_path, "ab") as log:
-            self.procs[kind] = subprocess.Popen(
+            self.procs[name] = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         deadline = time.monotonic() + timeout
@@ -321,10 +328,10 @@ class Product:
                     fh.seek(offset)
                     if CLUSTER_READY in fh.read():
                         return time.time()
-            if self.procs[kind].poll() is not None:
+            if self.procs[name].poll() is not None:
                 break
             time.sleep(0.05)
-        raise RuntimeError(f"{kind} did not start; see {log_path}")
+        raise RuntimeError(f"{name} did not start; see {log_path}")
 
     def start_all(self) -> None:
         for kind in (*KINDS, "nginx") if self.front == "nginx" else KINDS:

@@ -6,6 +6,7 @@ Usage, from the repository root::
     .venv/bin/python bench/transcode.py            # full run (60 s 1080p30 clips), a few minutes on 2 cores
     .venv/bin/python bench/transcode.py --quick    # 10 s clips, smoke run
     .venv/bin/python bench/transcode.py --repeat 3 # alternate pipeline/naive runs, report medians
+    .venv/bin/python bench/transcode.py --chunked  # part 4 alone: the product on a 10-minute clip (~30 min)
 
 Options: ``--ladder`` (default ``240p:400k,480p:800k,720p:1500k``), ``--crf``, ``--preset``,
 ``--tier-preset NAME=PRESET`` (repeatable), ``--threads`` (x264 threads per encoder),
@@ -37,6 +38,10 @@ What it measures:
    <= 1.10), the sheets' and the WebVTT track's bytes; then the measuring pass alone on a
    one-hour audio-only source (generated once, cached; 60 s with ``--quick``).
    ``--skip-extras`` leaves this part out.
+4. ``--chunked`` (alone, ``bench/transcode_chunked.py``): time to ready of a 10-minute 1080p clip
+   through the real product, one process against chunks on one and on two transcode workers each
+   pinned to a core, with CPU, bytes and SSIM of the outputs, a timeline of the chunks, and the
+   same model for a two-hour lecture on 8 and 32 workers.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.transcode_chunked import add_arguments as add_chunked_arguments  # noqa: E402
+from bench.transcode_chunked import chunked  # noqa: E402
 from bench.transcode_media import (  # noqa: E402
     cache_dir,
     long_audio_source,
@@ -520,6 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preview-interval", type=float, default=5.0, help="PREVIEW_INTERVAL_S for part 3")
     parser.add_argument("--loudness-target", type=float, default=-16.0, help="LOUDNESS_TARGET_LUFS for part 3")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    add_chunked_arguments(parser)
     args = parser.parse_args(argv)
 
     settings = Settings(
@@ -536,6 +544,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache.mkdir(parents=True, exist_ok=True)
     version = subprocess.run([args.ffmpeg, "-version"], capture_output=True, text=True).stdout.splitlines()[0]
     print(f"{version}; {os.cpu_count()} CPUs; Python {platform.python_version()}")
+    if args.chunked:
+        return chunked(args, cache)
     print(
         f"settings (pipeline and naive alike): ladder {settings.ladder}; libx264 preset {settings.preset}"
         f"{' ' + str(settings.tier_presets) if settings.tier_presets else ''}, capped CRF {settings.crf:g} "
