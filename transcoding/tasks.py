@@ -27,7 +27,11 @@ def transcode_chunks() -> None:
     """Encode queued chunks of chunked transcodes until none is left (any job's; the task is not tied
     to one chunk, so a task fetched ahead by a busy cluster strands nothing)."""
     from transcoding.services.chunks import transcode_chunks_run
+    from transcoding.services.maintenance import transcode_work_dirs_sweep
 
+    # what killed workers left on this machine goes first (the reaper may run on another one);
+    # transcode_video's own run has swept already
+    transcode_work_dirs_sweep()
     transcode_chunks_run()
 
 

@@ -72,10 +72,11 @@ from transcoding.services.jobs import (
     transcode_lock,
     video_job_ended,
 )
-from transcoding.services.maintenance import transcode_work_dirs_sweep, work_dir_create
+from transcoding.services.maintenance import work_dir_create
 from transcoding.services.pipeline import (
     POSTER_TIMEOUT_S,
     _attempt_error,
+    _attempt_failed_for_good,
     _Claim,
     _Encoded,
     _is_transient,
@@ -216,8 +217,6 @@ def transcode_chunks_run(*, prefer_job: uuid.UUID | str | None = None) -> int:
     """Encode queued chunks one after another until none is left (or this task has run for half of
     ``TRANSCODE_TIMEOUT_S``); returns how many ran. What the django-q2 chunk task calls."""
     started = time.monotonic()
-    # what killed workers left on this machine goes first (the reaper may run on another one)
-    transcode_work_dirs_sweep()
     ran = 0
     while time.monotonic() - started < settings.TRANSCODE_TIMEOUT_S * RUNNER_TIME_SHARE:
         chunk = _chunk_claim(prefer_job=prefer_job)
@@ -252,7 +251,14 @@ def _chunk_run(chunk: TranscodeChunk) -> None:
                 )
             else:
                 result = _video_encode(
-                    claim=claim, chunk=chunk, plan=job.plan, probe=probe, source=source, work=work, reporter=reporter
+                    claim=claim,
+                    chunk=chunk,
+                    last=chunk.index == job.chunk_count - 1,
+                    plan=job.plan,
+                    probe=probe,
+                    source=source,
+                    work=work,
+                    reporter=reporter,
                 )
         cpu = result.cpu_seconds
         reporter.check(97)
@@ -270,16 +276,7 @@ def _chunk_run(chunk: TranscodeChunk) -> None:
         return
     except (_Permanent, StoredObjectMissing) as exc:
         _chunk_ended(chunk=chunk, status=TranscodeChunk.Status.FAILED, error=str(exc), cpu=cpu)
-        attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
-        if isinstance(exc, _Permanent):
-            message, failure, log_tail = f"{chunk}: {exc}", exc.failure, exc.log_tail
-        else:
-            message, failure, log_tail = (
-                f"the original is missing from storage: {exc}",
-                failure_for("original_missing"),
-                [],
-            )
-        _transcode_attempt_failed(claim=claim, message=message, failure=failure, log_tail=log_tail, transient=False)
+        _attempt_failed_for_good(claim=claim, exc=exc, what=f"{chunk}: ")
         return
     except Exception as exc:
         logger.exception("job_id=%s %s failed", job.id, chunk)
@@ -421,6 +418,7 @@ def _video_encode(
     *,
     claim: _Claim,
     chunk: TranscodeChunk,
+    last: bool,
     plan: dict[str, Any],
     probe: ProbeResult,
     source: Path | str,
@@ -435,9 +433,6 @@ def _video_encode(
     output_dir.mkdir()
     segment_seconds = plan["segment_seconds"]
     previews = _chunk_previews(plan=plan, length=chunk.length_s)
-    last = not TranscodeChunk.objects.filter(
-        job_id=chunk.job_id, job_attempt=chunk.job_attempt, kind=TranscodeChunk.Kind.VIDEO, index__gt=chunk.index
-    ).exists()
     rng = ChunkRange(
         index=chunk.index, start=chunk.start_s, length=chunk.length_s + (LAST_CHUNK_READ_PAST_S if last else 0.0)
     )

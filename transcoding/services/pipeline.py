@@ -721,25 +721,24 @@ def transcode_run(*, job_id: uuid.UUID | str) -> None:
     except _LostJob as exc:
         logger.info("job_id=%s video_id=%s stopped: %s", claim.job_id, claim.video_id, exc)
         attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
-    except _Permanent as exc:
-        attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
-        _transcode_attempt_failed(
-            claim=claim, message=str(exc), failure=exc.failure, log_tail=exc.log_tail, transient=False
-        )
-    except StoredObjectMissing as exc:
-        attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
-        _transcode_attempt_failed(
-            claim=claim,
-            message=f"the original is missing from storage: {exc}",
-            failure=failure_for("original_missing"),
-            log_tail=[],
-            transient=False,
-        )
+    except (_Permanent, StoredObjectMissing) as exc:
+        _attempt_failed_for_good(claim=claim, exc=exc)
     except Exception as exc:
         logger.exception("job_id=%s video_id=%s attempt %d failed", claim.job_id, claim.video_id, claim.attempt)
         _attempt_error(claim=claim, exc=exc)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _attempt_failed_for_good(*, claim: _Claim, exc: _Permanent | StoredObjectMissing, what: str = "") -> None:
+    """End an attempt that another one cannot mend (the file cannot be transcoded, or the original is
+    gone from storage): its folder goes, the job and the video fail with the reason."""
+    attempt_output_delete(video_id=claim.video_id, prefix=claim.prefix)
+    if isinstance(exc, _Permanent):
+        message, failure, log_tail = f"{what}{exc}", exc.failure, exc.log_tail
+    else:
+        message, failure, log_tail = f"the original is missing from storage: {exc}", failure_for("original_missing"), []
+    _transcode_attempt_failed(claim=claim, message=message, failure=failure, log_tail=log_tail, transient=False)
 
 
 def _attempt_error(*, claim: _Claim, exc: Exception, what: str = "") -> None:
